@@ -1,0 +1,56 @@
+// Logging for the shim: spdlog, to standard error or SOCKSHIM_LOG_FILE, never to
+// standard output. Nothing is formatted unless the level is enabled.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+namespace sockshim::log {
+
+// The logger, created on first use from SOCKSHIM_LOG / SOCKSHIM_LOG_FILE. It is
+// never destroyed: threads may still call hooks while the process exits.
+// nullptr only when the logger itself could not be built.
+spdlog::logger* get() noexcept;
+
+inline bool enabled(spdlog::level::level_enum level) noexcept {
+  spdlog::logger* l = get();
+  return l && l->should_log(level);
+}
+
+template <typename... Args>
+void at(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,
+        Args&&... args) noexcept {
+  spdlog::logger* l = get();
+  if (!l || !l->should_log(level)) return;
+  try {
+    l->log(level, fmt, std::forward<Args>(args)...);
+  } catch (...) {
+  }
+}
+
+template <typename... Args>
+void error(spdlog::format_string_t<Args...> fmt, Args&&... args) noexcept {
+  at(spdlog::level::err, fmt, std::forward<Args>(args)...);
+}
+template <typename... Args>
+void warn(spdlog::format_string_t<Args...> fmt, Args&&... args) noexcept {
+  at(spdlog::level::warn, fmt, std::forward<Args>(args)...);
+}
+template <typename... Args>
+void info(spdlog::format_string_t<Args...> fmt, Args&&... args) noexcept {
+  at(spdlog::level::info, fmt, std::forward<Args>(args)...);
+}
+template <typename... Args>
+void debug(spdlog::format_string_t<Args...> fmt, Args&&... args) noexcept {
+  at(spdlog::level::debug, fmt, std::forward<Args>(args)...);
+}
+
+// Logs an internal failure with a backtrace (libunwind) at error level.
+void internal_error(const char* where, const char* what) noexcept;
+
+// A fork child must not reuse a logger whose lock another thread may have held.
+void after_fork_child() noexcept;
+
+// Parses a SOCKSHIM_LOG value; false for an unknown name.
+bool parse_level(const char* text, spdlog::level::level_enum* out) noexcept;
+
+}  // namespace sockshim::log

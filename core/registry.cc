@@ -1,0 +1,173 @@
+#include "core/registry.h"
+
+#include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <new>
+#include <unordered_set>
+
+#include "core/socket_pool.h"
+
+namespace sockshim::registry {
+
+std::atomic<Socket*> g_fds[kMaxFd];
+
+namespace {
+
+std::atomic<int> g_high_water{-1};
+std::atomic<pid_t> g_pid{0};
+
+void note_fd(int fd) noexcept {
+  int hw = g_high_water.load(std::memory_order_relaxed);
+  while (fd > hw && !g_high_water.compare_exchange_weak(hw, fd, std::memory_order_relaxed)) {
+  }
+}
+
+// Installs s (whose reference the caller hands over) at fd, releasing whatever
+// record was there: the fd number was reused after a close the shim never saw.
+void install(int fd, Socket* s) noexcept {
+  if (static_cast<unsigned>(fd) >= static_cast<unsigned>(kMaxFd)) {
+    s->put();
+    return;
+  }
+  note_fd(fd);
+  if (Socket* old = g_fds[fd].exchange(s, std::memory_order_acq_rel)) old->put();
+}
+
+pid_t raw_getpid() noexcept { return static_cast<pid_t>(::syscall(SYS_getpid)); }
+
+}  // namespace
+
+SocketRef get(int fd) noexcept {
+  for (;;) {
+    Socket* s = peek(fd);
+    if (!s) return {};
+    if (s->try_get()) {
+      // The record may have been recycled for another fd between the load and
+      // the increment; it is ours only if fd still points at it.
+      if (peek(fd) == s) return SocketRef(s);
+      s->put();
+    }
+  }
+}
+
+SocketRef adopt(int fd) noexcept {
+  if (SocketRef r = get(fd)) return r;
+  if (static_cast<unsigned>(fd) >= static_cast<unsigned>(kMaxFd) || in_vfork_child()) return {};
+  Socket* s = SocketPool::allocate();
+  if (!s) return {};
+  if (!s->describe(fd)) {
+    s->put();
+    return {};
+  }
+  s->get();  // one for the table, one for the caller
+  Socket* expected = nullptr;
+  note_fd(fd);
+  if (!g_fds[fd].compare_exchange_strong(expected, s, std::memory_order_acq_rel)) {
+    // Another thread adopted or created it first; use theirs.
+    s->put();
+    s->put();
+    return get(fd);
+  }
+  return SocketRef(s);
+}
+
+void track_new(int fd, int family, int type, int protocol) noexcept {
+  if (in_vfork_child()) return;
+  Socket* s = SocketPool::allocate();
+  if (!s) return;
+  s->family = family;
+  s->type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+  s->protocol = protocol;
+  s->nonblocking.store(type & SOCK_NONBLOCK, std::memory_order_relaxed);
+  s->fetch_cookie(fd);
+  install(fd, s);
+}
+
+void track_accepted(int fd, int flags) noexcept {
+  if (in_vfork_child()) return;
+  Socket* s = SocketPool::allocate();
+  if (!s) return;
+  if (!s->describe(fd)) {
+    s->put();
+    return;
+  }
+  s->nonblocking.store(flags & SOCK_NONBLOCK, std::memory_order_relaxed);
+  if (s->type == SOCK_STREAM && (s->family == AF_INET || s->family == AF_INET6))
+    s->state = TcpState::established;
+  install(fd, s);
+}
+
+void track_received(int fd) noexcept {
+  if (in_vfork_child()) return;
+  Socket* s = SocketPool::allocate();
+  if (!s) return;
+  if (s->describe(fd)) {
+    install(fd, s);
+    return;
+  }
+  s->put();
+  if (Socket* stale = untrack(fd)) stale->put();
+}
+
+void track_dup(int oldfd, int newfd) noexcept {
+  if (oldfd == newfd || in_vfork_child()) return;
+  SocketRef r = get(oldfd);
+  if (!r) {
+    // newfd was implicitly closed by the dup; forget it.
+    if (Socket* old = untrack(newfd)) old->put();
+    return;
+  }
+  Socket* s = r.get();
+  s->get();
+  install(newfd, s);
+}
+
+Socket* untrack(int fd) noexcept {
+  if (!peek(fd) || in_vfork_child()) return nullptr;
+  return g_fds[fd].exchange(nullptr, std::memory_order_acq_rel);
+}
+
+void untrack_range(unsigned lo, unsigned hi) noexcept {
+  int top = high_water();
+  if (top < 0 || lo > static_cast<unsigned>(top)) return;
+  if (hi > static_cast<unsigned>(top)) hi = static_cast<unsigned>(top);
+  for (unsigned fd = lo; fd <= hi; ++fd)
+    if (Socket* s = untrack(static_cast<int>(fd))) s->put();
+}
+
+void evict_if_stale(int fd, Socket* s, int err) noexcept {
+  if ((err != EBADF && err != ENOTSOCK) || in_vfork_child()) return;
+  Socket* expected = s;
+  if (g_fds[fd].compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel)) s->put();
+}
+
+int high_water() noexcept { return g_high_water.load(std::memory_order_relaxed); }
+
+Census census() noexcept {
+  Census c;
+  std::unordered_set<Socket*> seen;
+  int top = high_water();
+  for (int fd = 0; fd <= top; ++fd)
+    if (Socket* s = peek(fd)) {
+      ++c.fds;
+      seen.insert(s);
+    }
+  c.sockets = static_cast<int>(seen.size());
+  return c;
+}
+
+void after_fork_child() noexcept {
+  remember_pid();
+  SocketPool::for_each_slot([](Socket& s) { new (&s.lock()) std::mutex(); });
+}
+
+void remember_pid() noexcept { g_pid.store(raw_getpid(), std::memory_order_relaxed); }
+
+bool in_vfork_child() noexcept {
+  pid_t pid = g_pid.load(std::memory_order_relaxed);
+  return pid != 0 && pid != raw_getpid();
+}
+
+}  // namespace sockshim::registry

@@ -1,0 +1,84 @@
+#include "core/socket.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include "core/real.h"
+#include "core/socket_pool.h"
+
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+namespace sockshim {
+
+const char* tcp_state_name(TcpState s) noexcept {
+  switch (s) {
+    case TcpState::established: return "ESTABLISHED";
+    case TcpState::syn_sent: return "SYN_SENT";
+    case TcpState::close: return "CLOSE";
+    case TcpState::listen: return "LISTEN";
+    case TcpState::unknown: break;
+  }
+  return "-";
+}
+
+bool Socket::try_get() noexcept {
+  uint32_t r = refs_.load(std::memory_order_relaxed);
+  while (r != 0)
+    if (refs_.compare_exchange_weak(r, r + 1, std::memory_order_acquire,
+                                    std::memory_order_relaxed))
+      return true;
+  return false;
+}
+
+void Socket::put() noexcept {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  SocketPool::release(this);
+}
+
+namespace {
+
+int int_option(int fd, int name, int* out) noexcept {
+  socklen_t len = sizeof *out;
+  return getsockopt(fd, SOL_SOCKET, name, out, &len);
+}
+
+}  // namespace
+
+bool Socket::describe(int fd) noexcept {
+  int saved = errno;
+  if (int_option(fd, SO_TYPE, &type) != 0 || int_option(fd, SO_DOMAIN, &family) != 0 ||
+      int_option(fd, SO_PROTOCOL, &protocol) != 0) {
+    errno = saved;
+    return false;
+  }
+  fetch_cookie(fd);
+  int fl = real::fcntl(fd, F_GETFL, 0);
+  nonblocking.store(fl >= 0 && (fl & O_NONBLOCK), std::memory_order_relaxed);
+  refresh_addresses(fd);
+  errno = saved;
+  return true;
+}
+
+void Socket::fetch_cookie(int fd) noexcept {
+  int saved = errno;
+  socklen_t len = sizeof cookie;
+  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) cookie = 0;
+  errno = saved;
+}
+
+void Socket::refresh_addresses(int fd) noexcept {
+  int saved = errno;
+  SockAddr l, r;
+  l.len = r.len = sizeof(sockaddr_storage);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) != 0) l.len = 0;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&r.addr), &r.len) != 0) r.len = 0;
+  std::lock_guard g(lock_);
+  local = l;
+  remote = r;
+  errno = saved;
+}
+
+}  // namespace sockshim

@@ -1,0 +1,65 @@
+// The declarative parts of a policy that core builds objects from: map
+// definitions and attach types. Shared by the loader (policy/) and the emulated
+// kernel objects (core/), so neither depends on the other's internals.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sockshim::policy {
+
+class Program;  // a compiled program; core only compares and runs them
+
+enum class MapType : uint8_t { sockmap, sockhash, sk_storage };
+
+// One field of a sockhash key layout. In the key bytes each field is a
+// uint32_t (ip4 in network order; ports and family in host order), 16 bytes for
+// ip6, or 8 bytes for a u64 literal: the layout of POLICY.md's C API.
+enum class KeyField : uint8_t {
+  family,
+  local_ip4,
+  remote_ip4,
+  local_ip6,
+  remote_ip6,
+  local_port,
+  remote_port,
+  u32,
+  u64,
+};
+
+uint32_t key_field_size(KeyField f) noexcept;
+
+// One field of an sk_storage value layout, packed in declaration order.
+struct ValueField {
+  enum class Kind : uint8_t { u8, u16, u32, u64, i64, bytes };
+  std::string name;
+  Kind kind = Kind::u64;
+  uint32_t size = 8;    // bytes; N for bytes[N]
+  uint32_t offset = 0;  // from the start of the value
+};
+
+// Kernel map flags (include/uapi/linux/bpf.h).
+inline constexpr uint32_t BPF_F_NO_PREALLOC = 1u << 0;
+inline constexpr uint32_t BPF_F_CLONE = 1u << 9;
+
+struct MapSpec {
+  std::string name;
+  MapType type = MapType::sockmap;
+  uint32_t max_entries = 0;  // 0 for sk_storage
+  uint32_t value_size = 8;   // sockmap/sockhash: 4 or 8; sk_storage: sum of the layout
+  std::vector<KeyField> key;  // sockhash only
+  uint32_t key_size = 4;      // sockmap 4; sockhash: sum of the key fields; sk_storage 4 (an fd)
+  std::vector<ValueField> value;  // sk_storage only
+  uint32_t flags = 0;
+};
+
+// The kernel's attach types for sockmap/sockhash programs.
+enum class AttachType : uint8_t {
+  sk_msg_verdict,      // BPF_SK_MSG_VERDICT
+  sk_skb_stream_parser,   // BPF_SK_SKB_STREAM_PARSER
+  sk_skb_stream_verdict,  // BPF_SK_SKB_STREAM_VERDICT
+  sk_skb_verdict,         // BPF_SK_SKB_VERDICT
+};
+
+}  // namespace sockshim::policy

@@ -1,0 +1,158 @@
+// fd-table hooks: close, dup, fcntl, ioctl, and the raw syscall() that libuv uses.
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <stdarg.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shim/hook.h"
+
+using namespace sockshim;
+
+namespace {
+
+// The record leaves the table before the real close, so a concurrent socket()
+// that gets the same number never has its record wiped; it is put after, as
+// the kernel's last fput follows the close.
+template <typename Close>
+auto close_tracked(int fd, Close&& real_close) noexcept {
+  Socket* s = registry::untrack(fd);
+  auto r = real_close();
+  if (s) {
+    int saved = errno;
+    s->put();
+    errno = saved;
+  }
+  return r;
+}
+
+template <typename Dup>
+auto dup_tracked(int oldfd, Dup&& real_dup) noexcept {
+  auto r = real_dup();
+  if (r >= 0) {
+    int saved = errno;
+    registry::track_dup(oldfd, static_cast<int>(r));
+    errno = saved;
+  }
+  return r;
+}
+
+bool closes_fds(unsigned lo, unsigned hi, int flags) noexcept {
+  return lo <= hi && !(flags & CLOSE_RANGE_CLOEXEC);
+}
+
+int fcntl_hook(int fd, int cmd, unsigned long arg) noexcept {
+  switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+      return dup_tracked(fd, [&] { return real::fcntl(fd, cmd, arg); });
+    case F_SETFL: {
+      int r = real::fcntl(fd, cmd, arg);
+      if (r == 0)
+        if (Socket* s = registry::peek(fd))
+          s->nonblocking.store(arg & O_NONBLOCK, std::memory_order_relaxed);
+      return r;
+    }
+    default:
+      return real::fcntl(fd, cmd, arg);
+  }
+}
+
+}  // namespace
+
+SOCKSHIM_HOOK int close(int fd) {
+  if (!registry::peek(fd)) [[likely]]
+    return real::close(fd);
+  return close_tracked(fd, [&] { return real::close(fd); });
+}
+
+SOCKSHIM_HOOK int close_range(unsigned int lo, unsigned int hi, int flags) {
+  if (closes_fds(lo, hi, flags)) {
+    int saved = errno;
+    registry::untrack_range(lo, hi);
+    errno = saved;
+  }
+  return real::close_range(lo, hi, flags);
+}
+
+SOCKSHIM_HOOK void closefrom(int lo) {
+  if (lo >= 0) {
+    int saved = errno;
+    registry::untrack_range(static_cast<unsigned>(lo), ~0u);
+    errno = saved;
+  }
+  real::closefrom(lo);
+}
+
+SOCKSHIM_HOOK int dup(int fd) {
+  return dup_tracked(fd, [&] { return real::dup(fd); });
+}
+
+SOCKSHIM_HOOK int dup2(int oldfd, int newfd) {
+  return dup_tracked(oldfd, [&] { return real::dup2(oldfd, newfd); });
+}
+
+SOCKSHIM_HOOK int dup3(int oldfd, int newfd, int flags) {
+  return dup_tracked(oldfd, [&] { return real::dup3(oldfd, newfd, flags); });
+}
+
+SOCKSHIM_HOOK int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  return fcntl_hook(fd, cmd, arg);
+}
+
+SOCKSHIM_HOOK int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  return fcntl_hook(fd, cmd, arg);
+}
+
+SOCKSHIM_HOOK int ioctl(int fd, unsigned long request, ...) {
+  va_list ap;
+  va_start(ap, request);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  int r = real::ioctl(fd, request, arg);
+  if (r == 0 && request == FIONBIO)
+    if (Socket* s = registry::peek(fd))
+      s->nonblocking.store(*reinterpret_cast<const int*>(arg) != 0, std::memory_order_relaxed);
+  return r;
+}
+
+// libuv and others close and duplicate fds with syscall(); the registry must see
+// those too. Every other number passes straight through.
+SOCKSHIM_HOOK long syscall(long nr, ...) {
+  va_list ap;
+  va_start(ap, nr);
+  long a[6];
+  for (long& x : a) x = va_arg(ap, long);
+  va_end(ap);
+  auto raw = [&] { return real::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]); };
+  switch (nr) {
+    case SYS_close: {
+      int fd = static_cast<int>(a[0]);
+      if (!registry::peek(fd)) return raw();
+      return close_tracked(fd, raw);
+    }
+    case SYS_close_range:
+      if (closes_fds(static_cast<unsigned>(a[0]), static_cast<unsigned>(a[1]),
+                     static_cast<int>(a[2]))) {
+        int saved = errno;
+        registry::untrack_range(static_cast<unsigned>(a[0]), static_cast<unsigned>(a[1]));
+        errno = saved;
+      }
+      return raw();
+    case SYS_dup:
+    case SYS_dup2:
+    case SYS_dup3:
+      return dup_tracked(static_cast<int>(a[0]), raw);
+    default:
+      return raw();
+  }
+}

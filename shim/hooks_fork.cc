@@ -1,0 +1,13 @@
+// fork: the child's registry and logger are repaired by the pthread_atfork
+// handler that ensure_initialised() registers; a fork before our constructor ran
+// must still find it registered.
+#include <unistd.h>
+
+#include "shim/hook.h"
+
+using namespace sockshim;
+
+SOCKSHIM_HOOK pid_t fork() {
+  shim::ensure_initialised();
+  return real::fork();
+}

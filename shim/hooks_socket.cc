@@ -1,0 +1,83 @@
+// Socket lifecycle hooks: creation, connection, listening, accepting, shutdown.
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "shim/hook.h"
+
+using namespace sockshim;
+
+SOCKSHIM_HOOK int socket(int domain, int type, int protocol) {
+  int fd = real::socket(domain, type, protocol);
+  if (fd >= 0) registry::track_new(fd, domain, type, protocol);
+  return fd;
+}
+
+SOCKSHIM_HOOK int socketpair(int domain, int type, int protocol, int sv[2]) {
+  int r = real::socketpair(domain, type, protocol, sv);
+  if (r == 0) {
+    registry::track_new(sv[0], domain, type, protocol);
+    registry::track_new(sv[1], domain, type, protocol);
+  }
+  return r;
+}
+
+namespace {
+
+void note_state(int fd, TcpState state) noexcept {
+  SocketRef s = registry::adopt(fd);
+  if (!s) return;
+  s->refresh_addresses(fd);
+  std::lock_guard g(s->lock());
+  s->state = state;
+}
+
+}  // namespace
+
+SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
+  int r = real::connect(fd, addr, len);
+  int err = errno;
+  if (r == 0)
+    note_state(fd, TcpState::established);
+  else if (err == EINPROGRESS)
+    note_state(fd, TcpState::syn_sent);
+  else if (Socket* s = registry::peek(fd))
+    registry::evict_if_stale(fd, s, err);
+  errno = err;
+  return r;
+}
+
+SOCKSHIM_HOOK int listen(int fd, int backlog) {
+  int r = real::listen(fd, backlog);
+  int err = errno;
+  if (r == 0) note_state(fd, TcpState::listen);
+  errno = err;
+  return r;
+}
+
+SOCKSHIM_HOOK int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  int c = real::accept4(fd, addr, len, flags);
+  if (c >= 0) registry::track_accepted(c, flags);
+  return c;
+}
+
+SOCKSHIM_HOOK int accept(int fd, sockaddr* addr, socklen_t* len) {
+  int c = real::accept(fd, addr, len);
+  if (c >= 0) registry::track_accepted(c, 0);
+  return c;
+}
+
+SOCKSHIM_HOOK int shutdown(int fd, int how) {
+  Socket* s = registry::peek(fd);
+  if (!s) return real::shutdown(fd, how);
+  int r = shim::on_tracked(fd, s, [&] { return real::shutdown(fd, how); });
+  if (r == 0) {
+    int saved = errno;
+    if (SocketRef ref = registry::get(fd)) {
+      std::lock_guard g(ref->lock());
+      ref->shut_rd |= how == SHUT_RD || how == SHUT_RDWR;
+      ref->shut_wr |= how == SHUT_WR || how == SHUT_RDWR;
+    }
+    errno = saved;
+  }
+  return r;
+}

@@ -1,0 +1,15 @@
+// The sockshim subcommands. Each takes the arguments after its name and returns
+// the process exit status.
+#pragma once
+
+namespace sockshim::tools {
+
+int run_main(int argc, char** argv);
+
+// Exit statuses shared by the commands (those of env(1) for `run`).
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitRunFailed = 125;
+inline constexpr int kExitCannotExecute = 126;
+inline constexpr int kExitNotFound = 127;
+
+}  // namespace sockshim::tools
