@@ -1,22 +1,29 @@
 #include "core/registry.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <new>
 #include <unordered_set>
 
+#include "core/real.h"
 #include "core/socket_pool.h"
 
 namespace sockshim::registry {
 
 std::atomic<Socket*> g_fds[kMaxFd];
+std::atomic<bool> g_internal_lost{false};
 
 namespace {
 
 std::atomic<int> g_high_water{-1};
 std::atomic<pid_t> g_pid{0};
+// Never pooled, never released: its count starts far from zero.
+constinit Socket g_internal{Socket::Sentinel{}};
+std::atomic<void (*)()> g_internal_lost_handler{nullptr};
 
 void note_fd(int fd) noexcept {
   int hw = g_high_water.load(std::memory_order_relaxed);
@@ -32,10 +39,12 @@ void install(int fd, Socket* s) noexcept {
     return;
   }
   note_fd(fd);
-  if (Socket* old = g_fds[fd].exchange(s, std::memory_order_acq_rel)) old->put();
+  if (Socket* old = g_fds[fd].exchange(s, std::memory_order_acq_rel)) drop(old);
 }
 
-pid_t raw_getpid() noexcept { return static_cast<pid_t>(::syscall(SYS_getpid)); }
+pid_t raw_getpid() noexcept {
+  return static_cast<pid_t>(::syscall(SYS_getpid));
+}
 
 }  // namespace
 
@@ -108,7 +117,7 @@ void track_received(int fd) noexcept {
     return;
   }
   s->put();
-  if (Socket* stale = untrack(fd)) stale->put();
+  if (Socket* stale = untrack(fd)) drop(stale);
 }
 
 void track_dup(int oldfd, int newfd) noexcept {
@@ -116,7 +125,7 @@ void track_dup(int oldfd, int newfd) noexcept {
   SocketRef r = get(oldfd);
   if (!r) {
     // newfd was implicitly closed by the dup; forget it.
-    if (Socket* old = untrack(newfd)) old->put();
+    if (Socket* old = untrack(newfd)) drop(old);
     return;
   }
   Socket* s = r.get();
@@ -134,23 +143,68 @@ void untrack_range(unsigned lo, unsigned hi) noexcept {
   if (top < 0 || lo > static_cast<unsigned>(top)) return;
   if (hi > static_cast<unsigned>(top)) hi = static_cast<unsigned>(top);
   for (unsigned fd = lo; fd <= hi; ++fd)
-    if (Socket* s = untrack(static_cast<int>(fd))) s->put();
+    if (Socket* s = untrack(static_cast<int>(fd))) drop(s);
 }
 
 void evict_if_stale(int fd, Socket* s, int err) noexcept {
-  if ((err != EBADF && err != ENOTSOCK) || in_vfork_child()) return;
+  if ((err != EBADF && err != ENOTSOCK) || s == &g_internal || in_vfork_child()) return;
   Socket* expected = s;
   if (g_fds[fd].compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel)) s->put();
 }
 
-int high_water() noexcept { return g_high_water.load(std::memory_order_relaxed); }
+void drop(Socket* s) noexcept {
+  if (s == &g_internal)
+    g_internal_lost.store(true, std::memory_order_relaxed);
+  else
+    s->put();
+}
+
+int make_internal(int fd) noexcept {
+  // Far above the numbers a program hands out, below its descriptor limit.
+  rlimit lim{};
+  rlim_t want = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur > 256 ? lim.rlim_cur - 64 : 0;
+  if (want > static_cast<rlim_t>(kMaxFd) - 1) want = kMaxFd - 64;
+  int high = want ? real::fcntl(fd, F_DUPFD_CLOEXEC, static_cast<unsigned long>(want)) : -1;
+  if (high < 0) high = real::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (high < 0) return fd;
+  real::close(fd);
+  if (static_cast<unsigned>(high) < static_cast<unsigned>(kMaxFd)) {
+    note_fd(high);
+    if (Socket* old = g_fds[high].exchange(&g_internal, std::memory_order_acq_rel)) drop(old);
+  }
+  return high;
+}
+
+void close_internal(int fd) noexcept {
+  Socket* expected = &g_internal;
+  if (static_cast<unsigned>(fd) < static_cast<unsigned>(kMaxFd))
+    g_fds[fd].compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel);
+  real::close(fd);
+}
+
+bool is_internal(Socket* s) noexcept {
+  return s == &g_internal;
+}
+
+void set_internal_lost_handler(void (*handler)()) noexcept {
+  g_internal_lost_handler.store(handler, std::memory_order_release);
+}
+
+void run_internal_lost_handler() noexcept {
+  if (!g_internal_lost.exchange(false, std::memory_order_acq_rel)) return;
+  if (auto handler = g_internal_lost_handler.load(std::memory_order_acquire)) handler();
+}
+
+int high_water() noexcept {
+  return g_high_water.load(std::memory_order_relaxed);
+}
 
 Census census() noexcept {
   Census c;
   std::unordered_set<Socket*> seen;
   int top = high_water();
   for (int fd = 0; fd <= top; ++fd)
-    if (Socket* s = peek(fd)) {
+    if (Socket* s = peek(fd); s && s != &g_internal) {
       ++c.fds;
       seen.insert(s);
     }
@@ -163,7 +217,9 @@ void after_fork_child() noexcept {
   SocketPool::for_each_slot([](Socket& s) { new (&s.lock()) std::mutex(); });
 }
 
-void remember_pid() noexcept { g_pid.store(raw_getpid(), std::memory_order_relaxed); }
+void remember_pid() noexcept {
+  g_pid.store(raw_getpid(), std::memory_order_relaxed);
+}
 
 bool in_vfork_child() noexcept {
   pid_t pid = g_pid.load(std::memory_order_relaxed);

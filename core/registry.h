@@ -53,6 +53,26 @@ void untrack_range(unsigned lo, unsigned hi) noexcept;
 // (closed behind the shim's back); drop it.
 void evict_if_stale(int fd, Socket* s, int err) noexcept;
 
+// Puts a record taken out of the table (by untrack) after the real close.
+void drop(Socket* s) noexcept;
+
+// The shim's own fds (control socket, event loop) sit in the table as a sentinel
+// record, so a program that closes or dup2()s over one (a close-all loop) is
+// noticed: the close happens as asked, and the owner re-creates its fd.
+// make_internal moves fd high and close-on-exec and returns the new number.
+int make_internal(int fd) noexcept;
+void close_internal(int fd) noexcept;
+bool is_internal(Socket* s) noexcept;
+// handler runs on the thread that closed an internal fd, after the close.
+void set_internal_lost_handler(void (*handler)()) noexcept;
+extern std::atomic<bool> g_internal_lost;
+void run_internal_lost_handler() noexcept;
+// Called by every hook after a real call that may have closed fds.
+inline void after_close() noexcept {
+  if (g_internal_lost.load(std::memory_order_relaxed)) [[unlikely]]
+    run_internal_lost_handler();
+}
+
 // Highest fd ever tracked, bounding range walks.
 int high_water() noexcept;
 

@@ -33,6 +33,11 @@ struct SockAddr {
 
 class Socket {
  public:
+  Socket() = default;
+  // The registry's marker for the shim's own fds: never pooled, never released.
+  struct Sentinel {};
+  constexpr explicit Socket(Sentinel) : refs_(1u << 30) {}
+
   // Identity and shape, fixed while the record is live.
   uint64_t cookie = 0;  // the kernel's SO_COOKIE
   int family = 0;

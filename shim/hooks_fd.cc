@@ -21,7 +21,8 @@ auto close_tracked(int fd, Close&& real_close) noexcept {
   auto r = real_close();
   if (s) {
     int saved = errno;
-    s->put();
+    registry::drop(s);
+    registry::after_close();
     errno = saved;
   }
   return r;
@@ -33,13 +34,23 @@ auto dup_tracked(int oldfd, Dup&& real_dup) noexcept {
   if (r >= 0) {
     int saved = errno;
     registry::track_dup(oldfd, static_cast<int>(r));
+    registry::after_close();
     errno = saved;
   }
   return r;
 }
 
-bool closes_fds(unsigned lo, unsigned hi, int flags) noexcept {
-  return lo <= hi && !(flags & CLOSE_RANGE_CLOEXEC);
+template <typename CloseRange>
+auto close_range_tracked(unsigned lo, unsigned hi, int flags, CloseRange&& real_close_range) {
+  bool closes = lo <= hi && !(flags & CLOSE_RANGE_CLOEXEC);
+  int saved = errno;
+  if (closes) registry::untrack_range(lo, hi);
+  errno = saved;
+  auto r = real_close_range();
+  saved = errno;
+  registry::after_close();
+  errno = saved;
+  return r;
 }
 
 int fcntl_hook(int fd, int cmd, unsigned long arg) noexcept {
@@ -68,21 +79,15 @@ SOCKSHIM_HOOK int close(int fd) {
 }
 
 SOCKSHIM_HOOK int close_range(unsigned int lo, unsigned int hi, int flags) {
-  if (closes_fds(lo, hi, flags)) {
-    int saved = errno;
-    registry::untrack_range(lo, hi);
-    errno = saved;
-  }
-  return real::close_range(lo, hi, flags);
+  return close_range_tracked(lo, hi, flags, [&] { return real::close_range(lo, hi, flags); });
 }
 
 SOCKSHIM_HOOK void closefrom(int lo) {
-  if (lo >= 0) {
-    int saved = errno;
-    registry::untrack_range(static_cast<unsigned>(lo), ~0u);
-    errno = saved;
-  }
-  real::closefrom(lo);
+  if (lo < 0) return real::closefrom(lo);
+  close_range_tracked(static_cast<unsigned>(lo), ~0u, 0, [&] {
+    real::closefrom(lo);
+    return 0;
+  });
 }
 
 SOCKSHIM_HOOK int dup(int fd) {
@@ -141,13 +146,8 @@ SOCKSHIM_HOOK long syscall(long nr, ...) {
       return close_tracked(fd, raw);
     }
     case SYS_close_range:
-      if (closes_fds(static_cast<unsigned>(a[0]), static_cast<unsigned>(a[1]),
-                     static_cast<int>(a[2]))) {
-        int saved = errno;
-        registry::untrack_range(static_cast<unsigned>(a[0]), static_cast<unsigned>(a[1]));
-        errno = saved;
-      }
-      return raw();
+      return close_range_tracked(static_cast<unsigned>(a[0]), static_cast<unsigned>(a[1]),
+                                 static_cast<int>(a[2]), raw);
     case SYS_dup:
     case SYS_dup2:
     case SYS_dup3:
