@@ -36,9 +36,10 @@ spdlog::logger* create() {
   logger->set_level(level);
   logger->flush_on(spdlog::level::trace);
   if (bad_level)
-    logger->warn("SOCKSHIM_LOG={} is not a level: expected one of off, error, warn, info, debug, "
-                 "trace; using warn",
-                 env);
+    logger->warn(
+        "SOCKSHIM_LOG={} is not a level: expected one of off, error, warn, info, debug, "
+        "trace; using warn",
+        env);
   if (file && *file && !dynamic_cast<spdlog::sinks::basic_file_sink_mt*>(logger->sinks()[0].get()))
     logger->warn("cannot open SOCKSHIM_LOG_FILE={}: logging to standard error", file);
   return logger;
@@ -50,8 +51,8 @@ bool parse_level(const char* text, spdlog::level::level_enum* out) noexcept {
   static constexpr struct {
     const char* name;
     spdlog::level::level_enum level;
-  } kLevels[] = {{"off", spdlog::level::off},   {"error", spdlog::level::err},
-                 {"warn", spdlog::level::warn}, {"info", spdlog::level::info},
+  } kLevels[] = {{"off", spdlog::level::off},     {"error", spdlog::level::err},
+                 {"warn", spdlog::level::warn},   {"info", spdlog::level::info},
                  {"debug", spdlog::level::debug}, {"trace", spdlog::level::trace}};
   for (const auto& l : kLevels)
     if (strcmp(text, l.name) == 0) {

@@ -55,25 +55,30 @@ std::atomic<syscall_fn> syscall_ptr;
 
 #define SOCKSHIM_DEFINE_REAL(name, ret, params, args) \
   std::atomic<name##_fn> name##_ptr;                  \
-  name##_fn resolve_##name() noexcept { return resolve(name##_ptr, #name); }
+  name##_fn resolve_##name() noexcept {               \
+    return resolve(name##_ptr, #name);                \
+  }
 SOCKSHIM_REAL_FUNCTIONS(SOCKSHIM_DEFINE_REAL)
 #undef SOCKSHIM_DEFINE_REAL
 
 int fcntl(int fd, int cmd, unsigned long arg) noexcept {
   fcntl_fn fn = fcntl_ptr.load(std::memory_order_relaxed);
-  if (!fn) [[unlikely]] fn = resolve(fcntl_ptr, "fcntl");
+  if (!fn) [[unlikely]]
+    fn = resolve(fcntl_ptr, "fcntl");
   return fn(fd, cmd, arg);
 }
 
 int ioctl(int fd, unsigned long request, unsigned long arg) noexcept {
   ioctl_fn fn = ioctl_ptr.load(std::memory_order_relaxed);
-  if (!fn) [[unlikely]] fn = resolve(ioctl_ptr, "ioctl");
+  if (!fn) [[unlikely]]
+    fn = resolve(ioctl_ptr, "ioctl");
   return fn(fd, request, arg);
 }
 
 long syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6) noexcept {
   syscall_fn fn = syscall_ptr.load(std::memory_order_relaxed);
-  if (!fn) [[unlikely]] fn = resolve(syscall_ptr, "syscall");
+  if (!fn) [[unlikely]]
+    fn = resolve(syscall_ptr, "syscall");
   return fn(nr, a1, a2, a3, a4, a5, a6);
 }
 

@@ -15,11 +15,16 @@ namespace sockshim {
 
 const char* tcp_state_name(TcpState s) noexcept {
   switch (s) {
-    case TcpState::established: return "ESTABLISHED";
-    case TcpState::syn_sent: return "SYN_SENT";
-    case TcpState::close: return "CLOSE";
-    case TcpState::listen: return "LISTEN";
-    case TcpState::unknown: break;
+    case TcpState::established:
+      return "ESTABLISHED";
+    case TcpState::syn_sent:
+      return "SYN_SENT";
+    case TcpState::close:
+      return "CLOSE";
+    case TcpState::listen:
+      return "LISTEN";
+    case TcpState::unknown:
+      break;
   }
   return "-";
 }
@@ -27,8 +32,7 @@ const char* tcp_state_name(TcpState s) noexcept {
 bool Socket::try_get() noexcept {
   uint32_t r = refs_.load(std::memory_order_relaxed);
   while (r != 0)
-    if (refs_.compare_exchange_weak(r, r + 1, std::memory_order_acquire,
-                                    std::memory_order_relaxed))
+    if (refs_.compare_exchange_weak(r, r + 1, std::memory_order_acquire, std::memory_order_relaxed))
       return true;
   return false;
 }

@@ -50,7 +50,8 @@ Socket* SocketPool::allocate() noexcept {
   while (static_cast<uint32_t>(head) != 0) {
     Socket* candidate = slot(static_cast<uint32_t>(head) - 1);
     // A stale read of next_free_ is harmless: the tag makes the exchange fail.
-    uint64_t next = ((head >> 32) + 1) << 32 | candidate->next_free_.load(std::memory_order_relaxed);
+    uint64_t next =
+        ((head >> 32) + 1) << 32 | candidate->next_free_.load(std::memory_order_relaxed);
     if (g_free_head.compare_exchange_weak(head, next, std::memory_order_acq_rel,
                                           std::memory_order_acquire)) {
       s = candidate;

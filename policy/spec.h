@@ -46,8 +46,8 @@ inline constexpr uint32_t BPF_F_CLONE = 1u << 9;
 struct MapSpec {
   std::string name;
   MapType type = MapType::sockmap;
-  uint32_t max_entries = 0;  // 0 for sk_storage
-  uint32_t value_size = 8;   // sockmap/sockhash: 4 or 8; sk_storage: sum of the layout
+  uint32_t max_entries = 0;   // 0 for sk_storage
+  uint32_t value_size = 8;    // sockmap/sockhash: 4 or 8; sk_storage: sum of the layout
   std::vector<KeyField> key;  // sockhash only
   uint32_t key_size = 4;      // sockmap 4; sockhash: sum of the key fields; sk_storage 4 (an fd)
   std::vector<ValueField> value;  // sk_storage only
@@ -56,7 +56,7 @@ struct MapSpec {
 
 // The kernel's attach types for sockmap/sockhash programs.
 enum class AttachType : uint8_t {
-  sk_msg_verdict,      // BPF_SK_MSG_VERDICT
+  sk_msg_verdict,         // BPF_SK_MSG_VERDICT
   sk_skb_stream_parser,   // BPF_SK_SKB_STREAM_PARSER
   sk_skb_stream_verdict,  // BPF_SK_SKB_STREAM_VERDICT
   sk_skb_verdict,         // BPF_SK_SKB_VERDICT

@@ -20,8 +20,8 @@ SOCKSHIM_HOOK int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const si
   return real::ppoll(fds, n, timeout, mask);
 }
 
-SOCKSHIM_HOOK int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout,
-                              const sigset_t* mask, size_t fdslen) {
+SOCKSHIM_HOOK int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask,
+                              size_t fdslen) {
   return real::__ppoll_chk(fds, n, timeout, mask, fdslen);
 }
 
@@ -34,9 +34,13 @@ SOCKSHIM_HOOK int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec
   return real::pselect(n, r, w, e, timeout, mask);
 }
 
-SOCKSHIM_HOOK int epoll_create(int size) { return real::epoll_create(size); }
+SOCKSHIM_HOOK int epoll_create(int size) {
+  return real::epoll_create(size);
+}
 
-SOCKSHIM_HOOK int epoll_create1(int flags) { return real::epoll_create1(flags); }
+SOCKSHIM_HOOK int epoll_create1(int flags) {
+  return real::epoll_create1(flags);
+}
 
 SOCKSHIM_HOOK int epoll_ctl(int ep, int op, int fd, epoll_event* event) {
   return real::epoll_ctl(ep, op, fd, event);

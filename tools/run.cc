@@ -25,7 +25,8 @@ constexpr const char kRunUsage[] =
     "  -p, --policy POLICY   the policy file (default: none, every socket passes through)\n"
     "\n"
     "The library is looked for in $SOCKSHIM_LIBRARY, beside this program in a build\n"
-    "tree (../shim/libsockshim.so), then in " SOCKSHIM_LIBDIR ".\n"
+    "tree (../shim/libsockshim.so), then in " SOCKSHIM_LIBDIR
+    ".\n"
     "A statically linked CMD or a Go program makes system calls a preload cannot\n"
     "see; run warns about them and runs them anyway.\n"
     "\n"
