@@ -1,0 +1,133 @@
+"""What every integration test shares: running a real program with and without
+libsockshim.so, free loopback ports, bounded waits, and failing loudly.
+
+meson passes the built library and CLI as SOCKSHIM_LIBRARY and SOCKSHIM_BIN.
+Each test runs its scenario twice, without the shim and with it, and compares
+what a user would compare: bytes, hashes, exit statuses, printed results.
+"""
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+
+LIBRARY = os.environ["SOCKSHIM_LIBRARY"]
+SOCKSHIM = os.environ.get("SOCKSHIM_BIN", "")
+PYTHON = sys.executable
+MODES = ("plain", "shim")
+
+
+def fail(message):
+    print(f"FAIL: {message}", flush=True)
+    sys.exit(1)
+
+
+def note(message):
+    print(message, flush=True)
+
+
+def environment(mode, **extra):
+    """The environment of a child process: with the shim preloaded (and logging
+    at info, so the test can see it was loaded) or with no trace of it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKSHIM_")}
+    env.pop("LD_PRELOAD", None)
+    if mode == "shim":
+        env["LD_PRELOAD"] = LIBRARY
+        env["SOCKSHIM_LOG"] = "info"
+    env.update(extra)
+    return env
+
+
+def wrap(mode, argv, via_cli=False):
+    """argv as started in mode; via_cli runs it through `sockshim run --`."""
+    if mode == "shim" and via_cli:
+        return [SOCKSHIM, "run", "--"] + list(argv)
+    return list(argv)
+
+
+def check_loaded(mode, stderr_text, what):
+    """Under the shim, the library's own log line proves it was really loaded."""
+    loaded = "info: loaded" in stderr_text
+    if mode == "shim" and not loaded:
+        fail(f"{what}: libsockshim.so did not load (stderr: {stderr_text[-500:]!r})")
+    if mode == "plain" and loaded:
+        fail(f"{what}: the shim loaded in the run without it")
+
+
+def run(mode, argv, timeout, via_cli=False, check=True, **kwargs):
+    """Runs argv to completion in mode; returns the CompletedProcess."""
+    try:
+        proc = subprocess.run(wrap(mode, argv, via_cli), env=environment(mode),
+                              capture_output=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired:
+        fail(f"{mode}: {argv[0]} did not finish within {timeout} s")
+    stderr = proc.stderr.decode(errors="replace")
+    check_loaded(mode, stderr, argv[0])
+    if check and proc.returncode != 0:
+        fail(f"{mode}: {' '.join(argv)} exited {proc.returncode}\n"
+             f"stdout: {proc.stdout.decode(errors='replace')[-2000:]}\nstderr: {stderr[-2000:]}")
+    return proc
+
+
+class Server:
+    """A background process (a server) in mode, stopped and checked on exit."""
+
+    def __init__(self, mode, argv, via_cli=False, **kwargs):
+        self.mode, self.argv = mode, argv
+        self.proc = subprocess.Popen(wrap(mode, argv, via_cli), env=environment(mode),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     **kwargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        if exc[0] is None:
+            check_loaded(self.mode, err.decode(errors="replace"), self.argv[0])
+        return False
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port, server, timeout=15):
+    """Waits until something accepts connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            fail(f"{server.argv[0]} exited early with {server.proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    fail(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def same_in_both(results, what):
+    """results maps mode -> value; the value must not depend on the shim."""
+    if results["plain"] != results["shim"]:
+        fail(f"{what} differs with the shim:\n  plain: {results['plain']!r}\n"
+             f"  shim:  {results['shim']!r}")
+    note(f"ok: {what} identical with and without the shim")
