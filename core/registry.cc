@@ -88,6 +88,10 @@ void track_new(int fd, int family, int type, int protocol) noexcept {
   if (!s) return;
   s->family = family;
   s->type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+  // Protocol 0 means the family's default, which is what the kernel reports.
+  bool inet = family == AF_INET || family == AF_INET6;
+  if (protocol == 0 && inet && s->type == SOCK_STREAM) protocol = IPPROTO_TCP;
+  if (protocol == 0 && inet && s->type == SOCK_DGRAM) protocol = IPPROTO_UDP;
   s->protocol = protocol;
   s->nonblocking.store(type & SOCK_NONBLOCK, std::memory_order_relaxed);
   s->fetch_cookie(fd);

@@ -2,13 +2,17 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "core/control_server.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
 
 SOCKSHIM_HOOK int socket(int domain, int type, int protocol) {
   int fd = real::socket(domain, type, protocol);
-  if (fd >= 0) registry::track_new(fd, domain, type, protocol);
+  if (fd >= 0) {
+    registry::track_new(fd, domain, type, protocol);
+    control::ensure_started();
+  }
   return fd;
 }
 
@@ -17,6 +21,7 @@ SOCKSHIM_HOOK int socketpair(int domain, int type, int protocol, int sv[2]) {
   if (r == 0) {
     registry::track_new(sv[0], domain, type, protocol);
     registry::track_new(sv[1], domain, type, protocol);
+    control::ensure_started();
   }
   return r;
 }
@@ -56,13 +61,19 @@ SOCKSHIM_HOOK int listen(int fd, int backlog) {
 
 SOCKSHIM_HOOK int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   int c = real::accept4(fd, addr, len, flags);
-  if (c >= 0) registry::track_accepted(c, flags);
+  if (c >= 0) {
+    registry::track_accepted(c, flags);
+    control::ensure_started();
+  }
   return c;
 }
 
 SOCKSHIM_HOOK int accept(int fd, sockaddr* addr, socklen_t* len) {
   int c = real::accept(fd, addr, len);
-  if (c >= 0) registry::track_accepted(c, 0);
+  if (c >= 0) {
+    registry::track_accepted(c, 0);
+    control::ensure_started();
+  }
   return c;
 }
 

@@ -3,6 +3,8 @@
 
 #include <atomic>
 
+#include "core/control_server.h"
+#include "core/event_loop.h"
 #include "core/log.h"
 #include "core/real.h"
 #include "core/registry.h"
@@ -16,6 +18,13 @@ std::atomic<int> g_init_state{0};  // 0 not started, 1 running, 2 done
 void fork_child() noexcept {
   registry::after_fork_child();
   log::after_fork_child();
+  EventLoop::after_fork_child();
+  control::after_fork_child();
+}
+
+void internal_fd_lost() noexcept {
+  EventLoop::check_internal_fds();
+  control::check_internal_fds();
 }
 
 }  // namespace
@@ -29,6 +38,7 @@ void ensure_initialised() noexcept {
   registry::remember_pid();
   real::resolve_all();
   pthread_atfork(nullptr, nullptr, fork_child);
+  registry::set_internal_lost_handler(internal_fd_lost);
   g_init_state.store(2, std::memory_order_release);
   log::info("loaded");
 }

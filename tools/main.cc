@@ -14,6 +14,8 @@ constexpr const char kUsage[] =
     "\n"
     "commands:\n"
     "  run [-p POLICY] -- CMD [ARGS...]   run CMD with the shim preloaded\n"
+    "  ps [--json]                        list the processes running under the shim\n"
+    "  dump [PID] [SECTION...] [--json]   print their live state (sockets, ...)\n"
     "\n"
     "options:\n"
     "  -h, --help      this text (`sockshim COMMAND --help` for a command's own)\n"
@@ -33,6 +35,8 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"run", sockshim::tools::run_main},
+    {"ps", sockshim::tools::ps_main},
+    {"dump", sockshim::tools::dump_main},
 };
 
 }  // namespace

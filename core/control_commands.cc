@@ -1,0 +1,218 @@
+#include "core/control_commands.h"
+
+#include <arpa/inet.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <vector>
+
+#include "core/registry.h"
+
+namespace sockshim::control {
+namespace {
+
+using nlohmann::json;
+
+int64_t g_start_time = [] {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec};
+}();
+
+std::string command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!raw.empty() && raw.back() == '\0') raw.pop_back();
+  for (char& c : raw)
+    if (c == '\0') c = ' ';
+  return raw;
+}
+
+std::string format_address(const SockAddr& a) {
+  char host[INET6_ADDRSTRLEN] = "";
+  switch (a.addr.ss_family) {
+    case AF_INET: {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&a.addr);
+      inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+      return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+    }
+    case AF_INET6: {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a.addr);
+      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+      return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+    }
+    case AF_UNIX: {
+      const auto* un = reinterpret_cast<const sockaddr_un*>(&a.addr);
+      size_t len =
+          a.len > offsetof(sockaddr_un, sun_path) ? a.len - offsetof(sockaddr_un, sun_path) : 0;
+      if (len == 0) return "";
+      if (un->sun_path[0] == '\0') return "@" + std::string(un->sun_path + 1, len - 1);
+      return std::string(un->sun_path, strnlen(un->sun_path, len));
+    }
+    default:
+      return "";
+  }
+}
+
+const char* family_name(int family) {
+  switch (family) {
+    case AF_INET:
+      return "AF_INET";
+    case AF_INET6:
+      return "AF_INET6";
+    case AF_UNIX:
+      return "AF_UNIX";
+    default:
+      return "other";
+  }
+}
+
+const char* type_name(int type) {
+  switch (type) {
+    case SOCK_STREAM:
+      return "SOCK_STREAM";
+    case SOCK_DGRAM:
+      return "SOCK_DGRAM";
+    case SOCK_SEQPACKET:
+      return "SOCK_SEQPACKET";
+    case SOCK_RAW:
+      return "SOCK_RAW";
+    default:
+      return "other";
+  }
+}
+
+// Every tracked socket once, with all the fds that refer to it.
+json dump_sockets() {
+  std::map<Socket*, std::vector<int>> fds;
+  std::vector<Socket*> order;
+  for (int fd = 0, top = registry::high_water(); fd <= top; ++fd) {
+    Socket* s = registry::peek(fd);
+    if (!s || registry::is_internal(s)) continue;
+    auto [it, fresh] = fds.try_emplace(s);
+    if (fresh) order.push_back(s);
+    it->second.push_back(fd);
+  }
+  json out = json::array();
+  for (Socket* s : order) {
+    const std::vector<int>& list = fds[s];
+    SocketRef ref = registry::get(list.front());
+    if (ref.get() != s) continue;  // closed while we looked
+    SockAddr local, remote;
+    TcpState state;
+    bool shut_rd, shut_wr;
+    {
+      std::lock_guard g(s->lock());
+      local = s->local;
+      remote = s->remote;
+      state = s->state;
+      shut_rd = s->shut_rd;
+      shut_wr = s->shut_wr;
+    }
+    out.push_back({{"fds", list},
+                   {"cookie", s->cookie},
+                   {"family", family_name(s->family)},
+                   {"type", type_name(s->type)},
+                   {"protocol", s->protocol},
+                   {"state", tcp_state_name(state)},
+                   {"local", format_address(local)},
+                   {"remote", format_address(remote)},
+                   {"nonblocking", s->nonblocking.load(std::memory_order_relaxed)},
+                   {"shutdown", shut_rd && shut_wr ? "RDWR"
+                                : shut_rd          ? "RD"
+                                : shut_wr          ? "WR"
+                                                   : ""},
+                   {"psock", s->psock.load(std::memory_order_acquire) != nullptr}});
+  }
+  return out;
+}
+
+json info() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  registry::Census census = registry::census();
+  const char* policy = getenv("SOCKSHIM_POLICY");
+  return {{"pid", getpid()},
+          {"command", command_line()},
+          {"policy", policy && *policy ? json(policy) : json(nullptr)},
+          {"sockets", census.sockets},
+          {"fds", census.fds},
+          {"psocks", 0},
+          {"uptime_seconds", ts.tv_sec - g_start_time}};
+}
+
+const std::vector<std::string> kSections = {"sockets"};
+
+json dump(const json& args) {
+  std::vector<std::string> sections = kSections;
+  if (args.contains("sections")) {
+    const json& wanted = args.at("sections");
+    if (!wanted.is_array())
+      throw ControlError("EINVAL", "/args/sections: expected an array of section names");
+    sections.clear();
+    for (const json& w : wanted) {
+      if (!w.is_string() ||
+          std::find(kSections.begin(), kSections.end(), w.get<std::string>()) == kSections.end())
+        throw ControlError("EINVAL",
+                           "/args/sections: expected one of \"sockets\", got " + w.dump());
+      sections.push_back(w.get<std::string>());
+    }
+  }
+  json out = json::object();
+  out["process"] = info();
+  for (const std::string& s : sections)
+    if (s == "sockets") out["sockets"] = dump_sockets();
+  return out;
+}
+
+// Command lines and unix paths are bytes, not always UTF-8: never fail on them.
+std::string to_line(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json error_response(const std::string& code, const std::string& message) {
+  return {{"version", kProtocolVersion},
+          {"ok", false},
+          {"error", {{"code", code}, {"message", message}}}};
+}
+
+}  // namespace
+
+std::string handle_request(const std::string& line) noexcept {
+  try {
+    json request = json::parse(line, nullptr, false);
+    if (request.is_discarded())
+      return to_line(error_response("EBADMSG", "request is not valid JSON"));
+    if (!request.is_object())
+      return to_line(error_response("EBADMSG", "request must be a JSON object"));
+    if (!request.contains("version") || request["version"] != kProtocolVersion)
+      return to_line(error_response("EPROTONOSUPPORT", "/version: expected 1"));
+    if (!request.contains("command") || !request["command"].is_string())
+      return to_line(error_response("EINVAL", "/command: expected a string"));
+    json args = request.value("args", json::object());
+    if (!args.is_object()) return to_line(error_response("EINVAL", "/args: expected an object"));
+    std::string command = request["command"];
+    json result;
+    if (command == "info")
+      result = info();
+    else if (command == "dump")
+      result = dump(args);
+    else
+      return to_line(error_response("EOPNOTSUPP", "/command: unknown command \"" + command +
+                                                      "\"; expected one of \"info\", \"dump\""));
+    return to_line(
+        json{{"version", kProtocolVersion}, {"ok", true}, {"result", std::move(result)}});
+  } catch (const ControlError& e) {
+    return to_line(error_response(e.code, e.what()));
+  } catch (const std::exception& e) {
+    return to_line(error_response("EIO", std::string("internal error: ") + e.what()));
+  } catch (...) {
+    return R"({"version":1,"ok":false,"error":{"code":"EIO","message":"internal error"}})";
+  }
+}
+
+}  // namespace sockshim::control
