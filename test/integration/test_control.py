@@ -1,0 +1,215 @@
+"""The control socket and `sockshim ps` / `sockshim dump` against a live process:
+what they show matches what the process itself knows, only its owner gets in,
+malformed or slow requests get an error and never block it, a close-all loop or
+a fork does not break it, and the socket file goes when the process exits."""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness import LIBRARY, PYTHON, SOCKSHIM, fail, note
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sockshim(*args, env, check=True):
+    proc = subprocess.run([SOCKSHIM, *args], env=env, capture_output=True, text=True, timeout=20)
+    if check and proc.returncode != 0:
+        fail(f"sockshim {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def request(path, payload, timeout=10):
+    """Sends raw bytes to a control socket and returns the parsed answer line."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(payload)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data) if data else None
+
+
+def expect_error(path, payload, code, message_part):
+    answer = request(path, payload)
+    if not answer or answer.get("ok") is not False or answer["error"]["code"] != code \
+            or message_part not in answer["error"]["message"]:
+        fail(f"{payload[:60]!r}: expected error {code} ({message_part}), got {answer!r}")
+    note(f"ok: {payload[:40]!r}... -> {code}: {answer['error']['message']}")
+
+
+def wait_for(predicate, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    fail(f"timed out waiting for {what}")
+
+
+def main():
+    runtime = tempfile.mkdtemp(prefix="sockshim-control-")
+    os.chmod(runtime, 0o700)
+    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
+    env.pop("LD_PRELOAD", None)
+    target = subprocess.Popen([SOCKSHIM, "run", "--", PYTHON, os.path.join(HERE, "control_target.py")],
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        facts = json.loads(target.stdout.readline())
+        pid = facts["pid"]
+        path = os.path.join(runtime, f"{pid}.sock")
+        wait_for(lambda: os.path.exists(path), "the control socket")
+
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        if mode != 0o600 or stat.S_IMODE(os.stat(runtime).st_mode) != 0o700:
+            fail(f"socket mode {oct(mode)}, directory mode {oct(os.stat(runtime).st_mode)}")
+        note("ok: directory 0700, socket 0600")
+
+        # ps: the process, its command and its counts.
+        ps = json.loads(sockshim("ps", "--json", env=env).stdout)
+        mine = [p for p in ps if p["pid"] == pid]
+        if len(mine) != 1 or mine[0]["sockets"] != 3 or mine[0]["fds"] != 4 \
+                or "control_target.py" not in mine[0]["command"] or mine[0]["policy"] is not None:
+            fail(f"ps --json: {ps!r}")
+        text = sockshim("ps", env=env).stdout.splitlines()
+        if not text[0].split() == ["PID", "COMMAND", "POLICY", "SOCKETS", "PSOCKS", "UPTIME"] \
+                or not any(line.split()[0] == str(pid) for line in text[1:]):
+            fail(f"ps table: {text!r}")
+        note("ok: ps lists the process with 3 sockets on 4 fds")
+
+        # dump: every socket once, with its fds, the kernel's cookie and its state.
+        dump = json.loads(sockshim("dump", str(pid), "--json", env=env).stdout)["processes"][0]
+        by_cookie = {s["cookie"]: s for s in dump["sockets"]}
+        port = facts["port"]
+        expected = {
+            facts["listener"][1]: ([facts["listener"][0]], "LISTEN", f"127.0.0.1:{port}", ""),
+            facts["client"][1]: ([facts["client"][0]], "ESTABLISHED", None, f"127.0.0.1:{port}"),
+            facts["server"][1]: (facts["server"][0], "ESTABLISHED", f"127.0.0.1:{port}", None),
+        }
+        if set(by_cookie) != set(expected):
+            fail(f"dump cookies {sorted(by_cookie)} != SO_COOKIE values {sorted(expected)}")
+        for c, (fds, state, local, remote) in expected.items():
+            s = by_cookie[c]
+            if sorted(s["fds"]) != fds or s["state"] != state or s["type"] != "SOCK_STREAM" \
+                    or s["family"] != "AF_INET" or s["psock"] is not False \
+                    or (local is not None and s["local"] != local) \
+                    or (remote is not None and s["remote"] != remote):
+                fail(f"dump of cookie {c}: {s!r}, expected fds {fds} {state} {local} {remote}")
+        note("ok: dump shows each socket once, with its fds, SO_COOKIE, state and addresses")
+        table = sockshim("dump", str(pid), "sockets", env=env).stdout
+        if f"== pid {pid}:" not in table or "COOKIE" not in table or \
+                f"{facts['server'][0][0]},{facts['server'][0][1]}" not in table:
+            fail(f"dump table:\n{table}")
+
+        # Bad requests: an error that names what is wrong; the process is undisturbed.
+        expect_error(path, b"not json\n", "EBADMSG", "not valid JSON")
+        expect_error(path, b"[1,2]\n", "EBADMSG", "must be a JSON object")
+        expect_error(path, b'{"version":2,"command":"info"}\n', "EPROTONOSUPPORT", "/version")
+        expect_error(path, b'{"version":1,"command":"frobnicate"}\n', "EOPNOTSUPP", "frobnicate")
+        expect_error(path, b'{"version":1,"command":"dump","args":{"sections":["x"]}}\n',
+                     "EINVAL", "/args/sections")
+        expect_error(path, b"x" * 70000, "EMSGSIZE", "65536")
+        bad = sockshim("dump", str(pid), "nonsense", env=env, check=False)
+        if bad.returncode != 1 or "EINVAL: /args/sections" not in bad.stderr:
+            fail(f"dump with a bad section: {bad.returncode} {bad.stderr!r}")
+        missing = sockshim("dump", "999999", env=env, check=False)
+        if missing.returncode != 1 or "no sockshim control socket for pid 999999" not in missing.stderr:
+            fail(f"dump of a pid without shim: {missing.returncode} {missing.stderr!r}")
+
+        # A slow client is cut off, and does not delay anyone else meanwhile.
+        slow = socket.socket(socket.AF_UNIX)
+        slow.connect(path)
+        slow.sendall(b'{"version":1,')
+        start = time.monotonic()
+        if request(path, b'{"version":1,"command":"info"}\n', timeout=2)["result"]["pid"] != pid:
+            fail("info while a slow client is connected")
+        note(f"ok: answered in {time.monotonic() - start:.3f} s while a slow client held a connection")
+        slow.settimeout(10)
+        if slow.recv(100) != b"" or time.monotonic() - start > 8:
+            fail("the slow client was not cut off within the deadline")
+        slow.close()
+        note("ok: the slow client was cut off")
+
+        # Another user gets nothing: not through the 0700 directory, and not even
+        # when the permissions are opened up (SO_PEERCRED).
+        probe = ("import socket,sys\n"
+                 "s=socket.socket(socket.AF_UNIX); s.settimeout(5)\n"
+                 "try:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('refused', e.errno); sys.exit()\n"
+                 "try:\n s.sendall(b'{\"version\":1,\"command\":\"info\"}\\n')\n"
+                 " print('answer', repr(s.recv(1000)))\n"
+                 "except ConnectionResetError:\n print(\"answer b''\")\n")
+        def as_nobody():
+            return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                   "/usr/bin/python3", "-c", probe, path],
+                                  capture_output=True, text=True, timeout=20).stdout.strip()
+        if os.geteuid() == 0:
+            out = as_nobody()
+            if not out.startswith("refused 13"):
+                fail(f"nobody through the 0700 directory: {out!r}")
+            os.chmod(runtime, 0o755)
+            os.chmod(path, 0o666)
+            out = as_nobody()
+            os.chmod(runtime, 0o700)
+            os.chmod(path, 0o600)
+            if out != "answer b''":
+                fail(f"nobody with open permissions got: {out!r}")
+            note("ok: another user is refused by the directory and, failing that, by SO_PEERCRED")
+            listing = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                      SOCKSHIM, "dump", str(pid)], env=env,
+                                     capture_output=True, text=True, timeout=20)
+            if listing.returncode == 0:
+                fail(f"nobody's dump succeeded: {listing.stdout!r}")
+        else:
+            note("skip: the other-user checks need root (setpriv)")
+
+        # A close-all loop takes the shim's fds too; it re-creates its socket.
+        target.stdin.write("closeall\n")
+        target.stdin.flush()
+        if target.stdout.readline().strip() != "closed":
+            fail("closeall")
+        wait_for(lambda: os.path.exists(path) and
+                 request(path, b'{"version":1,"command":"info"}\n').get("ok"),
+                 "the re-created control socket")
+        note("ok: after the program closed every fd, the control socket answers again")
+
+        # A fork child that makes a socket serves its own control socket.
+        target.stdin.write("fork\n")
+        target.stdin.flush()
+        child = json.loads(target.stdout.readline())["child"]
+        child_path = os.path.join(runtime, f"{child}.sock")
+        wait_for(lambda: os.path.exists(child_path), "the fork child's control socket")
+        info = request(child_path, b'{"version":1,"command":"info"}\n')["result"]
+        if info["pid"] != child or request(path, b'{"version":1,"command":"info"}\n')["result"]["pid"] != pid:
+            fail(f"fork child info {info!r}")
+        note("ok: the fork child answers on its own socket, the parent on its own")
+
+        target.stdin.write("exit\n")
+        target.stdin.flush()
+        if target.wait(timeout=20) != 0:
+            fail(f"the target exited {target.returncode}")
+        wait_for(lambda: not os.path.exists(path), "the socket file to be removed at exit")
+        note("ok: the socket file is removed when the process exits")
+        # The child left with _exit(), which runs no clean-up: ps removes what it left.
+        if not os.path.exists(child_path):
+            fail("the child's socket vanished although _exit() runs no clean-up")
+        sockshim("ps", env=env)
+        if os.path.exists(child_path):
+            fail("ps did not remove the socket of a process that no longer exists")
+        note("ok: ps removes the socket a dead process left behind")
+    finally:
+        if target.poll() is None:
+            target.kill()
+    print("PASS control", flush=True)
+
+
+if __name__ == "__main__":
+    main()
