@@ -1,0 +1,59 @@
+// A loaded policy: POLICY.md v1 validated and compiled. load_policy_text and
+// load_policy_file check everything before anything takes effect and report
+// every error found, each with its JSON pointer, line and column.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/program.h"
+#include "policy/spec.h"
+
+namespace sockshim::policy {
+
+struct Attachment {
+  const Program* program = nullptr;
+  uint32_t map = 0;  // index in Policy::maps
+  AttachType type = AttachType::sk_msg_verdict;
+};
+
+struct Policy {
+  std::string description;
+  std::vector<MapSpec> maps;                       // in file order
+  std::vector<std::unique_ptr<Program>> programs;  // in file order; addresses are stable
+  std::vector<Attachment> attach;                  // in file order
+  std::vector<const Program*> sockops;             // in the order they run
+
+  const Program* program(std::string_view name) const noexcept;
+  // Index in maps, or -1.
+  int map_index(std::string_view name) const noexcept;
+  // The programs attached to maps[map] for one attach type, or nullptr.
+  const Program* attached(uint32_t map, AttachType type) const noexcept;
+};
+
+const char* map_type_name(MapType t) noexcept;
+const char* attach_type_name(AttachType t) noexcept;
+
+struct LoadError {
+  std::string pointer;  // JSON pointer of the offending value; "" for the whole file
+  int line = 0;         // 1-based; 0 when not known
+  int column = 0;       // 1-based, in bytes
+  std::string message;  // what was expected
+
+  // "SOURCE:LINE:COLUMN: POINTER: MESSAGE" (parts that are not known left out).
+  std::string format(std::string_view source) const;
+};
+
+struct LoadResult {
+  std::unique_ptr<Policy> policy;  // set when errors is empty
+  std::vector<LoadError> errors;   // in file order
+  bool ok() const noexcept { return policy != nullptr; }
+};
+
+LoadResult load_policy_text(std::string_view text);
+// Reads path (no other I/O); an unreadable file is one error with an empty pointer.
+LoadResult load_policy_file(const std::string& path);
+
+}  // namespace sockshim::policy

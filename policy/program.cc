@@ -1,0 +1,398 @@
+#include "policy/program.h"
+
+#include <arpa/inet.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "policy/compiled.h"
+
+namespace sockshim::policy {
+
+const char* program_type_name(ProgramType t) noexcept {
+  switch (t) {
+    case ProgramType::sk_msg:
+      return "sk_msg";
+    case ProgramType::stream_parser:
+      return "sk_skb/stream_parser";
+    case ProgramType::stream_verdict:
+      return "sk_skb/stream_verdict";
+    case ProgramType::skb_verdict:
+      return "sk_skb/verdict";
+    case ProgramType::sockops:
+      return "sockops";
+  }
+  return "?";
+}
+
+const char* verdict_name(Verdict v) noexcept {
+  switch (v) {
+    case Verdict::pass:
+      return "pass";
+    case Verdict::drop:
+      return "drop";
+    case Verdict::redirect:
+      return "redirect";
+  }
+  return "?";
+}
+
+const char* action_name(Action::Kind k) noexcept {
+  static constexpr const char* kNames[] = {
+      "pass",       "drop",       "redirect", "apply_bytes", "cork_bytes",
+      "pull_data",  "push_data",  "pop_data", "storage",     "storage_delete",
+      "map_update", "map_delete", "log",
+  };
+  return kNames[static_cast<size_t>(k)];
+}
+
+namespace {
+
+// Everything one run reads and writes.
+struct Run {
+  const Program& prog;
+  const SocketTuple& sk;
+  Helpers& h;
+  Tracer* tracer;
+  const uint8_t* data = nullptr;
+  size_t data_len = 0;
+  uint64_t size = 0;
+  uint64_t len = 0;
+  uint32_t op = 0;
+  SkMsg* msg = nullptr;
+};
+
+uint64_t field_value(const Run& r, CtxField f) noexcept {
+  switch (f) {
+    case CtxField::family:
+      return r.sk.family;
+    case CtxField::local_ip4:
+      return ntohl(r.sk.local_ip4);
+    case CtxField::remote_ip4:
+      return ntohl(r.sk.remote_ip4);
+    case CtxField::local_port:
+      return r.sk.local_port;
+    case CtxField::remote_port:
+      return r.sk.remote_port;
+    case CtxField::size:
+      return r.size;
+    case CtxField::len:
+      return r.len;
+    case CtxField::op:
+      return r.op;
+    default:
+      return 0;
+  }
+}
+
+const std::array<uint8_t, 16>& ip6_value(const Run& r, CtxField f) noexcept {
+  return f == CtxField::local_ip6 ? r.sk.local_ip6 : r.sk.remote_ip6;
+}
+
+bool compare(const Compare& c, uint64_t v) noexcept {
+  if (c.is_signed) {
+    const auto s = static_cast<int64_t>(v), a = static_cast<int64_t>(c.a),
+               b = static_cast<int64_t>(c.b);
+    switch (c.op) {
+      case Compare::Op::lt:
+        return s < a;
+      case Compare::Op::le:
+        return s <= a;
+      case Compare::Op::gt:
+        return s > a;
+      case Compare::Op::ge:
+        return s >= a;
+      case Compare::Op::range:
+        return s >= a && s <= b;
+      default:
+        break;
+    }
+  }
+  switch (c.op) {
+    case Compare::Op::eq:
+      return v == c.a;
+    case Compare::Op::ne:
+      return v != c.a;
+    case Compare::Op::lt:
+      return v < c.a;
+    case Compare::Op::le:
+      return v <= c.a;
+    case Compare::Op::gt:
+      return v > c.a;
+    case Compare::Op::ge:
+      return v >= c.a;
+    case Compare::Op::range:
+      return v >= c.a && v <= c.b;
+    case Compare::Op::in:
+      for (uint64_t x : c.set)
+        if (x == v) return true;
+      return false;
+  }
+  return false;
+}
+
+bool compare_all(const std::vector<Compare>& cmps, uint64_t v) noexcept {
+  for (const Compare& c : cmps)
+    if (!compare(c, v)) return false;
+  return true;
+}
+
+uint64_t read_value_field(const uint8_t* p, const ValueField& f) noexcept {
+  switch (f.kind) {
+    case ValueField::Kind::u8:
+      return p[f.offset];
+    case ValueField::Kind::u16: {
+      uint16_t v;
+      memcpy(&v, p + f.offset, 2);
+      return v;
+    }
+    case ValueField::Kind::u32: {
+      uint32_t v;
+      memcpy(&v, p + f.offset, 4);
+      return v;
+    }
+    case ValueField::Kind::u64:
+    case ValueField::Kind::i64: {
+      uint64_t v;
+      memcpy(&v, p + f.offset, 8);
+      return v;
+    }
+    case ValueField::Kind::bytes:
+      return 0;
+  }
+  return 0;
+}
+
+void write_value_field(uint8_t* p, const ValueField& f, uint64_t v) noexcept {
+  switch (f.kind) {
+    case ValueField::Kind::u8:
+      p[f.offset] = static_cast<uint8_t>(v);
+      break;
+    case ValueField::Kind::u16: {
+      const auto x = static_cast<uint16_t>(v);
+      memcpy(p + f.offset, &x, 2);
+      break;
+    }
+    case ValueField::Kind::u32: {
+      const auto x = static_cast<uint32_t>(v);
+      memcpy(p + f.offset, &x, 4);
+      break;
+    }
+    case ValueField::Kind::u64:
+    case ValueField::Kind::i64:
+      memcpy(p + f.offset, &v, 8);
+      break;
+    case ValueField::Kind::bytes:
+      break;
+  }
+}
+
+bool data_int(const Run& r, const Cond& c) noexcept {
+  if (uint64_t{c.at} + c.width > r.data_len) return false;
+  const uint8_t* p = r.data + c.at;
+  uint64_t v = 0;
+  for (uint8_t i = 0; i < c.width; ++i) v = (v << 8) | p[c.big_endian ? i : c.width - 1 - i];
+  return compare_all(c.cmps, v);
+}
+
+bool eval(const Run& r, const Cond& c) noexcept;
+
+bool eval_all(const Run& r, const std::vector<Cond>& conds) noexcept {
+  for (const Cond& c : conds)
+    if (!eval(r, c)) return false;
+  return true;
+}
+
+bool eval(const Run& r, const Cond& c) noexcept {
+  switch (c.kind) {
+    case Cond::Kind::all:
+      return eval_all(r, c.children);
+    case Cond::Kind::any:
+      for (const Cond& x : c.children)
+        if (eval(r, x)) return true;
+      return false;
+    case Cond::Kind::not_:
+      return !eval_all(r, c.children);
+    case Cond::Kind::field:
+      return compare_all(c.cmps, field_value(r, c.field));
+    case Cond::Kind::ip6: {
+      const auto& v = ip6_value(r, c.field);
+      bool hit = false;
+      for (const auto& x : c.ip6_set) hit = hit || x == v;
+      return hit != c.negate;
+    }
+    case Cond::Kind::data_prefix:
+      return r.data_len >= c.bytes.size() && memcmp(r.data, c.bytes.data(), c.bytes.size()) == 0;
+    case Cond::Kind::data_contains:
+      return c.bytes.empty() ||
+             memmem(r.data, r.data_len, c.bytes.data(), c.bytes.size()) != nullptr;
+    case Cond::Kind::data_equals:
+      return r.data_len == c.bytes.size() &&
+             (c.bytes.empty() || memcmp(r.data, c.bytes.data(), c.bytes.size()) == 0);
+    case Cond::Kind::data_int:
+      return data_int(r, c);
+    case Cond::Kind::storage: {
+      const uint8_t* p = r.h.storage_get(c.map, false);
+      return p && compare_all(c.cmps, read_value_field(p, c.value));
+    }
+  }
+  return false;
+}
+
+// Builds a key in the map's layout (see KeyField in spec.h) into buf.
+std::span<const uint8_t> build_key(const Run& r, const KeySpec& k, uint8_t* buf) noexcept {
+  uint8_t* p = buf;
+  for (const KeyPart& part : k.parts) {
+    if (!part.from_ctx) {
+      memcpy(p, part.literal.data(), part.size);
+    } else if (part.field == CtxField::local_ip6 || part.field == CtxField::remote_ip6) {
+      memcpy(p, ip6_value(r, part.field).data(), 16);
+    } else {
+      uint64_t v = field_value(r, part.field);
+      if (part.field == CtxField::local_ip4 || part.field == CtxField::remote_ip4)
+        v = part.field == CtxField::local_ip4 ? r.sk.local_ip4 : r.sk.remote_ip4;
+      if (part.size == 4) {
+        const auto x = static_cast<uint32_t>(v);
+        memcpy(p, &x, 4);
+      } else {
+        memcpy(p, &v, 8);
+      }
+    }
+    p += part.size;
+  }
+  return {buf, k.size};
+}
+
+long run_storage(const Run& r, const Action& a) noexcept {
+  uint8_t* p = r.h.storage_get(a.map, a.create);
+  if (!p) return -ENOENT;
+  for (const StorageWrite& w : a.writes) {
+    if (w.target.kind == ValueField::Kind::bytes) {
+      memcpy(p + w.target.offset, w.bytes.data(), w.target.size);
+      continue;
+    }
+    const uint64_t v = w.from_ctx ? field_value(r, w.field) : w.value;
+    write_value_field(p, w.target, w.add ? read_value_field(p, w.target) + v : v);
+  }
+  return 0;
+}
+
+// Runs one action; returns the helper's result. ret/redirected carry the
+// program's return value as a verdict action sets it.
+long run_action(const Run& r, const Action& a, int& ret, bool& redirected) {
+  uint8_t key[kMaxKeySize];
+  switch (a.kind) {
+    case Action::Kind::pass:
+      return ret = SK_PASS;
+    case Action::Kind::drop:
+      return ret = SK_DROP;
+    case Action::Kind::redirect: {
+      // The helpers return SK_DROP for a flag other than BPF_F_INGRESS.
+      if (a.flags & ~BPF_F_INGRESS) return ret = SK_DROP;
+      ret = r.h.redirect(a.map, build_key(r, a.key, key), a.flags);
+      if (ret == SK_PASS) redirected = true;
+      return ret;
+    }
+    case Action::Kind::apply_bytes:
+      return r.msg->apply_bytes(a.a);
+    case Action::Kind::cork_bytes:
+      return r.msg->cork_bytes(a.a);
+    case Action::Kind::pull_data:
+      return r.msg->pull_data(a.a, a.b, a.flags);
+    case Action::Kind::push_data:
+      return r.msg->push_data(a.a, static_cast<uint32_t>(a.bytes.size()), a.flags, a.bytes);
+    case Action::Kind::pop_data:
+      return r.msg->pop_data(a.a, a.b, a.flags);
+    case Action::Kind::storage:
+      return run_storage(r, a);
+    case Action::Kind::storage_delete:
+      return r.h.storage_delete(a.map);
+    case Action::Kind::map_update:
+      if (r.prog.type() == ProgramType::sockops && !sock_map_op_okay(static_cast<SockOp>(r.op)))
+        return -EOPNOTSUPP;
+      return r.h.map_update(a.map, build_key(r, a.key, key), a.flags);
+    case Action::Kind::map_delete:
+      return r.h.map_delete(a.map, build_key(r, a.key, key));
+    case Action::Kind::log:
+      r.h.log(r.prog, a.text);
+      return 0;
+  }
+  return 0;
+}
+
+RunResult run_rules(const Run& r, const CompiledProgram& c) {
+  RunResult res;
+  res.ret = c.default_ret;
+  for (size_t i = 0; i < c.rules.size(); ++i) {
+    const Rule& rule = c.rules[i];
+    if (!eval_all(r, rule.conds)) continue;
+    res.rule = static_cast<int32_t>(i);
+    bool redirected = false;
+    for (size_t j = 0; j < rule.actions.size(); ++j) {
+      const long ret = run_action(r, rule.actions[j], res.ret, redirected);
+      if (r.tracer) r.tracer->action(i, j, action_name(rule.actions[j].kind), ret);
+    }
+    res.verdict = res.ret != SK_PASS ? Verdict::drop
+                  : redirected       ? Verdict::redirect
+                                     : Verdict::pass;
+    return res;
+  }
+  res.verdict = res.ret == SK_PASS ? Verdict::pass : Verdict::drop;
+  return res;
+}
+
+}  // namespace
+
+Program::Program(std::string name, ProgramType type, std::unique_ptr<CompiledProgram> compiled)
+    : name_(std::move(name)), type_(type), compiled_(std::move(compiled)) {}
+
+Program::~Program() = default;
+
+bool Program::needs_data() const noexcept {
+  return compiled_->needs_data;
+}
+size_t Program::rule_count() const noexcept {
+  return compiled_->rules.size();
+}
+int Program::default_ret() const noexcept {
+  return compiled_->default_ret;
+}
+const FrameSpec& Program::frame() const noexcept {
+  return compiled_->frame;
+}
+
+RunResult Program::run_msg(SkMsg& msg, const SocketTuple& sk, Helpers& helpers,
+                           Tracer* tracer) const {
+  Run r{*this, sk, helpers, tracer};
+  const auto window = msg.data();
+  r.data = window.data();
+  r.data_len = window.size();
+  r.size = msg.size();
+  r.msg = &msg;
+  return run_rules(r, *compiled_);
+}
+
+RunResult Program::run_skb(std::span<const uint8_t> frame, const SocketTuple& sk, Helpers& helpers,
+                           Tracer* tracer) const {
+  Run r{*this, sk, helpers, tracer};
+  r.data = frame.data();
+  r.data_len = frame.size();
+  r.len = frame.size();
+  return run_rules(r, *compiled_);
+}
+
+RunResult Program::run_sockops(SockOp op, const SocketTuple& sk, Helpers& helpers,
+                               Tracer* tracer) const {
+  Run r{*this, sk, helpers, tracer};
+  r.op = static_cast<uint32_t>(op);
+  RunResult res = run_rules(r, *compiled_);
+  res.ret = 1;
+  res.verdict = Verdict::pass;
+  return res;
+}
+
+int64_t Program::parse(std::span<const uint8_t> buf) const noexcept {
+  return parse_frame(compiled_->frame, buf);
+}
+
+}  // namespace sockshim::policy

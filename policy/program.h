@@ -1,0 +1,94 @@
+// A compiled program of a policy: what core runs on a socket. No JSON remains;
+// running one allocates nothing except what push_data inserts into the message.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "policy/context.h"
+#include "policy/helpers.h"
+#include "policy/sk_msg.h"
+#include "policy/stream_parser.h"
+
+namespace sockshim::policy {
+
+enum class ProgramType : uint8_t {
+  sk_msg,          // "sk_msg"
+  stream_parser,   // "sk_skb/stream_parser"
+  stream_verdict,  // "sk_skb/stream_verdict"
+  skb_verdict,     // "sk_skb/verdict"
+  sockops,         // "sockops"
+};
+
+const char* program_type_name(ProgramType t) noexcept;
+
+// What the kernel does with a verdict program's return (sk_psock_map_verd):
+// SK_PASS with a redirect target recorded is a redirect, SK_PASS a pass,
+// anything else a drop.
+enum class Verdict : uint8_t { pass, drop, redirect };
+
+const char* verdict_name(Verdict v) noexcept;
+
+struct RunResult {
+  int ret = SK_PASS;  // the program's return value (SK_PASS / SK_DROP; 1 for sockops)
+  Verdict verdict = Verdict::pass;
+  int32_t rule = -1;  // index of the rule whose `if` held; -1 when none did
+};
+
+// Optional observer of each action a run performs (test-run prints them; core
+// passes nullptr). ret is the helper's return value (0 / -errno / SK_PASS / SK_DROP).
+class Tracer {
+ public:
+  virtual ~Tracer() = default;
+  virtual void action(size_t rule, size_t index, std::string_view name, long ret) = 0;
+};
+
+struct CompiledProgram;  // policy/compiled.h
+
+class Program {
+ public:
+  Program(std::string name, ProgramType type, std::unique_ptr<CompiledProgram> compiled);
+  ~Program();
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+
+  const std::string& name() const noexcept { return name_; }
+  ProgramType type() const noexcept { return type_; }
+  bool is_verdict() const noexcept {
+    return type_ == ProgramType::sk_msg || type_ == ProgramType::stream_verdict ||
+           type_ == ProgramType::skb_verdict;
+  }
+  // True when the program reads or changes message bytes (a `data` condition,
+  // pull/push/pop): otherwise sendfile may stay zero-copy.
+  bool needs_data() const noexcept;
+  size_t rule_count() const noexcept;
+  // Returned when no rule holds or the rule that held has no verdict action.
+  int default_ret() const noexcept;
+
+  // sk_msg: the window msg.data() is what `data` conditions see; `size` is
+  // msg.size(). Actions change msg (apply/cork values, bytes, window).
+  RunResult run_msg(SkMsg& msg, const SocketTuple& sk, Helpers& helpers,
+                    Tracer* tracer = nullptr) const;
+  // sk_skb/stream_verdict and sk_skb/verdict: frame is the parsed message (or
+  // the chunk read, without a parser); `len` is its length.
+  RunResult run_skb(std::span<const uint8_t> frame, const SocketTuple& sk, Helpers& helpers,
+                    Tracer* tracer = nullptr) const;
+  // sockops: runs the first rule that holds for this op. ret is 1.
+  RunResult run_sockops(SockOp op, const SocketTuple& sk, Helpers& helpers,
+                        Tracer* tracer = nullptr) const;
+  // sk_skb/stream_parser: parse_frame() with this program's frame spec.
+  int64_t parse(std::span<const uint8_t> buf) const noexcept;
+  const FrameSpec& frame() const noexcept;
+
+  const CompiledProgram& compiled() const noexcept { return *compiled_; }
+
+ private:
+  std::string name_;
+  ProgramType type_;
+  std::unique_ptr<CompiledProgram> compiled_;
+};
+
+}  // namespace sockshim::policy
