@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 
 #include "core/real.h"
+#include "core/sk_storage.h"
+#include "core/sock_map_link.h"
 #include "core/socket_pool.h"
 
 #ifndef SO_COOKIE
@@ -39,6 +41,9 @@ bool Socket::try_get() noexcept {
 
 void Socket::put() noexcept {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // The kernel's last fput: leave every map, drop the psock, free the storage.
+  sock_map_close(this);
+  sk_storage_free(this);
   SocketPool::release(this);
 }
 

@@ -46,6 +46,7 @@ class Socket {
 
   std::atomic<bool> nonblocking{false};
   std::atomic<Psock*> psock{nullptr};  // non-null while the socket is in a map
+  std::atomic<uint32_t> sk_storage_elems{0};  // values in SK_STORAGE maps
 
   // Reference counting: one reference per fd of this process that refers to the
   // socket, plus one for every hook call in flight that holds it. The record

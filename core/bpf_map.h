@@ -1,0 +1,55 @@
+// The common shape of the emulated maps: a MapSpec and the four user-space
+// operations of the bpf() syscall, each returning 0 or a negative errno in the
+// order the kernel checks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "policy/spec.h"
+
+namespace sockshim {
+
+// Update flags and map flags (include/uapi/linux/bpf.h) that core checks.
+inline constexpr uint64_t BPF_ANY = 0;
+inline constexpr uint64_t BPF_NOEXIST = 1;
+inline constexpr uint64_t BPF_EXIST = 2;
+inline constexpr uint64_t BPF_F_LOCK = 4;
+inline constexpr uint32_t BPF_F_NUMA_NODE = 1u << 2;
+inline constexpr uint32_t BPF_F_RDONLY = 1u << 3;
+inline constexpr uint32_t BPF_F_WRONLY = 1u << 4;
+
+// The kernel's ENOTSUPP (not EOPNOTSUPP), which sk_storage get_next_key gives.
+inline constexpr int ENOTSUPP_KERNEL = 524;
+
+class BpfMap {
+ public:
+  explicit BpfMap(policy::MapSpec spec) : spec_(std::move(spec)) {}
+  virtual ~BpfMap() = default;
+  BpfMap(const BpfMap&) = delete;
+  BpfMap& operator=(const BpfMap&) = delete;
+
+  const policy::MapSpec& spec() const noexcept { return spec_; }
+  const std::string& name() const noexcept { return spec_.name; }
+  policy::MapType type() const noexcept { return spec_.type; }
+  uint32_t key_size() const noexcept { return spec_.key_size; }
+  uint32_t value_size() const noexcept { return spec_.value_size; }
+  uint32_t max_entries() const noexcept { return spec_.max_entries; }
+
+  // The map's own part of each syscall (after the generic checks of
+  // bpf_map_ops.h). key and value point at key_size and value_size bytes; key
+  // may be null for get_next_key.
+  virtual int update_sys(const void* key, const void* value, uint64_t flags) noexcept = 0;
+  virtual int lookup_sys(const void* key, void* value) noexcept = 0;
+  virtual int delete_sys(const void* key) noexcept = 0;
+  virtual int get_next_key_sys(const void* key, void* next_key) noexcept = 0;
+
+ private:
+  policy::MapSpec spec_;
+};
+
+// The map_create checks of sock_map_alloc, sock_hash_alloc and
+// bpf_local_storage_map_alloc_check: 0, -EINVAL or -E2BIG.
+int map_create_check(const policy::MapSpec& spec) noexcept;
+
+}  // namespace sockshim

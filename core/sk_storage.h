@@ -1,0 +1,63 @@
+// BPF_MAP_TYPE_SK_STORAGE: a value of value_size bytes per socket
+// (net/core/bpf_sk_storage.c). A value lives until it is deleted, its socket's
+// last reference goes (sk_storage_free) or the map is freed.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <unordered_map>
+
+#include "core/bpf_map.h"
+#include "core/spinlock.h"
+
+namespace sockshim {
+
+class Socket;
+
+class SkStorage final : public BpfMap {
+ public:
+  // spec must have passed map_create_check.
+  explicit SkStorage(policy::MapSpec spec);
+  ~SkStorage() override;  // frees every value
+
+  // Syscall side, key = the socket's int fd (bpf_fd_sk_storage_*).
+  int update_sys(const void* key, const void* value, uint64_t flags) noexcept override;
+  int lookup_sys(const void* key, void* value) noexcept override;
+  int delete_sys(const void* key) noexcept override;
+  int get_next_key_sys(const void* key, void* next_key) noexcept override;
+
+  // By socket (the programs' side and tests). The caller holds a reference on sk.
+  int update(Socket* sk, const void* value, uint64_t flags) noexcept;  // EINVAL/EEXIST/ENOENT
+  int lookup(const Socket* sk, void* value) noexcept;                  // ENOENT
+  int remove(Socket* sk) noexcept;                                     // ENOENT
+  // bpf_sk_storage_get: the value in place, created from init (or zeroed)
+  // when create is set and there is none; null otherwise. The pointer stays
+  // valid while the caller's reference on sk and the map live.
+  unsigned char* get(Socket* sk, bool create, const void* init) noexcept;
+
+  uint32_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+
+ private:
+  friend void sk_storage_free(Socket* sk) noexcept;
+  struct Elem {
+    uint64_t cookie;  // of the socket the value belongs to
+    std::unique_ptr<unsigned char[]> value;
+  };
+  struct Shard {
+    SpinLock lock;
+    std::unordered_map<const Socket*, Elem> elems;
+  };
+  static constexpr size_t kShards = 64;
+  Shard& shard(const Socket* sk) noexcept;
+  Elem* find(Shard& s, const Socket* sk) noexcept;  // under s.lock
+  bool erase(Socket* sk) noexcept;
+
+  std::unique_ptr<Shard[]> shards_;
+  std::atomic<uint32_t> count_{0};
+};
+
+// The socket's last reference went: its values in every map go
+// (bpf_sk_storage_free at __sk_destruct).
+void sk_storage_free(Socket* sk) noexcept;
+
+}  // namespace sockshim

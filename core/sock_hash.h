@@ -1,0 +1,52 @@
+// BPF_MAP_TYPE_SOCKHASH: at most max_entries keys of key_size bytes, each
+// holding a socket's psock (net/core/sock_map.c, struct bpf_shtab). Buckets are
+// picked with the kernel's jhash, so get_next_key walks in the kernel's order.
+#pragma once
+
+#include <memory>
+
+#include "core/sock_map_link.h"
+#include "core/spinlock.h"
+
+namespace sockshim {
+
+class SockHash final : public SockMapBase {
+ public:
+  // spec must have passed map_create_check.
+  explicit SockHash(policy::MapSpec spec);
+  ~SockHash() override;  // sock_hash_free
+
+  int update_common(const void* key, Socket* sk, uint64_t flags, int fd) noexcept override;
+  int lookup_sys(const void* key, void* value) noexcept override;
+  int delete_sys(const void* key) noexcept override;
+  int get_next_key_sys(const void* key, void* next_key) noexcept override;
+  PsockRef lookup_psock(const void* key) noexcept override;
+  void unlink(Psock* psock, const PsockLink& link) noexcept override;
+  uint32_t count() const noexcept override { return count_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Elem {
+    Elem* next;
+    Psock* psock;
+    uint64_t cookie;
+    uint32_t hash;
+    unsigned char* key() noexcept { return reinterpret_cast<unsigned char*>(this + 1); }
+  };
+  struct Bucket {
+    SpinLock lock;
+    Elem* head = nullptr;
+  };
+
+  uint32_t hash(const void* key) const noexcept;
+  Bucket& bucket(uint32_t hash) noexcept { return buckets_[hash & (n_buckets_ - 1)]; }
+  Elem* find(Bucket& b, uint32_t hash, const void* key) noexcept;  // under b.lock
+  void remove(Bucket& b, Elem* e) noexcept;  // unlinks, unrefs and frees; under b.lock
+  Elem* alloc_elem(const void* key, uint32_t hash, Psock* psock, uint64_t cookie) noexcept;
+  void free_elem(Elem* e) noexcept;
+
+  uint32_t n_buckets_;
+  std::unique_ptr<Bucket[]> buckets_;
+  std::atomic<uint32_t> count_{0};
+};
+
+}  // namespace sockshim

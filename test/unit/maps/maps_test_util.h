@@ -1,0 +1,139 @@
+// Sockets and maps for the map unit tests. The test binaries hold the shim's
+// hook objects, so socket(), dup() and close() here go through the registry as
+// in a preloaded program.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/bpf_map_ops.h"
+#include "core/map_table.h"
+#include "core/sk_storage.h"
+#include "core/sock_map_link.h"
+#include "policy/spec.h"
+
+namespace maps_test {
+
+using sockshim::BpfMap;
+using sockshim::MapTable;
+using sockshim::policy::MapSpec;
+using sockshim::policy::MapType;
+
+inline MapSpec sockmap_spec(std::string name, uint32_t max, uint32_t value_size = 8) {
+  MapSpec s;
+  s.name = std::move(name);
+  s.type = MapType::sockmap;
+  s.max_entries = max;
+  s.value_size = value_size;
+  s.key_size = 4;
+  return s;
+}
+
+inline MapSpec sockhash_spec(std::string name, uint32_t max, uint32_t key_size = 4) {
+  MapSpec s = sockmap_spec(std::move(name), max);
+  s.type = MapType::sockhash;
+  s.key_size = key_size;
+  return s;
+}
+
+inline MapSpec sk_storage_spec(std::string name, uint32_t value_size = 8) {
+  MapSpec s;
+  s.name = std::move(name);
+  s.type = MapType::sk_storage;
+  s.max_entries = 0;
+  s.key_size = 4;
+  s.value_size = value_size;
+  s.flags = sockshim::policy::BPF_F_NO_PREALLOC;
+  return s;
+}
+
+inline std::unique_ptr<MapTable> make_table(const std::vector<MapSpec>& specs,
+                                            const std::vector<sockshim::MapAttachment>& a = {}) {
+  std::unique_ptr<MapTable> t;
+  std::string err;
+  if (MapTable::create(specs, a, &t, &err) != 0) return nullptr;
+  return t;
+}
+
+// Distinct program identities: core only stores and compares them.
+inline const sockshim::policy::Program* prog(int n) {
+  static char ids[16];
+  return reinterpret_cast<const sockshim::policy::Program*>(&ids[n]);
+}
+
+inline int update(BpfMap& m, uint32_t key, uint64_t fd, uint64_t flags = sockshim::BPF_ANY) {
+  return sockshim::map_update_elem(m, &key, &fd, flags);
+}
+inline int update32(BpfMap& m, uint32_t key, uint32_t fd, uint64_t flags = sockshim::BPF_ANY) {
+  return sockshim::map_update_elem(m, &key, &fd, flags);
+}
+inline int lookup(BpfMap& m, uint32_t key, uint64_t* cookie) {
+  return sockshim::map_lookup_elem(m, &key, cookie);
+}
+inline uint64_t lookup_cookie(BpfMap& m, uint32_t key) {
+  uint64_t c = 0;
+  return lookup(m, key, &c) == 0 ? c : 0;
+}
+inline int del(BpfMap& m, uint32_t key) {
+  return sockshim::map_delete_elem(m, &key);
+}
+
+struct Pair {
+  int a = -1, b = -1;
+  explicit Pair(int type = SOCK_STREAM) {
+    int sv[2];
+    if (socketpair(AF_UNIX, type, 0, sv) == 0) {
+      a = sv[0];
+      b = sv[1];
+    }
+  }
+  ~Pair() {
+    if (a >= 0) close(a);
+    if (b >= 0) close(b);
+  }
+  Pair(const Pair&) = delete;
+  Pair& operator=(const Pair&) = delete;
+};
+
+// A connected TCP pair on 127.0.0.1 plus its listener.
+struct TcpPair {
+  int listener = -1, client = -1, server = -1;
+  explicit TcpPair(int family = AF_INET) {
+    listener = socket(family, SOCK_STREAM, 0);
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET) {
+      auto& a = reinterpret_cast<sockaddr_in&>(ss);
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof a;
+    } else {
+      auto& a = reinterpret_cast<sockaddr_in6&>(ss);
+      a.sin6_family = AF_INET6;
+      a.sin6_addr = in6addr_loopback;
+      len = sizeof a;
+    }
+    auto* sa = reinterpret_cast<sockaddr*>(&ss);
+    if (bind(listener, sa, len) != 0 || listen(listener, 8) != 0) return;
+    getsockname(listener, sa, &len);
+    client = socket(family, SOCK_STREAM, 0);
+    if (connect(client, sa, len) != 0) return;
+    server = accept(listener, nullptr, nullptr);
+  }
+  ~TcpPair() {
+    for (int fd : {listener, client, server})
+      if (fd >= 0) close(fd);
+  }
+  TcpPair(const TcpPair&) = delete;
+  TcpPair& operator=(const TcpPair&) = delete;
+};
+
+}  // namespace maps_test
