@@ -9,6 +9,7 @@
 #include "core/psock.h"
 #include "core/registry.h"
 #include "core/socket.h"
+#include "shim/sockshim.h"
 #include "test/unit/maps/maps_test_util.h"
 
 using namespace maps_test;
@@ -424,4 +425,30 @@ TEST_CASE("maps by name through the installed table", "[table]") {
   sockshim::install_maps(nullptr);
   CHECK(sockshim::map_lookup_elem("m", &key, &cookie) == -EBADF);
   CHECK(sockshim::registry::get(p.a)->psock.load() == nullptr);
+}
+
+TEST_CASE("the C API: by map name, negative errno like libbpf", "[capi]") {
+  sockshim::install_maps(std::shared_ptr<MapTable>(make_table(
+      {sockmap_spec("sock_map", 2), sockhash_spec("by_port", 4), sk_storage_spec("st")})));
+  Pair p;
+  uint32_t key = 0, port = 8080;
+  uint64_t fd = static_cast<uint64_t>(p.a), cookie = 0;
+  CHECK(sockshim_map_update_elem("sock_map", &key, &fd, BPF_ANY) == 0);
+  CHECK(sockshim_map_update_elem("sock_map", &key, &fd, BPF_NOEXIST) == -EEXIST);
+  CHECK(sockshim_map_lookup_elem("sock_map", &key, &cookie) == 0);
+  CHECK(cookie == sockshim_socket_cookie(p.a));
+  CHECK(sockshim_map_update_elem("by_port", &port, &fd, BPF_ANY) == 0);
+  uint32_t next = 99;
+  CHECK(sockshim_map_get_next_key("by_port", nullptr, &next) == 0);
+  CHECK(next == port);
+  CHECK(sockshim_map_get_next_key("by_port", &port, &next) == -ENOENT);
+  CHECK(sockshim_map_delete_elem("by_port", &port) == 0);
+  CHECK(sockshim_map_delete_elem("by_port", &port) == -ENOENT);
+  uint64_t v = 5;
+  CHECK(sockshim_map_update_elem("st", &p.b, &v, BPF_ANY) == 0);
+  int k;
+  CHECK(sockshim_map_get_next_key("st", nullptr, &k) == -524);
+  CHECK(sockshim_map_lookup_elem("missing", &key, &cookie) == -EBADF);
+  CHECK(sockshim_socket_cookie(-1) == 0);
+  sockshim::install_maps(nullptr);
 }
