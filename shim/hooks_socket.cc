@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "core/control_server.h"
+#include "core/sock_ops.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
@@ -28,12 +29,27 @@ SOCKSHIM_HOOK int socketpair(int domain, int type, int protocol, int sv[2]) {
 
 namespace {
 
-void note_state(int fd, TcpState state) noexcept {
-  SocketRef s = registry::adopt(fd);
-  if (!s) return;
-  s->refresh_addresses(fd);
-  std::lock_guard g(s->lock());
-  s->state = state;
+// Records what a successful call did to the socket and runs the sockops
+// programs for the event it completes.
+void note_state(int fd, TcpState state, policy::SockOp op) noexcept {
+  int saved = errno;
+  if (SocketRef s = registry::adopt(fd)) {
+    s->refresh_addresses(fd);
+    {
+      std::lock_guard g(s->lock());
+      s->state = state;
+    }
+    if (state != TcpState::syn_sent) sock_ops(op, s.get(), fd);
+  }
+  errno = saved;
+}
+
+void note_accepted(int fd, int flags) noexcept {
+  int saved = errno;
+  registry::track_accepted(fd, flags);
+  control::ensure_started();
+  if (SocketRef s = registry::get(fd)) sock_ops(policy::SockOp::passive_established, s.get(), fd);
+  errno = saved;
 }
 
 }  // namespace
@@ -42,9 +58,9 @@ SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
   int r = real::connect(fd, addr, len);
   int err = errno;
   if (r == 0)
-    note_state(fd, TcpState::established);
+    note_state(fd, TcpState::established, policy::SockOp::active_established);
   else if (err == EINPROGRESS)
-    note_state(fd, TcpState::syn_sent);
+    note_state(fd, TcpState::syn_sent, policy::SockOp::tcp_connect);
   else if (Socket* s = registry::peek(fd))
     registry::evict_if_stale(fd, s, err);
   errno = err;
@@ -54,26 +70,20 @@ SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
 SOCKSHIM_HOOK int listen(int fd, int backlog) {
   int r = real::listen(fd, backlog);
   int err = errno;
-  if (r == 0) note_state(fd, TcpState::listen);
+  if (r == 0) note_state(fd, TcpState::listen, policy::SockOp::listen);
   errno = err;
   return r;
 }
 
 SOCKSHIM_HOOK int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   int c = real::accept4(fd, addr, len, flags);
-  if (c >= 0) {
-    registry::track_accepted(c, flags);
-    control::ensure_started();
-  }
+  if (c >= 0) note_accepted(c, flags);
   return c;
 }
 
 SOCKSHIM_HOOK int accept(int fd, sockaddr* addr, socklen_t* len) {
   int c = real::accept(fd, addr, len);
-  if (c >= 0) {
-    registry::track_accepted(c, 0);
-    control::ensure_started();
-  }
+  if (c >= 0) note_accepted(c, 0);
   return c;
 }
 

@@ -1,10 +1,14 @@
 // Start-up and fork handling of the preloaded library.
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <atomic>
 
 #include "core/control_server.h"
 #include "core/event_loop.h"
+#include "core/loaded_policy.h"
 #include "core/log.h"
 #include "core/real.h"
 #include "core/registry.h"
@@ -20,6 +24,33 @@ void fork_child() noexcept {
   log::after_fork_child();
   EventLoop::after_fork_child();
   control::after_fork_child();
+}
+
+// Exit status for an unloadable policy (EX_CONFIG), as POLICY.md specifies.
+constexpr int kExitPolicyError = 78;
+
+void say(const std::string& line) noexcept {
+  std::string out = "sockshim: " + line + "\n";
+  (void)!real::write(2, out.data(), out.size());
+}
+
+// SOCKSHIM_POLICY: load it, or stop the program (SOCKSHIM_ON_ERROR=exit, the
+// default) or carry on without it (passthrough), saying why either way.
+void load_policy_from_env() noexcept {
+  const char* path = getenv("SOCKSHIM_POLICY");
+  if (!path || !*path) return;
+  std::vector<std::string> errors;
+  if (load_policy(path, &errors)) return;
+  for (const std::string& e : errors) say(e);
+  const char* on_error = getenv("SOCKSHIM_ON_ERROR");
+  if (on_error && strcmp(on_error, "passthrough") == 0) {
+    say("continuing without a policy (SOCKSHIM_ON_ERROR=passthrough): every socket passes through");
+    return;
+  }
+  if (on_error && *on_error && strcmp(on_error, "exit") != 0)
+    say(std::string("SOCKSHIM_ON_ERROR=") + on_error + " is not one of exit, passthrough");
+  say("stopping: the policy cannot be loaded (SOCKSHIM_ON_ERROR=passthrough runs without it)");
+  _exit(kExitPolicyError);
 }
 
 void internal_fd_lost() noexcept {
@@ -41,6 +72,7 @@ void ensure_initialised() noexcept {
   registry::set_internal_lost_handler(internal_fd_lost);
   g_init_state.store(2, std::memory_order_release);
   log::info("loaded");
+  load_policy_from_env();
 }
 
 }  // namespace sockshim::shim

@@ -1,0 +1,24 @@
+#include "core/sock_ops.h"
+
+#include "core/bpf_helpers.h"
+#include "core/loaded_policy.h"
+#include "core/log.h"
+#include "core/sock_state.h"
+
+namespace sockshim {
+
+void sock_ops(policy::SockOp op, Socket* sk, int fd) noexcept {
+  std::shared_ptr<const LoadedPolicy> lp = current_policy();
+  if (!lp || lp->policy->sockops.empty() || sock_kind(*sk) != SockKind::tcp) return;
+  try {
+    policy::SocketTuple tuple = socket_tuple(*sk);
+    for (const policy::Program* prog : lp->policy->sockops) {
+      SockHelpers helpers(*lp, policy::ProgramType::sockops, sk, fd);
+      prog->run_sockops(op, tuple, helpers);
+    }
+  } catch (const std::exception& e) {
+    log::internal_error("sock_ops", e.what());
+  }
+}
+
+}  // namespace sockshim
