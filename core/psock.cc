@@ -74,6 +74,7 @@ Psock* psock_init(Socket* sk) noexcept {
   p->sk_ = sk;
   p->rx = PsockRx::none;
   p->tx_enabled.store(true, std::memory_order_relaxed);
+  p->generation.fetch_add(1, std::memory_order_relaxed);
   p->refcnt_.store(1, std::memory_order_relaxed);
   sk->psock.store(p, std::memory_order_release);
   return p;

@@ -62,6 +62,7 @@ class Psock {
   uint32_t cork_bytes = 0;
   uint32_t apply_bytes = 0;
   std::atomic<bool> tx_enabled{false};
+  std::atomic<uint64_t> generation{0};  // bumped by psock_init: state kept beside a psock resets
 
   // Appends a message to ingress_msg (the receive and redirect paths).
   void ingress_enqueue(SkMsgBytes msg) noexcept;
