@@ -1,5 +1,7 @@
 #include "policy/fake_kernel.h"
 
+#include <arpa/inet.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -26,13 +28,36 @@ std::string format_key(const MapSpec& map, std::span<const uint8_t> key) {
     memcpy(&idx, key.data(), 4);
     return map.name + "[" + std::to_string(idx) + "]";
   }
-  static const char kHex[] = "0123456789abcdef";
-  std::string out = map.name + "[";
-  for (uint8_t b : key) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
+  if (key.size() != map.key_size) return map.name + "[?]";
+  static const char* kNames[] = {"family",      "local_ip4",  "remote_ip4",
+                                 "local_ip6",   "remote_ip6", "local_port",
+                                 "remote_port", "u32",        "u64"};
+  std::string out = map.name + "{";
+  const uint8_t* p = key.data();
+  for (size_t i = 0; i < map.key.size(); ++i) {
+    const KeyField f = map.key[i];
+    out += i ? ", " : "";
+    out += kNames[static_cast<size_t>(f)];
+    out += "=";
+    char text[INET6_ADDRSTRLEN] = "";
+    if (f == KeyField::local_ip4 || f == KeyField::remote_ip4) {
+      inet_ntop(AF_INET, p, text, sizeof text);
+      out += text;
+    } else if (f == KeyField::local_ip6 || f == KeyField::remote_ip6) {
+      inet_ntop(AF_INET6, p, text, sizeof text);
+      out += text;
+    } else if (f == KeyField::u64) {
+      uint64_t v;
+      memcpy(&v, p, 8);
+      out += std::to_string(v);
+    } else {
+      uint32_t v;
+      memcpy(&v, p, 4);
+      out += std::to_string(v);
+    }
+    p += key_field_size(f);
   }
-  return out + "]";
+  return out + "}";
 }
 
 int FakeKernel::redirect(uint32_t map, std::span<const uint8_t> key, uint64_t flags) {

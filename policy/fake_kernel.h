@@ -24,7 +24,7 @@ class FakeKernel : public Helpers {
   const std::string& socket_name(uint32_t id) const { return sockets_.at(id); }
 
   // A map in auto mode (the default) answers every redirect lookup with a fake
-  // socket named "MAP[KEY]", so a test-run shows where bytes would go. After
+  // socket named after the key (format_key), so a test-run shows where bytes would go. After
   // set_entries it holds exactly what was set and a missing key drops.
   void clear_map(uint32_t map);
   long insert(uint32_t map, std::vector<uint8_t> key, uint32_t socket, uint64_t flags);
@@ -71,7 +71,7 @@ class FakeKernel : public Helpers {
   std::vector<std::string> log_;
 };
 
-// "MAP[0]" for a sockmap, "MAP[hex bytes]" for a sockhash.
+// "MAP[0]" for a sockmap; "MAP{local_ip4=127.0.0.1, local_port=80, ...}" for a sockhash.
 std::string format_key(const MapSpec& map, std::span<const uint8_t> key);
 
 }  // namespace sockshim::policy

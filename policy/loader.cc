@@ -655,7 +655,8 @@ bool Loader::load_cond_object(const json& v, const std::string& ptr, std::vector
   if (!expect_object(v, ptr)) return false;
   bool ok = true;
   for (auto it = v.begin(); it != v.end(); ++it)
-    ok = load_cond(it.key(), it.value(), at(ptr, it.key()), out) && ok;
+    if (it.key() != "description")
+      ok = load_cond(it.key(), it.value(), at(ptr, it.key()), out) && ok;
   return ok;
 }
 
@@ -791,7 +792,7 @@ bool Loader::load_comparisons(
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string p = at(ptr, it.key());
     const std::string& k = it.key();
-    if (object_only && (k == "map" || k == "field")) continue;
+    if (object_only && (k == "map" || k == "field" || k == "description")) continue;
     ++n;
     if (k == "in") {
       if (!expect_array(it.value(), p)) {

@@ -7,6 +7,9 @@ namespace sockshim::tools {
 int run_main(int argc, char** argv);
 int ps_main(int argc, char** argv);
 int dump_main(int argc, char** argv);
+int map_main(int argc, char** argv);
+int check_main(int argc, char** argv);
+int test_run_main(int argc, char** argv);
 
 // Exit statuses shared by the commands (those of env(1) for `run`).
 inline constexpr int kExitUsage = 2;

@@ -15,7 +15,11 @@ constexpr const char kUsage[] =
     "commands:\n"
     "  run [-p POLICY] -- CMD [ARGS...]   run CMD with the shim preloaded\n"
     "  ps [--json]                        list the processes running under the shim\n"
-    "  dump [PID] [SECTION...] [--json]   print their live state (sockets, ...)\n"
+    "  dump [PID] [SECTION...] [--json]   print their live state (maps, sockets, ...)\n"
+    "  map lookup|update|delete PID MAP KEY [FD]   map operations on a live process\n"
+    "  check POLICY [--json]              validate a policy, report every error\n"
+    "  test-run POLICY PROGRAM [--input FILE|-] [--ctx JSON] [--repeat N] [--json]\n"
+    "                                     run one program on given bytes and context\n"
     "\n"
     "options:\n"
     "  -h, --help      this text (`sockshim COMMAND --help` for a command's own)\n"
@@ -37,6 +41,9 @@ constexpr Command kCommands[] = {
     {"run", sockshim::tools::run_main},
     {"ps", sockshim::tools::ps_main},
     {"dump", sockshim::tools::dump_main},
+    {"map", sockshim::tools::map_main},
+    {"check", sockshim::tools::check_main},
+    {"test-run", sockshim::tools::test_run_main},
 };
 
 }  // namespace
