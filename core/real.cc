@@ -2,9 +2,13 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 namespace sockshim::real {
@@ -17,10 +21,39 @@ void complain(const char* what, const char* name) noexcept {
   if (n > 0) ::syscall(SYS_write, 2, line, static_cast<size_t>(n));
 }
 
+// The address range of the object the shim lives in (the preloaded library, or
+// a test binary linking the hooks), found once. dladdr() per symbol would scan
+// symbol tables: millions of instructions at every program's start-up.
+struct Range {
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+};
+std::atomic<uintptr_t> g_own_lo{0}, g_own_hi{0};
+
+int find_own_object(dl_phdr_info* info, size_t, void* data) noexcept {
+  auto here = reinterpret_cast<uintptr_t>(&complain);
+  Range r;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+    r.lo = std::min(r.lo, start);
+    r.hi = std::max(r.hi, start + ph.p_memsz);
+  }
+  if (here < r.lo || here >= r.hi) return 0;
+  *static_cast<Range*>(data) = r;
+  return 1;
+}
+
 bool is_ours(void* sym) noexcept {
-  Dl_info mine{}, theirs{};
-  if (!dladdr(reinterpret_cast<void*>(&complain), &mine)) return false;
-  return dladdr(sym, &theirs) && theirs.dli_fbase == mine.dli_fbase;
+  if (g_own_hi.load(std::memory_order_acquire) == 0) {
+    Range r;
+    if (!dl_iterate_phdr(find_own_object, &r)) return false;
+    g_own_lo.store(r.lo, std::memory_order_relaxed);
+    g_own_hi.store(r.hi, std::memory_order_release);
+  }
+  auto addr = reinterpret_cast<uintptr_t>(sym);
+  return addr >= g_own_lo.load(std::memory_order_relaxed) &&
+         addr < g_own_hi.load(std::memory_order_relaxed);
 }
 
 // dlsym(RTLD_NEXT) finds the definition after ours in the lookup order. Should
