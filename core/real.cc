@@ -86,10 +86,19 @@ std::atomic<syscall_fn> syscall_ptr;
 
 }  // namespace
 
-#define SOCKSHIM_DEFINE_REAL(name, ret, params, args) \
-  std::atomic<name##_fn> name##_ptr;                  \
-  name##_fn resolve_##name() noexcept {               \
-    return resolve(name##_ptr, #name);                \
+// The first call through a slot resolves it. Without the real function there is
+// no correct answer to give (and calling through null would be worse): abort.
+#define SOCKSHIM_DEFINE_REAL(name, ret, params, args)        \
+  namespace {                                                \
+  ret first_##name params {                                  \
+    name##_fn fn = resolve_##name();                         \
+    if (!fn) abort();                                        \
+    return fn args;                                          \
+  }                                                          \
+  }                                                          \
+  constinit std::atomic<name##_fn> name##_ptr{first_##name}; \
+  name##_fn resolve_##name() noexcept {                      \
+    return resolve(name##_ptr, #name);                       \
   }
 SOCKSHIM_REAL_FUNCTIONS(SOCKSHIM_DEFINE_REAL)
 #undef SOCKSHIM_DEFINE_REAL

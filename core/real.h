@@ -74,15 +74,15 @@ using fcntl_fn = int (*)(int, int, ...);
 using ioctl_fn = int (*)(int, unsigned long, ...);
 using syscall_fn = long (*)(long, ...);
 
-#define SOCKSHIM_DECLARE_REAL(name, ret, params, args)          \
-  using name##_fn = ret(*) params;                              \
-  extern std::atomic<name##_fn> name##_ptr;                     \
-  name##_fn resolve_##name() noexcept;                          \
-  inline ret name params {                                      \
-    name##_fn fn_ = name##_ptr.load(std::memory_order_relaxed); \
-    if (!fn_) [[unlikely]]                                      \
-      fn_ = resolve_##name();                                   \
-    return fn_ args;                                            \
+// Each slot starts out pointing at a stub that resolves the symbol on first use
+// (a hook may run before our constructor) and then holds the real function, so
+// a call is one load and one indirect call, with no test.
+#define SOCKSHIM_DECLARE_REAL(name, ret, params, args)      \
+  using name##_fn = ret(*) params;                          \
+  extern std::atomic<name##_fn> name##_ptr;                 \
+  name##_fn resolve_##name() noexcept;                      \
+  inline ret name params {                                  \
+    return name##_ptr.load(std::memory_order_relaxed) args; \
   }
 SOCKSHIM_REAL_FUNCTIONS(SOCKSHIM_DECLARE_REAL)
 #undef SOCKSHIM_DECLARE_REAL
