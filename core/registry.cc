@@ -156,6 +156,12 @@ void evict_if_stale(int fd, Socket* s, int err) noexcept {
   if (g_fds[fd].compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel)) s->put();
 }
 
+void evict_after_error(int fd, Socket* s) noexcept {
+  int err = errno;
+  evict_if_stale(fd, s, err);
+  errno = err;
+}
+
 void drop(Socket* s) noexcept {
   if (s == &g_internal)
     g_internal_lost.store(true, std::memory_order_relaxed);

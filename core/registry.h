@@ -52,6 +52,9 @@ void untrack_range(unsigned lo, unsigned hi) noexcept;
 // The real call said EBADF or ENOTSOCK on a tracked fd: the record is stale
 // (closed behind the shim's back); drop it.
 void evict_if_stale(int fd, Socket* s, int err) noexcept;
+// The same with the error taken from errno, which is preserved; out of line and
+// cold, for the hooks' error path.
+[[gnu::cold]] void evict_after_error(int fd, Socket* s) noexcept;
 
 // Puts a record taken out of the table (by untrack) after the real close.
 void drop(Socket* s) noexcept;

@@ -12,14 +12,12 @@ namespace sockshim::shim {
 
 // Runs the real call on a tracked fd; an EBADF or ENOTSOCK from the kernel means
 // the record is stale (the fd was closed behind the shim's back), so drop it.
+// That work is out of line: the hot path only keeps fd and s across the call.
 template <typename Call>
 inline auto on_tracked(int fd, Socket* s, Call&& call) noexcept {
   auto r = call();
-  if (r < 0) [[unlikely]] {
-    int err = errno;
-    registry::evict_if_stale(fd, s, err);
-    errno = err;
-  }
+  if (r < 0) [[unlikely]]
+    registry::evict_after_error(fd, s);
   return r;
 }
 
