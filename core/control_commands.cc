@@ -10,6 +10,9 @@
 #include <map>
 #include <vector>
 
+#include "core/control_maps.h"
+#include "core/loaded_policy.h"
+#include "core/psock.h"
 #include "core/registry.h"
 
 namespace sockshim::control {
@@ -135,17 +138,17 @@ json info() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   registry::Census census = registry::census();
-  const char* policy = getenv("SOCKSHIM_POLICY");
+  std::shared_ptr<const LoadedPolicy> lp = current_policy();
   return {{"pid", getpid()},
           {"command", command_line()},
-          {"policy", policy && *policy ? json(policy) : json(nullptr)},
+          {"policy", lp ? json(lp->path) : json(nullptr)},
           {"sockets", census.sockets},
           {"fds", census.fds},
-          {"psocks", 0},
+          {"psocks", psock_count()},
           {"uptime_seconds", ts.tv_sec - g_start_time}};
 }
 
-const std::vector<std::string> kSections = {"sockets"};
+const std::vector<std::string> kSections = {"maps", "sockets", "storage", "stats"};
 
 json dump(const json& args) {
   std::vector<std::string> sections = kSections;
@@ -158,14 +161,20 @@ json dump(const json& args) {
       if (!w.is_string() ||
           std::find(kSections.begin(), kSections.end(), w.get<std::string>()) == kSections.end())
         throw ControlError("EINVAL",
-                           "/args/sections: expected one of \"sockets\", got " + w.dump());
+                           "/args/sections: expected one of \"maps\", \"sockets\", \"storage\", "
+                           "\"stats\", got " +
+                               w.dump());
       sections.push_back(w.get<std::string>());
     }
   }
   json out = json::object();
   out["process"] = info();
-  for (const std::string& s : sections)
+  for (const std::string& s : sections) {
+    if (s == "maps") out["maps"] = dump_maps();
     if (s == "sockets") out["sockets"] = dump_sockets();
+    if (s == "storage") out["storage"] = dump_storage();
+    if (s == "stats") out["psocks"] = dump_psocks();
+  }
   return out;
 }
 
@@ -201,9 +210,12 @@ std::string handle_request(const std::string& line) noexcept {
       result = info();
     else if (command == "dump")
       result = dump(args);
+    else if (command == "map")
+      result = map_op(args);
     else
       return to_line(error_response("EOPNOTSUPP", "/command: unknown command \"" + command +
-                                                      "\"; expected one of \"info\", \"dump\""));
+                                                      "\"; expected one of \"info\", \"dump\", "
+                                                      "\"map\""));
     return to_line(
         json{{"version", kProtocolVersion}, {"ok", true}, {"result", std::move(result)}});
   } catch (const ControlError& e) {

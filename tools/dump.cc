@@ -18,10 +18,16 @@ constexpr const char kDumpUsage[] =
     "\n"
     "Prints the live state of the process PID, or of every process of this user\n"
     "running under the shim. Sections (default: all):\n"
+    "  maps      each map of the policy: type, size, attached programs, and its\n"
+    "            entries (key decoded by the key layout, socket cookie, fds,\n"
+    "            addresses, state)\n"
     "  sockets   every tracked socket: its fds, cookie (SO_COOKIE), family, type,\n"
     "            TCP state as the shim saw it, local and remote address, psock\n"
+    "  storage   sk_storage values by socket, decoded by the value layout\n"
+    "  stats     psocks: their programs, map links and queued bytes\n"
     "--json prints one JSON document: {\"processes\": [{\"process\": {...},\n"
-    "\"sockets\": [...]}]}, keys as documented in README.md.\n"
+    "\"maps\": [...], \"sockets\": [...], \"storage\": [...], \"psocks\": [...]}]},\n"
+    "keys as documented in README.md.\n"
     "\n"
     "exit status: 0, or 1 when PID has no control socket or answers with an error.\n";
 
@@ -29,26 +35,86 @@ std::string yes_no(bool b) {
   return b ? "yes" : "no";
 }
 
+std::string or_dash(const std::string& s) {
+  return s.empty() ? "-" : s;
+}
+
+std::string fd_list(const nlohmann::json& fds) {
+  std::string out;
+  for (const auto& fd : fds) out += (out.empty() ? "" : ",") + std::to_string(fd.get<int>());
+  return or_dash(out);
+}
+
+// field=value,... : the same text `sockshim map` takes.
+std::string pairs(const nlohmann::json& obj) {
+  if (!obj.is_object()) return obj.dump();
+  std::string out;
+  for (const auto& [k, v] : obj.items())
+    out += (out.empty() ? "" : ",") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  return or_dash(out);
+}
+
+void print_maps(const nlohmann::json& maps) {
+  printf("maps\n");
+  if (maps.empty()) printf("  (no policy: no maps)\n");
+  for (const auto& m : maps) {
+    std::string progs = m.contains("programs") ? pairs(m["programs"]) : "-";
+    printf("  %s  %s  max_entries %u  value_size %u  entries %u  programs %s\n",
+           m.value("name", "").c_str(), m.value("type", "").c_str(), m.value("max_entries", 0u),
+           m.value("value_size", 0u), m.value("count", 0u), progs.c_str());
+    if (m["entries"].empty()) continue;
+    Table t({"KEY", "COOKIE", "FD", "LOCAL", "REMOTE", "STATE"});
+    for (const auto& e : m["entries"])
+      t.add({pairs(e["key"]), std::to_string(e.value("cookie", 0ULL)), fd_list(e["fds"]),
+             or_dash(e.value("local", "")), or_dash(e.value("remote", "")),
+             or_dash(e.value("state", ""))});
+    fputs(t.render("    ").c_str(), stdout);
+  }
+}
+
+void print_sockets(const nlohmann::json& sockets) {
+  printf("sockets\n");
+  Table t({"FD", "COOKIE", "FAMILY", "TYPE", "STATE", "LOCAL", "REMOTE", "PSOCK"});
+  for (const auto& s : sockets)
+    t.add({fd_list(s["fds"]), std::to_string(s.value("cookie", 0ULL)), s.value("family", ""),
+           s.value("type", ""), s.value("state", ""), or_dash(s.value("local", "")),
+           or_dash(s.value("remote", "")), yes_no(s.value("psock", false))});
+  fputs(t.render("  ").c_str(), stdout);
+}
+
+void print_storage(const nlohmann::json& storage) {
+  printf("storage\n");
+  if (storage.empty()) printf("  (no sk_storage maps)\n");
+  for (const auto& m : storage) {
+    printf("  %s  %zu values\n", m.value("map", "").c_str(), m["values"].size());
+    if (m["values"].empty()) continue;
+    Table t({"COOKIE", "FD", "LOCAL", "REMOTE", "VALUE"});
+    for (const auto& v : m["values"])
+      t.add({std::to_string(v.value("cookie", 0ULL)), fd_list(v["fds"]),
+             or_dash(v.value("local", "")), or_dash(v.value("remote", "")), pairs(v["value"])});
+    fputs(t.render("    ").c_str(), stdout);
+  }
+}
+
+void print_psocks(const nlohmann::json& psocks) {
+  printf("psocks\n");
+  Table t({"COOKIE", "FD", "LOCAL", "REMOTE", "PROGRAMS", "LINKS", "QUEUED"});
+  for (const auto& p : psocks)
+    t.add({std::to_string(p.value("cookie", 0ULL)), fd_list(p["fds"]),
+           or_dash(p.value("local", "")), or_dash(p.value("remote", "")), pairs(p["programs"]),
+           std::to_string(p.value("links", 0)), std::to_string(p.value("ingress_bytes", 0ULL))});
+  fputs(t.render("  ").c_str(), stdout);
+}
+
 void print_text(const nlohmann::json& dump) {
   const nlohmann::json& p = dump["process"];
   printf("== pid %d: %s (policy: %s)\n", p.value("pid", 0),
          one_line(p.value("command", ""), 72).c_str(),
          p["policy"].is_string() ? p["policy"].get<std::string>().c_str() : "none");
-  if (dump.contains("sockets")) {
-    printf("sockets\n");
-    Table t({"FD", "COOKIE", "FAMILY", "TYPE", "STATE", "LOCAL", "REMOTE", "PSOCK"});
-    for (const auto& s : dump["sockets"]) {
-      std::string fds;
-      for (const auto& fd : s["fds"])
-        fds += (fds.empty() ? "" : ",") + std::to_string(fd.get<int>());
-      t.add({fds, std::to_string(s.value("cookie", 0ULL)), s.value("family", ""),
-             s.value("type", ""), s.value("state", ""),
-             s.value("local", "-").empty() ? "-" : s.value("local", ""),
-             s.value("remote", "").empty() ? "-" : s.value("remote", ""),
-             yes_no(s.value("psock", false))});
-    }
-    fputs(t.render("  ").c_str(), stdout);
-  }
+  if (dump.contains("maps")) print_maps(dump["maps"]);
+  if (dump.contains("sockets")) print_sockets(dump["sockets"]);
+  if (dump.contains("storage")) print_storage(dump["storage"]);
+  if (dump.contains("psocks")) print_psocks(dump["psocks"]);
 }
 
 }  // namespace
