@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/psock.h"
+#include "shim/sockshim.h"
 #include "test/unit/maps/maps_test_util.h"
 
 using namespace maps_test;
@@ -109,4 +110,43 @@ TEST_CASE("freeing a map while its sockets close", "[concurrency]") {
     closer.join();
   }
   SUCCEED("no crash, no deadlock");
+}
+
+TEST_CASE("swapping the installed table while threads use the C API", "[concurrency]") {
+  auto fresh = [] {
+    return std::shared_ptr<sockshim::MapTable>(
+        make_table({sockmap_spec("m", 16), sockhash_spec("h", 16), sk_storage_spec("s")}));
+  };
+  sockshim::install_maps(fresh());
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  auto worker = [&](unsigned seed) {
+    std::mt19937 rng(seed);
+    while (!stop) {
+      int sv[2];
+      if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0) continue;
+      uint32_t key = rng() % 16;
+      uint64_t fd = static_cast<uint64_t>(sv[0]), v = 1, c;
+      for (const char* name : {"m", "h"}) {
+        int r = sockshim_map_update_elem(name, &key, &fd, sockshim::BPF_ANY);
+        if (r != 0 && r != -EBADF && r != -E2BIG) ++bad;  // EBADF: between tables
+        r = sockshim_map_lookup_elem(name, &key, &c);
+        if (r != 0 && r != -ENOENT && r != -EBADF) ++bad;
+      }
+      int r = sockshim_map_update_elem("s", &sv[0], &v, sockshim::BPF_ANY);
+      if (r != 0 && r != -EBADF) ++bad;
+      close(sv[0]);
+      close(sv[1]);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (unsigned i = 0; i < 3; ++i) threads.emplace_back(worker, i + 7);
+  for (int i = 0; i < 100; ++i) {
+    sockshim::install_maps(fresh());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  stop = true;
+  for (auto& th : threads) th.join();
+  sockshim::install_maps(nullptr);
+  CHECK(bad == 0);
 }
