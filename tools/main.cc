@@ -17,6 +17,7 @@ constexpr const char kUsage[] =
     "  ps [--json]                        list the processes running under the shim\n"
     "  dump [PID] [SECTION...] [--json]   print their live state (maps, sockets, ...)\n"
     "  map lookup|update|delete PID MAP KEY [FD]   map operations on a live process\n"
+    "  top [PID]                          a live view of psock traffic, every second\n"
     "  check POLICY [--json]              validate a policy, report every error\n"
     "  test-run POLICY PROGRAM [--input FILE|-] [--ctx JSON] [--repeat N] [--json]\n"
     "                                     run one program on given bytes and context\n"
@@ -42,6 +43,7 @@ constexpr Command kCommands[] = {
     {"ps", sockshim::tools::ps_main},
     {"dump", sockshim::tools::dump_main},
     {"map", sockshim::tools::map_main},
+    {"top", sockshim::tools::top_main},
     {"check", sockshim::tools::check_main},
     {"test-run", sockshim::tools::test_run_main},
 };
