@@ -46,22 +46,29 @@ class Psock {
   Socket* sk() const noexcept { return sk_; }
   uint32_t refcnt() const noexcept { return refcnt_.load(std::memory_order_relaxed); }
 
+ private:
+  // First, so the small fields below pack beside it.
+  Socket* sk_ = nullptr;
+  std::atomic<uint32_t> refcnt_{0};
+
+ public:
+  SpinLock link_lock;  // guards links and rx
+  PsockRx rx = PsockRx::none;
+  SpinLock ingress_lock;  // guards ingress_* and the send state below
+  std::atomic<bool> tx_enabled{false};
+
   PsockProgs progs;
 
-  // Links and the receive mode, under link_lock.
-  SpinLock link_lock;
+  // The map slots holding this psock.
   std::vector<PsockLink> links;
-  PsockRx rx = PsockRx::none;
 
-  // Bytes waiting for the application (ingress_msg) and send-side state, under
-  // ingress_lock. All of it is discarded when the psock is dropped.
-  SpinLock ingress_lock;
+  // Bytes waiting for the application (ingress_msg) and send-side state. All
+  // of it is discarded when the psock is dropped.
   std::list<SkMsgBytes> ingress_msg;
   size_t ingress_bytes = 0;
   SkMsgBytes cork;  // corked send bytes not yet given to the verdict
   uint32_t cork_bytes = 0;
   uint32_t apply_bytes = 0;
-  std::atomic<bool> tx_enabled{false};
   std::atomic<uint64_t> generation{0};  // bumped by psock_init: state kept beside a psock resets
 
   // Appends a message to ingress_msg (the receive and redirect paths).
@@ -75,8 +82,6 @@ class Psock {
   friend class PsockPool;
   void drop() noexcept;
 
-  Socket* sk_ = nullptr;
-  std::atomic<uint32_t> refcnt_{0};
   Psock* next_free_ = nullptr;
 };
 

@@ -2,8 +2,10 @@
 
 #include <errno.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "core/sock_state.h"
@@ -30,9 +32,14 @@ int read_fd(const void* key) noexcept {
   return fd;
 }
 
+uint32_t slot_of(const Socket* sk) noexcept {
+  return sk->pool_index() & (SocketPool::kSlabSize - 1);
+}
+
 }  // namespace
 
-SkStorage::SkStorage(policy::MapSpec spec) : BpfMap(std::move(spec)), shards_(new Shard[kShards]) {
+SkStorage::SkStorage(policy::MapSpec spec)
+    : BpfMap(std::move(spec)), chunks_(new std::atomic<Chunk*>[SocketPool::kMaxSlabs]()) {
   Maps& m = live_maps();
   std::lock_guard g(m.lock);
   m.maps.push_back(this);
@@ -43,51 +50,69 @@ SkStorage::~SkStorage() {
   Maps& m = live_maps();
   std::lock_guard g(m.lock);
   std::erase(m.maps, this);
-  for (size_t i = 0; i < kShards; ++i) {
-    std::lock_guard sg(shards_[i].lock);
-    for (auto& [sk, elem] : shards_[i].elems)
-      const_cast<Socket*>(sk)->sk_storage_elems.fetch_sub(1, std::memory_order_relaxed);
-    shards_[i].elems.clear();
+  for (uint32_t k = 0; k < SocketPool::kMaxSlabs; ++k) {
+    Chunk* c = chunks_[k].load(std::memory_order_acquire);
+    if (!c) continue;
+    for (uint32_t i = 0; i < SocketPool::kSlabSize; ++i)
+      if (Elem* e = c->elems[i]) {
+        SocketPool::slot(k << SocketPool::kSlabShift | i)
+            ->sk_storage_elems.fetch_sub(1, std::memory_order_relaxed);
+        ::operator delete(e);
+      }
+    delete c;
   }
 }
 
-SkStorage::Shard& SkStorage::shard(const Socket* sk) noexcept {
-  auto v = reinterpret_cast<uintptr_t>(sk);
-  return shards_[(v >> 6 ^ v >> 12) % kShards];
+SkStorage::Chunk* SkStorage::chunk(const Socket* sk, bool create) noexcept {
+  std::atomic<Chunk*>& slot = chunks_[sk->pool_index() >> SocketPool::kSlabShift];
+  Chunk* c = slot.load(std::memory_order_acquire);
+  if (c || !create) return c;
+  Chunk* fresh = new (std::nothrow) Chunk;
+  if (!fresh) return nullptr;
+  if (slot.compare_exchange_strong(c, fresh, std::memory_order_acq_rel)) return fresh;
+  delete fresh;
+  return c;
 }
 
-SkStorage::Elem* SkStorage::find(Shard& s, const Socket* sk) noexcept {
-  auto it = s.elems.find(sk);
-  return it != s.elems.end() && it->second.cookie == sk->cookie ? &it->second : nullptr;
+SkStorage::Elem* SkStorage::create_elem(Socket* sk, Elem** slot, const void* init) noexcept {
+  void* mem = ::operator new(sizeof(Elem) + value_size(), std::nothrow);
+  if (!mem) return nullptr;
+  Elem* e = new (mem) Elem{sk->cookie};
+  if (init)
+    std::memcpy(e->value(), init, value_size());
+  else
+    std::memset(e->value(), 0, value_size());
+  if (*slot) ::operator delete(*slot);  // a stale value of a recycled record
+  *slot = e;
+  sk->sk_storage_elems.fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  return e;
 }
 
 int SkStorage::update(Socket* sk, const void* value, uint64_t flags) noexcept {
   // No sk_storage map here has a bpf_spin_lock, so BPF_F_LOCK is refused too.
   if ((flags & ~BPF_F_LOCK) > BPF_EXIST || (flags & BPF_F_LOCK)) return -EINVAL;
-  Shard& s = shard(sk);
-  std::lock_guard g(s.lock);
-  Elem* e = find(s, sk);
+  Chunk* c = chunk(sk, flags != BPF_EXIST);
+  if (!c) return flags == BPF_EXIST ? -ENOENT : -ENOMEM;
+  std::lock_guard g(c->lock);
+  Elem*& slot = c->elems[slot_of(sk)];
+  Elem* e = slot && slot->cookie == sk->cookie ? slot : nullptr;
   if (e && flags == BPF_NOEXIST) return -EEXIST;
   if (!e && flags == BPF_EXIST) return -ENOENT;
-  if (!e) {
-    std::unique_ptr<unsigned char[]> v(new (std::nothrow) unsigned char[value_size()]);
-    if (!v) return -ENOMEM;
-    e = &s.elems[sk];
-    e->cookie = sk->cookie;
-    e->value = std::move(v);
-    sk->sk_storage_elems.fetch_add(1, std::memory_order_relaxed);
-    count_.fetch_add(1, std::memory_order_relaxed);
+  if (e) {
+    std::memcpy(e->value(), value, value_size());
+    return 0;
   }
-  std::memcpy(e->value.get(), value, value_size());
-  return 0;
+  return create_elem(sk, &slot, value) ? 0 : -ENOMEM;
 }
 
 int SkStorage::lookup(const Socket* sk, void* value) noexcept {
-  Shard& s = shard(sk);
-  std::lock_guard g(s.lock);
-  Elem* e = find(s, sk);
-  if (!e) return -ENOENT;
-  std::memcpy(value, e->value.get(), value_size());
+  Chunk* c = chunk(sk, false);
+  if (!c) return -ENOENT;
+  std::lock_guard g(c->lock);
+  Elem* e = c->elems[slot_of(sk)];
+  if (!e || e->cookie != sk->cookie) return -ENOENT;
+  std::memcpy(value, e->value(), value_size());
   return 0;
 }
 
@@ -96,30 +121,27 @@ int SkStorage::remove(Socket* sk) noexcept {
 }
 
 bool SkStorage::erase(Socket* sk) noexcept {
-  Shard& s = shard(sk);
-  std::lock_guard g(s.lock);
-  auto it = s.elems.find(sk);
-  if (it == s.elems.end()) return false;
-  s.elems.erase(it);
+  Chunk* c = chunk(sk, false);
+  if (!c) return false;
+  std::lock_guard g(c->lock);
+  Elem*& slot = c->elems[slot_of(sk)];
+  if (!slot || slot->cookie != sk->cookie) return false;
+  ::operator delete(slot);
+  slot = nullptr;
   sk->sk_storage_elems.fetch_sub(1, std::memory_order_relaxed);
   count_.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
 
 unsigned char* SkStorage::get(Socket* sk, bool create, const void* init) noexcept {
-  Shard& s = shard(sk);
-  std::lock_guard g(s.lock);
-  if (Elem* e = find(s, sk)) return e->value.get();
+  Chunk* c = chunk(sk, create);
+  if (!c) return nullptr;
+  std::lock_guard g(c->lock);
+  Elem*& slot = c->elems[slot_of(sk)];
+  if (slot && slot->cookie == sk->cookie) return slot->value();
   if (!create) return nullptr;
-  std::unique_ptr<unsigned char[]> v(new (std::nothrow) unsigned char[value_size()]());
-  if (!v) return nullptr;
-  if (init) std::memcpy(v.get(), init, value_size());
-  Elem& e = s.elems[sk];
-  e.cookie = sk->cookie;
-  e.value = std::move(v);
-  sk->sk_storage_elems.fetch_add(1, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
-  return e.value.get();
+  Elem* e = create_elem(sk, &slot, init);
+  return e ? e->value() : nullptr;
 }
 
 int SkStorage::update_sys(const void* key, const void* value, uint64_t flags) noexcept {

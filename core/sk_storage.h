@@ -1,13 +1,14 @@
 // BPF_MAP_TYPE_SK_STORAGE: a value of value_size bytes per socket
 // (net/core/bpf_sk_storage.c). A value lives until it is deleted, its socket's
-// last reference goes (sk_storage_free) or the map is freed.
+// last reference goes (sk_storage_free) or the map is freed. Values are found
+// by the socket record's pool index, in chunks allocated on first use.
 #pragma once
 
 #include <atomic>
 #include <memory>
-#include <unordered_map>
 
 #include "core/bpf_map.h"
+#include "core/socket_pool.h"
 #include "core/spinlock.h"
 
 namespace sockshim {
@@ -41,18 +42,18 @@ class SkStorage final : public BpfMap {
   friend void sk_storage_free(Socket* sk) noexcept;
   struct Elem {
     uint64_t cookie;  // of the socket the value belongs to
-    std::unique_ptr<unsigned char[]> value;
+    unsigned char* value() noexcept { return reinterpret_cast<unsigned char*>(this + 1); }
   };
-  struct Shard {
+  // The values of SocketPool::kSlabSize consecutive socket records.
+  struct Chunk {
     SpinLock lock;
-    std::unordered_map<const Socket*, Elem> elems;
+    Elem* elems[SocketPool::kSlabSize] = {};
   };
-  static constexpr size_t kShards = 64;
-  Shard& shard(const Socket* sk) noexcept;
-  Elem* find(Shard& s, const Socket* sk) noexcept;  // under s.lock
+  Chunk* chunk(const Socket* sk, bool create) noexcept;
+  Elem* create_elem(Socket* sk, Elem** slot, const void* init) noexcept;  // under the chunk lock
   bool erase(Socket* sk) noexcept;
 
-  std::unique_ptr<Shard[]> shards_;
+  std::unique_ptr<std::atomic<Chunk*>[]> chunks_;  // SocketPool::kMaxSlabs
   std::atomic<uint32_t> count_{0};
 };
 

@@ -45,8 +45,10 @@ class Socket {
   int protocol = 0;
 
   std::atomic<bool> nonblocking{false};
-  std::atomic<Psock*> psock{nullptr};  // non-null while the socket is in a map
+  std::atomic<Psock*> psock{nullptr};         // non-null while the socket is in a map
   std::atomic<uint32_t> sk_storage_elems{0};  // values in SK_STORAGE maps
+  // The record's place in SocketPool: a dense index for per-socket tables.
+  uint32_t pool_index() const noexcept { return pool_index_; }
 
   // Reference counting: one reference per fd of this process that refers to the
   // socket, plus one for every hook call in flight that holds it. The record
