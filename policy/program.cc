@@ -221,11 +221,13 @@ bool eval(const Run& r, const Cond& c) noexcept {
       for (const auto& x : c.ip6_set) hit = hit || x == v;
       return hit != c.negate;
     }
+    // An empty message may have no buffer at all: never pass a null pointer on.
     case Cond::Kind::data_prefix:
-      return r.data_len >= c.bytes.size() && memcmp(r.data, c.bytes.data(), c.bytes.size()) == 0;
-    case Cond::Kind::data_contains:
       return c.bytes.empty() ||
-             memmem(r.data, r.data_len, c.bytes.data(), c.bytes.size()) != nullptr;
+             (r.data_len >= c.bytes.size() && memcmp(r.data, c.bytes.data(), c.bytes.size()) == 0);
+    case Cond::Kind::data_contains:
+      return c.bytes.empty() || (r.data_len >= c.bytes.size() &&
+                                 memmem(r.data, r.data_len, c.bytes.data(), c.bytes.size()));
     case Cond::Kind::data_equals:
       return r.data_len == c.bytes.size() &&
              (c.bytes.empty() || memcmp(r.data, c.bytes.data(), c.bytes.size()) == 0);
