@@ -20,8 +20,8 @@ SockHash::SockHash(policy::MapSpec spec)
 SockHash::~SockHash() {
   for (uint32_t i = 0; i < n_buckets_; ++i) {
     Bucket& b = buckets_[i];
-    std::lock_guard g(b.lock);
-    while (b.head) remove(b, b.head);
+    std::lock_guard g(b);
+    while (Elem* e = b.head()) remove(b, e);
   }
   wait_unlinkers();
 }
@@ -31,7 +31,7 @@ uint32_t SockHash::hash(const void* key) const noexcept {
 }
 
 SockHash::Elem* SockHash::find(Bucket& b, uint32_t h, const void* key) noexcept {
-  for (Elem* e = b.head; e; e = e->next)
+  for (Elem* e = b.head(); e; e = e->next)
     if (e->hash == h && std::memcmp(e->key(), key, key_size()) == 0) return e;
   return nullptr;
 }
@@ -52,11 +52,15 @@ void SockHash::free_elem(Elem* e) noexcept {
 }
 
 void SockHash::remove(Bucket& b, Elem* e) noexcept {
-  for (Elem** pp = &b.head; *pp; pp = &(*pp)->next)
-    if (*pp == e) {
-      *pp = e->next;
-      break;
-    }
+  if (b.head() == e) {
+    b.set_head(e->next);
+  } else {
+    for (Elem* p = b.head(); p; p = p->next)
+      if (p->next == e) {
+        p->next = e->next;
+        break;
+      }
+  }
   unref(e->psock, e);
   free_elem(e);
 }
@@ -69,7 +73,7 @@ int SockHash::update_common(const void* key, Socket* sk, uint64_t flags, int fd)
   Bucket& b = bucket(h);
   int ret = 0;
   {
-    std::lock_guard g(b.lock);
+    std::lock_guard g(b);
     Elem* old = find(b, h, key);
     if (old && flags == BPF_NOEXIST) {
       ret = -EEXIST;
@@ -80,8 +84,8 @@ int SockHash::update_common(const void* key, Socket* sk, uint64_t flags, int fd)
       ret = -E2BIG;  // sock_hash_alloc_elem: full unless replacing
     } else if (Elem* e = alloc_elem(key, h, psock, sk->cookie)) {
       add_link(psock, e, h);
-      e->next = b.head;  // hlist_add_head: the newest key of a bucket comes first
-      b.head = e;
+      e->next = b.head();  // hlist_add_head: the newest key of a bucket comes first
+      b.set_head(e);
       if (old) remove(b, old);
       return 0;
     } else {
@@ -99,7 +103,7 @@ int SockHash::lookup_sys(const void* key, void* value) noexcept {
   Bucket& b = bucket(h);
   uint64_t cookie;
   {
-    std::lock_guard g(b.lock);
+    std::lock_guard g(b);
     Elem* e = find(b, h, key);
     if (!e) return -ENOENT;
     cookie = e->cookie;
@@ -111,7 +115,7 @@ int SockHash::lookup_sys(const void* key, void* value) noexcept {
 int SockHash::delete_sys(const void* key) noexcept {
   uint32_t h = hash(key);
   Bucket& b = bucket(h);
-  std::lock_guard g(b.lock);
+  std::lock_guard g(b);
   Elem* e = find(b, h, key);
   if (!e) return -ENOENT;
   remove(b, e);
@@ -125,7 +129,7 @@ int SockHash::get_next_key_sys(const void* key, void* next_key) noexcept {
   if (key) {
     uint32_t h = hash(key);
     Bucket& b = bucket(h);
-    std::lock_guard g(b.lock);
+    std::lock_guard g(b);
     if (Elem* e = find(b, h, key)) {
       if (e->next) {
         std::memcpy(next_key, e->next->key(), key_size());
@@ -136,9 +140,9 @@ int SockHash::get_next_key_sys(const void* key, void* next_key) noexcept {
   }
   for (; i < n_buckets_; ++i) {
     Bucket& b = buckets_[i];
-    std::lock_guard g(b.lock);
-    if (b.head) {
-      std::memcpy(next_key, b.head->key(), key_size());
+    std::lock_guard g(b);
+    if (Elem* e = b.head()) {
+      std::memcpy(next_key, e->key(), key_size());
       return 0;
     }
   }
@@ -148,7 +152,7 @@ int SockHash::get_next_key_sys(const void* key, void* next_key) noexcept {
 PsockRef SockHash::lookup_psock(const void* key) noexcept {
   uint32_t h = hash(key);
   Bucket& b = bucket(h);
-  std::lock_guard g(b.lock);
+  std::lock_guard g(b);
   Elem* e = find(b, h, key);
   return e && psock_try_get(e->psock) ? PsockRef(e->psock) : PsockRef();
 }
@@ -157,8 +161,8 @@ void SockHash::unlink(Psock* psock, const PsockLink& link) noexcept {
   // The element may be gone already: compare addresses, never read it unless
   // it is still in the bucket.
   Bucket& b = bucket(link.hash);
-  std::lock_guard g(b.lock);
-  for (Elem* e = b.head; e; e = e->next)
+  std::lock_guard g(b);
+  for (Elem* e = b.head(); e; e = e->next)
     if (e == link.link_raw) {
       if (e->psock == psock) remove(b, e);
       return;

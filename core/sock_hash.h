@@ -3,6 +3,10 @@
 // picked with the kernel's jhash, so get_next_key walks in the kernel's order.
 #pragma once
 
+#include <sched.h>
+
+#include <atomic>
+#include <cstdint>
 #include <memory>
 
 #include "core/sock_map_link.h"
@@ -32,9 +36,27 @@ class SockHash final : public SockMapBase {
     uint32_t hash;
     unsigned char* key() noexcept { return reinterpret_cast<unsigned char*>(this + 1); }
   };
+  // A bucket is one word: the head pointer with its low bit as the lock, so
+  // the bucket array costs 8 bytes per bucket.
   struct Bucket {
-    SpinLock lock;
-    Elem* head = nullptr;
+    std::atomic<uintptr_t> word{0};
+    void lock() noexcept {
+      for (unsigned spins = 0;; ++spins) {
+        uintptr_t w = word.load(std::memory_order_relaxed) & ~uintptr_t{1};
+        if (word.compare_exchange_weak(w, w | 1, std::memory_order_acquire,
+                                       std::memory_order_relaxed))
+          return;
+        if (spins > 64) sched_yield();
+      }
+    }
+    void unlock() noexcept { word.fetch_and(~uintptr_t{1}, std::memory_order_release); }
+    // Under the lock.
+    Elem* head() const noexcept {
+      return reinterpret_cast<Elem*>(word.load(std::memory_order_relaxed) & ~uintptr_t{1});
+    }
+    void set_head(Elem* e) noexcept {
+      word.store(reinterpret_cast<uintptr_t>(e) | 1, std::memory_order_relaxed);
+    }
   };
 
   uint32_t hash(const void* key) const noexcept;
