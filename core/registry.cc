@@ -156,10 +156,27 @@ void evict_if_stale(int fd, Socket* s, int err) noexcept {
   if (g_fds[fd].compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel)) s->put();
 }
 
-void evict_after_error(int fd, Socket* s) noexcept {
+long evict_after_error(int fd, long r) noexcept {
   int err = errno;
-  evict_if_stale(fd, s, err);
+  Socket* s = peek(fd);
+  if (s && (err == EBADF || err == ENOTSOCK)) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    bool open_socket = err == EBADF ? real::fcntl(fd, F_GETFD, 0) >= 0
+                                    : getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+    if (!open_socket) evict_if_stale(fd, s, err);
+  }
   errno = err;
+  return r;
+}
+
+long adopt_after_success(int fd, long r) noexcept {
+  if (static_cast<unsigned>(fd) < static_cast<unsigned>(kMaxFd)) {
+    int saved = errno;
+    adopt(fd);
+    errno = saved;
+  }
+  return r;
 }
 
 void drop(Socket* s) noexcept {

@@ -52,9 +52,14 @@ void untrack_range(unsigned lo, unsigned hi) noexcept;
 // The real call said EBADF or ENOTSOCK on a tracked fd: the record is stale
 // (closed behind the shim's back); drop it.
 void evict_if_stale(int fd, Socket* s, int err) noexcept;
-// The same with the error taken from errno, which is preserved; out of line and
-// cold, for the hooks' error path.
-[[gnu::cold]] void evict_after_error(int fd, Socket* s) noexcept;
+
+// The hooks' slow paths, out of line, errno preserved, returning r so that a
+// hook can tail-call them. evict_after_error: a call on fd failed (errno); on
+// EBADF or ENOTSOCK, and when the kernel confirms fd is still not an open socket
+// (another thread may have reused the number meanwhile), fd's record is dropped.
+// adopt_after_success: a socket-only call succeeded on fd: adopt it.
+[[gnu::cold]] long evict_after_error(int fd, long r) noexcept;
+long adopt_after_success(int fd, long r) noexcept;
 
 // Puts a record taken out of the table (by untrack) after the real close.
 void drop(Socket* s) noexcept;

@@ -10,24 +10,32 @@
 
 namespace sockshim::shim {
 
-// Runs the real call on a tracked fd; an EBADF or ENOTSOCK from the kernel means
-// the record is stale (the fd was closed behind the shim's back), so drop it.
-// That work is out of line: the hot path only keeps fd and s across the call.
+// The hot path of a hook keeps only fd alive across the real call; whatever
+// follows an error or an adoption is out of line and tail-called (it returns r),
+// so a pass-through call costs about a dozen instructions.
+
+// Runs the real call on a tracked fd; an EBADF or ENOTSOCK from the kernel may
+// mean the record is stale (the fd was closed behind the shim's back): the
+// error path asks the kernel again and drops it. The record itself is not
+// needed after the call.
 template <typename Call>
-inline auto on_tracked(int fd, Socket* s, Call&& call) noexcept {
+inline auto on_tracked(int fd, Socket*, Call&& call) noexcept {
   auto r = call();
   if (r < 0) [[unlikely]]
-    registry::evict_after_error(fd, s);
+    return static_cast<decltype(r)>(registry::evict_after_error(fd, r));
   return r;
 }
 
-// After a socket-only call succeeded on an fd the shim never saw: adopt it.
+// After a socket-only call on an fd the shim never saw: success means it is a
+// socket (made before the shim loaded, inherited over exec): adopt it. Returns r.
+template <typename R>
+inline R adopt_after(int fd, R r) noexcept {
+  if (r < 0) return r;
+  return static_cast<R>(registry::adopt_after_success(fd, r));
+}
+
 inline void adopt_after(int fd) noexcept {
-  if (static_cast<unsigned>(fd) < static_cast<unsigned>(registry::kMaxFd)) {
-    int saved = errno;
-    registry::adopt(fd);
-    errno = saved;
-  }
+  registry::adopt_after_success(fd, 0);
 }
 
 // Makes sure the constructor's work (symbols, fork handlers) is done; hooks that
