@@ -173,4 +173,15 @@ void sk_storage_free(Socket* sk) noexcept {
   for (SkStorage* map : m.maps) map->erase(sk);
 }
 
+void sk_storage_clone(Socket* listener, Socket* child) noexcept {
+  if (listener->sk_storage_elems.load(std::memory_order_acquire) == 0) return;
+  Maps& m = live_maps();
+  std::lock_guard g(m.lock);
+  for (SkStorage* map : m.maps) {
+    if (!(map->spec().flags & policy::BPF_F_CLONE)) continue;
+    std::vector<unsigned char> value(map->value_size());
+    if (map->lookup(listener, value.data()) == 0) map->update(child, value.data(), BPF_NOEXIST);
+  }
+}
+
 }  // namespace sockshim

@@ -40,6 +40,7 @@ class SkStorage final : public BpfMap {
 
  private:
   friend void sk_storage_free(Socket* sk) noexcept;
+  friend void sk_storage_clone(Socket* listener, Socket* child) noexcept;
   struct Elem {
     uint64_t cookie;  // of the socket the value belongs to
     unsigned char* value() noexcept { return reinterpret_cast<unsigned char*>(this + 1); }
@@ -60,5 +61,9 @@ class SkStorage final : public BpfMap {
 // The socket's last reference went: its values in every map go
 // (bpf_sk_storage_free at __sk_destruct).
 void sk_storage_free(Socket* sk) noexcept;
+
+// accept() made child from listener: copy the listener's values in maps
+// created with BPF_F_CLONE, and only those (bpf_sk_storage_clone).
+void sk_storage_clone(Socket* listener, Socket* child) noexcept;
 
 }  // namespace sockshim

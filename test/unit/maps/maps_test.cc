@@ -452,3 +452,19 @@ TEST_CASE("the C API: by map name, negative errno like libbpf", "[capi]") {
   CHECK(sockshim_socket_cookie(-1) == 0);
   sockshim::install_maps(nullptr);
 }
+
+TEST_CASE("sk_storage: accept copies only BPF_F_CLONE values", "[sk_storage]") {
+  MapSpec clone = sk_storage_spec("clone", 8);
+  clone.flags |= sockshim::policy::BPF_F_CLONE;
+  auto t = make_table({clone, sk_storage_spec("plain", 8)});
+  TcpPair tp;
+  uint64_t v = 77, out = 0;
+  REQUIRE(sockshim::map_update_elem(*t->find("clone"), &tp.listener, &v, BPF_ANY) == 0);
+  REQUIRE(sockshim::map_update_elem(*t->find("plain"), &tp.listener, &v, BPF_ANY) == 0);
+  sockshim::SocketRef listener = sockshim::registry::get(tp.listener);
+  sockshim::SocketRef child = sockshim::registry::get(tp.server);
+  sockshim::sk_storage_clone(listener.get(), child.get());
+  CHECK(sockshim::map_lookup_elem(*t->find("clone"), &tp.server, &out) == 0);
+  CHECK(out == 77);
+  CHECK(sockshim::map_lookup_elem(*t->find("plain"), &tp.server, &out) == -ENOENT);
+}
