@@ -146,7 +146,7 @@ def main():
                  "try:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('refused', e.errno); sys.exit()\n"
                  "try:\n s.sendall(b'{\"version\":1,\"command\":\"info\"}\\n')\n"
                  " print('answer', repr(s.recv(1000)))\n"
-                 "except ConnectionResetError:\n print(\"answer b''\")\n")
+                 "except ConnectionError:\n print(\"answer b''\")\n")
         def as_nobody():
             return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                    "/usr/bin/python3", "-c", probe, path],
