@@ -117,6 +117,30 @@ struct Action {
 
 const char* action_name(Action::Kind k) noexcept;
 
+inline constexpr size_t kCtxFields = 10;
+
+// The flat form of all rules' `if`s, one array in rule order: integer tests on
+// context fields inline (also negated, for `not`, and as an `any` group of the n
+// tests that follow), anything else through its Cond, `always` for a rule
+// without conditions. A failing test jumps to the next rule's first test; the
+// last test of a rule names the rule. Built by Program's constructor, once conds
+// no longer move.
+struct Test {
+  enum class Code : uint8_t { eq, ne, lt, le, gt, ge, range, in, cond, any, always };
+  Code code = Code::cond;
+  uint8_t field = 0;  // CtxField
+  bool negate = false;
+  uint32_t n = 0;          // in: set size; any: how many tests follow in the group
+  uint32_t on_fail = 0;    // index of the next rule's first test
+  int32_t rule_done = -1;  // >= 0: the rule that holds once this test passes
+  uint64_t a = 0, b = 0;
+  const uint64_t* set = nullptr;
+  const Cond* cond = nullptr;
+};
+
+static_assert(static_cast<int>(Test::Code::in) == static_cast<int>(Compare::Op::in),
+              "Test::Code mirrors Compare::Op");
+
 struct Rule {
   std::vector<Cond> conds;  // all must hold; empty: always
   std::vector<Action> actions;
@@ -124,8 +148,10 @@ struct Rule {
 
 struct CompiledProgram {
   std::vector<Rule> rules;
+  std::vector<Test> tests;
   int default_ret = SK_PASS;
   bool needs_data = false;
+  bool sticky_drop = true;
   FrameSpec frame;
 };
 

@@ -533,7 +533,7 @@ void Loader::load_program(const std::string& name, const json& v, const std::str
         v["type"], at(ptr, "type"),
         {"sk_msg", "sk_skb/stream_parser", "sk_skb/stream_verdict", "sk_skb/verdict", "sockops"});
   if (!type) {
-    check_keys(v, ptr, {"type", "rules", "default", "frame"});
+    check_keys(v, ptr, {"type", "rules", "default", "frame", "sticky_drop"});
     broken_programs_.insert(name);
     return;
   }
@@ -552,8 +552,16 @@ void Loader::load_program(const std::string& name, const json& v, const std::str
   } else {
     if (t == ProgramType::sockops)
       check_keys(v, ptr, {"type", "rules"});
+    else if (t == ProgramType::sk_msg)
+      check_keys(v, ptr, {"type", "rules", "default", "sticky_drop"});
     else
       check_keys(v, ptr, {"type", "rules", "default"});
+    if (const json* sd = member(v, "sticky_drop"); sd && t == ProgramType::sk_msg) {
+      if (sd->is_boolean())
+        compiled->sticky_drop = sd->get<bool>();
+      else
+        error(at(ptr, "sticky_drop"), "expected true or false");
+    }
     if (const json* d = member(v, "default"); d && t != ProgramType::sockops) {
       if (auto s = get_enum(*d, at(ptr, "default"), {"pass", "drop"}))
         compiled->default_ret = *s == "pass" ? SK_PASS : SK_DROP;
@@ -671,7 +679,11 @@ bool Loader::load_cond(const std::string& key, const json& v, const std::string&
       Cond child;
       child.kind = Cond::Kind::all;
       ok = load_cond_object(v[i], at(ptr, std::to_string(i)), child.children) && ok;
-      c.children.push_back(std::move(child));
+      // An item with one condition is that condition: one level less to walk.
+      if (child.children.size() == 1)
+        c.children.push_back(std::move(child.children[0]));
+      else
+        c.children.push_back(std::move(child));
     }
     out.push_back(std::move(c));
     return ok;

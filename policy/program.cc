@@ -2,10 +2,12 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "policy/compiled.h"
+#include "policy/find_bytes.h"
 
 namespace sockshim::policy {
 
@@ -48,7 +50,8 @@ const char* action_name(Action::Kind k) noexcept {
 
 namespace {
 
-// Everything one run reads and writes.
+// Everything one run reads and writes. The integer context fields are read
+// once, in CtxField order, so tests index them.
 struct Run {
   const Program& prog;
   const SocketTuple& sk;
@@ -60,29 +63,22 @@ struct Run {
   uint64_t len = 0;
   uint32_t op = 0;
   SkMsg* msg = nullptr;
+  uint64_t fields[kCtxFields] = {};
+
+  void load_fields() noexcept {
+    fields[static_cast<size_t>(CtxField::family)] = sk.family;
+    fields[static_cast<size_t>(CtxField::local_ip4)] = ntohl(sk.local_ip4);
+    fields[static_cast<size_t>(CtxField::remote_ip4)] = ntohl(sk.remote_ip4);
+    fields[static_cast<size_t>(CtxField::local_port)] = sk.local_port;
+    fields[static_cast<size_t>(CtxField::remote_port)] = sk.remote_port;
+    fields[static_cast<size_t>(CtxField::size)] = size;
+    fields[static_cast<size_t>(CtxField::len)] = len;
+    fields[static_cast<size_t>(CtxField::op)] = op;
+  }
 };
 
 uint64_t field_value(const Run& r, CtxField f) noexcept {
-  switch (f) {
-    case CtxField::family:
-      return r.sk.family;
-    case CtxField::local_ip4:
-      return ntohl(r.sk.local_ip4);
-    case CtxField::remote_ip4:
-      return ntohl(r.sk.remote_ip4);
-    case CtxField::local_port:
-      return r.sk.local_port;
-    case CtxField::remote_port:
-      return r.sk.remote_port;
-    case CtxField::size:
-      return r.size;
-    case CtxField::len:
-      return r.len;
-    case CtxField::op:
-      return r.op;
-    default:
-      return 0;
-  }
+  return r.fields[static_cast<size_t>(f)];
 }
 
 const std::array<uint8_t, 16>& ip6_value(const Run& r, CtxField f) noexcept {
@@ -203,6 +199,189 @@ bool eval_all(const Run& r, const std::vector<Cond>& conds) noexcept {
   return true;
 }
 
+[[gnu::always_inline]] inline bool simple_test(const Run& r, const Test& t) noexcept {
+  const uint64_t v = r.fields[t.field];
+  bool ok;
+  switch (t.code) {
+    case Test::Code::eq:
+      ok = v == t.a;
+      break;
+    case Test::Code::ne:
+      ok = v != t.a;
+      break;
+    case Test::Code::lt:
+      ok = v < t.a;
+      break;
+    case Test::Code::le:
+      ok = v <= t.a;
+      break;
+    case Test::Code::gt:
+      ok = v > t.a;
+      break;
+    case Test::Code::ge:
+      ok = v >= t.a;
+      break;
+    case Test::Code::range:
+      ok = v >= t.a && v <= t.b;
+      break;
+    case Test::Code::in:
+      ok = false;
+      for (uint32_t i = 0; i < t.n && !ok; ++i) ok = t.set[i] == v;
+      break;
+    default:
+      ok = false;
+      break;
+  }
+  return ok != t.negate;
+}
+
+// The index of the first rule whose conditions hold, or -1.
+int32_t match_rule(const Run& r, const CompiledProgram& c) noexcept {
+  const Test* base = c.tests.data();
+  const Test* end = base + c.tests.size();
+  const Test* t = base;
+  while (t < end) {
+    bool ok;
+    const Test* next = t + 1;
+    const uint64_t v = r.fields[t->field];
+    // One dispatch for the common tests; simple_test only inside `any` groups.
+    switch (t->code) {
+      case Test::Code::eq:
+        ok = (v == t->a) != t->negate;
+        break;
+      case Test::Code::ne:
+        ok = (v != t->a) != t->negate;
+        break;
+      case Test::Code::lt:
+        ok = (v < t->a) != t->negate;
+        break;
+      case Test::Code::le:
+        ok = (v <= t->a) != t->negate;
+        break;
+      case Test::Code::gt:
+        ok = (v > t->a) != t->negate;
+        break;
+      case Test::Code::ge:
+        ok = (v >= t->a) != t->negate;
+        break;
+      case Test::Code::range:
+        ok = (v >= t->a && v <= t->b) != t->negate;
+        break;
+      case Test::Code::in:
+        ok = simple_test(r, *t);
+        break;
+      case Test::Code::any:
+        ok = false;
+        for (uint32_t i = 1; i <= t->n && !ok; ++i) ok = simple_test(r, t[i]);
+        next = t + 1 + t->n;
+        break;
+      case Test::Code::cond:
+        ok = eval(r, *t->cond);
+        break;
+      default:  // always
+        ok = true;
+        break;
+    }
+    if (!ok) {
+      t = base + t->on_fail;
+      continue;
+    }
+    if (t->rule_done >= 0) return t->rule_done;
+    t = next;
+  }
+  return -1;
+}
+
+// A field condition with one comparison, as a Test.
+bool simple_field(const Cond& c) {
+  return c.kind == Cond::Kind::field && c.cmps.size() == 1;
+}
+
+Test field_test(const Cond& c, const Compare& cmp, bool negate) {
+  Test t;
+  t.code = static_cast<Test::Code>(cmp.op);
+  t.field = static_cast<uint8_t>(c.field);
+  t.negate = negate;
+  t.a = cmp.a;
+  t.b = cmp.b;
+  t.set = cmp.set.data();
+  t.n = static_cast<uint32_t>(cmp.set.size());
+  return t;
+}
+
+// Flattens every rule's conds into c.tests (see Test).
+void build_tests(CompiledProgram& c) {
+  c.tests.clear();
+  for (size_t ri = 0; ri < c.rules.size(); ++ri) {
+    const size_t first = c.tests.size();
+    size_t last_head = first;
+    auto head = [&](Test t) {
+      last_head = c.tests.size();
+      c.tests.push_back(t);
+    };
+    for (const Cond& cond : c.rules[ri].conds) {
+      if (cond.kind == Cond::Kind::field) {
+        for (const Compare& cmp : cond.cmps) head(field_test(cond, cmp, false));
+      } else if (cond.kind == Cond::Kind::not_ && cond.children.size() == 1 &&
+                 simple_field(cond.children[0])) {
+        head(field_test(cond.children[0], cond.children[0].cmps[0], true));
+      } else if (cond.kind == Cond::Kind::any && !cond.children.empty() &&
+                 std::all_of(cond.children.begin(), cond.children.end(), simple_field)) {
+        Test group;
+        group.code = Test::Code::any;
+        group.n = static_cast<uint32_t>(cond.children.size());
+        head(group);
+        for (const Cond& x : cond.children) c.tests.push_back(field_test(x, x.cmps[0], false));
+      } else {
+        Test t;
+        t.cond = &cond;
+        head(t);
+      }
+    }
+    if (c.tests.size() == first) {
+      Test t;
+      t.code = Test::Code::always;
+      head(t);
+    }
+    c.tests[last_head].rule_done = static_cast<int32_t>(ri);
+    const auto next_rule = static_cast<uint32_t>(c.tests.size());
+    for (size_t i = first; i < c.tests.size(); ++i) c.tests[i].on_fail = next_rule;
+  }
+}
+
+// The data and storage tests live out of line so that eval, which the nested
+// all/any/not conditions call, stays a small function.
+[[gnu::noinline]] bool eval_data(const Run& r, const Cond& c) noexcept {
+  // An empty message may have no buffer at all: never pass a null pointer on.
+  const auto* b = reinterpret_cast<const uint8_t*>(c.bytes.data());
+  switch (c.kind) {
+    case Cond::Kind::data_prefix:
+      return c.bytes.empty() ||
+             (r.data_len >= c.bytes.size() && memcmp(r.data, b, c.bytes.size()) == 0);
+    case Cond::Kind::data_contains:
+      return find_bytes(r.data, r.data_len, b, c.bytes.size()) != nullptr;
+    case Cond::Kind::data_equals:
+      return r.data_len == c.bytes.size() &&
+             (c.bytes.empty() || memcmp(r.data, b, c.bytes.size()) == 0);
+    case Cond::Kind::data_int:
+      return data_int(r, c);
+    default:
+      return false;
+  }
+}
+
+[[gnu::noinline]] bool eval_storage(const Run& r, const Cond& c) noexcept {
+  const uint8_t* p = r.h.storage_get(c.map, false);
+  return p && compare_all(c.cmps, read_value_field(p, c.value));
+}
+
+[[gnu::noinline]] bool eval_ip6(const Run& r, const Cond& c) noexcept {
+  const auto& v = ip6_value(r, c.field);
+  bool hit = false;
+  for (const auto& x : c.ip6_set) hit = hit || x == v;
+  return hit != c.negate;
+}
+
 bool eval(const Run& r, const Cond& c) noexcept {
   switch (c.kind) {
     case Cond::Kind::all:
@@ -214,31 +393,15 @@ bool eval(const Run& r, const Cond& c) noexcept {
     case Cond::Kind::not_:
       return !eval_all(r, c.children);
     case Cond::Kind::field:
+      if (c.cmps.size() == 1) return compare(c.cmps[0], field_value(r, c.field));
       return compare_all(c.cmps, field_value(r, c.field));
-    case Cond::Kind::ip6: {
-      const auto& v = ip6_value(r, c.field);
-      bool hit = false;
-      for (const auto& x : c.ip6_set) hit = hit || x == v;
-      return hit != c.negate;
-    }
-    // An empty message may have no buffer at all: never pass a null pointer on.
-    case Cond::Kind::data_prefix:
-      return c.bytes.empty() ||
-             (r.data_len >= c.bytes.size() && memcmp(r.data, c.bytes.data(), c.bytes.size()) == 0);
-    case Cond::Kind::data_contains:
-      return c.bytes.empty() || (r.data_len >= c.bytes.size() &&
-                                 memmem(r.data, r.data_len, c.bytes.data(), c.bytes.size()));
-    case Cond::Kind::data_equals:
-      return r.data_len == c.bytes.size() &&
-             (c.bytes.empty() || memcmp(r.data, c.bytes.data(), c.bytes.size()) == 0);
-    case Cond::Kind::data_int:
-      return data_int(r, c);
-    case Cond::Kind::storage: {
-      const uint8_t* p = r.h.storage_get(c.map, false);
-      return p && compare_all(c.cmps, read_value_field(p, c.value));
-    }
+    case Cond::Kind::ip6:
+      return eval_ip6(r, c);
+    case Cond::Kind::storage:
+      return eval_storage(r, c);
+    default:
+      return eval_data(r, c);
   }
-  return false;
 }
 
 // Builds a key in the map's layout (see KeyField in spec.h) into buf.
@@ -325,9 +488,10 @@ long run_action(const Run& r, const Action& a, int& ret, bool& redirected) {
 RunResult run_rules(const Run& r, const CompiledProgram& c) {
   RunResult res;
   res.ret = c.default_ret;
-  for (size_t i = 0; i < c.rules.size(); ++i) {
+  const int32_t matched = match_rule(r, c);
+  if (matched >= 0) {
+    const auto i = static_cast<size_t>(matched);
     const Rule& rule = c.rules[i];
-    if (!eval_all(r, rule.conds)) continue;
     res.rule = static_cast<int32_t>(i);
     bool redirected = false;
     for (size_t j = 0; j < rule.actions.size(); ++j) {
@@ -346,7 +510,9 @@ RunResult run_rules(const Run& r, const CompiledProgram& c) {
 }  // namespace
 
 Program::Program(std::string name, ProgramType type, std::unique_ptr<CompiledProgram> compiled)
-    : name_(std::move(name)), type_(type), compiled_(std::move(compiled)) {}
+    : name_(std::move(name)), type_(type), compiled_(std::move(compiled)) {
+  build_tests(*compiled_);
+}
 
 Program::~Program() = default;
 
@@ -355,6 +521,9 @@ bool Program::needs_data() const noexcept {
 }
 size_t Program::rule_count() const noexcept {
   return compiled_->rules.size();
+}
+bool Program::sticky_drop() const noexcept {
+  return compiled_->sticky_drop;
 }
 int Program::default_ret() const noexcept {
   return compiled_->default_ret;
@@ -371,6 +540,7 @@ RunResult Program::run_msg(SkMsg& msg, const SocketTuple& sk, Helpers& helpers,
   r.data_len = window.size();
   r.size = msg.size();
   r.msg = &msg;
+  r.load_fields();
   return run_rules(r, *compiled_);
 }
 
@@ -380,6 +550,7 @@ RunResult Program::run_skb(std::span<const uint8_t> frame, const SocketTuple& sk
   r.data = frame.data();
   r.data_len = frame.size();
   r.len = frame.size();
+  r.load_fields();
   return run_rules(r, *compiled_);
 }
 
@@ -387,6 +558,7 @@ RunResult Program::run_sockops(SockOp op, const SocketTuple& sk, Helpers& helper
                                Tracer* tracer) const {
   Run r{*this, sk, helpers, tracer};
   r.op = static_cast<uint32_t>(op);
+  r.load_fields();
   RunResult res = run_rules(r, *compiled_);
   res.ret = 1;
   res.verdict = Verdict::pass;

@@ -65,6 +65,10 @@ class Program {
   // pull/push/pop): otherwise sendfile may stay zero-copy.
   bool needs_data() const noexcept;
   size_t rule_count() const noexcept;
+  // sk_msg: the kernel keeps failing every later send of a socket after a DROP
+  // until its psock is re-created; `"sticky_drop": false` asks core to drop the
+  // one message only (DESIGN.md's documented difference). Default true.
+  bool sticky_drop() const noexcept;
   // Returned when no rule holds or the rule that held has no verdict action.
   int default_ret() const noexcept;
 

@@ -1,5 +1,7 @@
 #include "policy/stream_parser.h"
 
+#include "policy/find_bytes.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -34,8 +36,8 @@ int64_t parse_length_prefix(const FrameSpec& spec, std::span<const uint8_t> buf)
 int64_t parse_delimiter(const FrameSpec& spec, std::span<const uint8_t> buf) noexcept {
   const auto& d = spec.delimiter;
   const size_t limit = spec.max != 0 ? std::min<uint64_t>(buf.size(), spec.max) : buf.size();
-  const void* hit = memmem(buf.data(), limit, d.data(), d.size());
-  if (hit) return static_cast<int64_t>(static_cast<const uint8_t*>(hit) - buf.data() + d.size());
+  const uint8_t* hit = find_bytes(buf.data(), limit, d.data(), d.size());
+  if (hit) return static_cast<int64_t>(hit - buf.data() + d.size());
   if (spec.max != 0 && buf.size() >= spec.max) return -EMSGSIZE;
   return 0;
 }

@@ -312,7 +312,7 @@ TEST_CASE("explicit key objects and arrays with literals", "[policy][program]") 
 TEST_CASE("a valid policy fills MapSpec, attachments and sockops", "[policy][loader]") {
   auto pol = load(std::string(R"({"version": 1, "description": "d", "maps": {)") + kMaps +
                   R"(}, "programs": {
-        "m": {"type": "sk_msg", "rules": []},
+        "m": {"type": "sk_msg", "sticky_drop": false, "rules": []},
         "pa": {"type": "sk_skb/stream_parser", "frame": {"length_prefix": {"offset": 2, "size": 2, "endian": "little", "adjust": -1}, "max": 100}},
         "v": {"type": "sk_skb/verdict", "rules": []},
         "o": {"type": "sockops", "rules": []}},
@@ -337,6 +337,8 @@ TEST_CASE("a valid policy fills MapSpec, attachments and sockops", "[policy][loa
   REQUIRE(pol->attach.size() == 3);
   CHECK(pol->attached(1, AttachType::sk_msg_verdict) == pol->program("m"));
   CHECK(pol->attached(0, AttachType::sk_skb_verdict) == pol->program("v"));
+  CHECK_FALSE(pol->program("m")->sticky_drop());
+  CHECK(pol->program("v")->sticky_drop());
   REQUIRE(pol->sockops.size() == 1);
   CHECK(pol->sockops[0]->type() == ProgramType::sockops);
   const FrameSpec& f = pol->program("pa")->frame();
