@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/skmsg_ingress.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
@@ -124,6 +125,12 @@ SOCKSHIM_HOOK int ioctl(int fd, unsigned long request, ...) {
   unsigned long arg = va_arg(ap, unsigned long);
   va_end(ap);
   int r = real::ioctl(fd, request, arg);
+  if (r == 0 && request == FIONREAD) [[unlikely]]
+    if (Socket* s = registry::peek(fd); s && s->psock.load(std::memory_order_relaxed)) {
+      int saved = errno;
+      *reinterpret_cast<int*>(arg) += psock_fionread(fd);
+      errno = saved;
+    }
   if (r == 0 && request == FIONBIO)
     if (Socket* s = registry::peek(fd))
       s->nonblocking.store(*reinterpret_cast<const int*>(arg) != 0, std::memory_order_relaxed);

@@ -4,6 +4,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/psock.h"
+#include "core/skmsg_ingress.h"
+#include "core/tcp_bpf.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
@@ -46,52 +49,183 @@ void track_passed_fds(const msghdr* msg) noexcept {
   }
 }
 
+// A send on a socket whose psock has an sk_msg program runs the verdict.
+ssize_t psock_send(int fd, const iovec* iov, size_t n, int flags) noexcept {
+  SocketRef s = registry::get(fd);
+  if (!s) {
+    msghdr m{};
+    m.msg_iov = const_cast<iovec*>(iov);
+    m.msg_iovlen = n;
+    return real::sendmsg(fd, &m, flags);
+  }
+  return tcp_bpf_sendmsg(fd, s.get(), iov, n, flags);
+}
+
+template <typename Call>
+ssize_t socket_send(int fd, const iovec* iov, size_t n, int flags, Call&& call) noexcept {
+  Socket* s = registry::peek(fd);
+  if (s) [[likely]] {
+    if (tcp_bpf_active(s)) [[unlikely]]
+      return psock_send(fd, iov, n, flags);
+    return shim::on_tracked(fd, s, call);
+  }
+  auto r = call();
+  if (r >= 0) shim::adopt_after(fd);
+  return r;
+}
+
+template <typename Call>
+ssize_t fd_send(int fd, const iovec* iov, size_t n, Call&& call) noexcept {
+  Socket* s = registry::peek(fd);
+  if (!s) [[likely]]
+    return call();
+  if (tcp_bpf_active(s)) [[unlikely]]
+    return psock_send(fd, iov, n, 0);
+  return shim::on_tracked(fd, s, call);
+}
+
+// A read on a socket with a psock takes its ingress queue first.
+ssize_t psock_recv(int fd, msghdr* msg, int flags) noexcept {
+  SocketRef s = registry::get(fd);
+  PsockRef p = s ? psock_get(s.get()) : PsockRef();
+  if (!p) return real::recvmsg(fd, msg, flags);
+  return tcp_bpf_recvmsg(fd, p.get(), msg, flags, s->nonblocking.load(std::memory_order_relaxed));
+}
+
+bool has_psock(Socket* s) noexcept {
+  return s->psock.load(std::memory_order_acquire) != nullptr;
+}
+
+template <typename Call>
+ssize_t socket_recv(int fd, msghdr* msg, int flags, Call&& call) noexcept {
+  Socket* s = registry::peek(fd);
+  if (s) [[likely]] {
+    if (has_psock(s)) [[unlikely]]
+      return psock_recv(fd, msg, flags);
+    return shim::on_tracked(fd, s, call);
+  }
+  auto r = call();
+  if (r >= 0) shim::adopt_after(fd);
+  return r;
+}
+
+template <typename Call>
+ssize_t fd_recv(int fd, msghdr* msg, Call&& call) noexcept {
+  Socket* s = registry::peek(fd);
+  if (!s) [[likely]]
+    return call();
+  if (has_psock(s)) [[unlikely]]
+    return psock_recv(fd, msg, 0);
+  return shim::on_tracked(fd, s, call);
+}
+
+ssize_t psock_recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from,
+                       socklen_t* fromlen) noexcept {
+  iovec iov{buf, len};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_name = from;
+  m.msg_namelen = from && fromlen ? *fromlen : 0;
+  ssize_t r = psock_recv(fd, &m, flags);
+  if (r >= 0 && from && fromlen) *fromlen = m.msg_namelen;
+  return r;
+}
+
+msghdr one_iov_msg(iovec* iov, void* buf, size_t len) noexcept {
+  iov->iov_base = buf;
+  iov->iov_len = len;
+  msghdr m{};
+  m.msg_iov = iov;
+  m.msg_iovlen = 1;
+  return m;
+}
+
 }  // namespace
 
 SOCKSHIM_HOOK ssize_t send(int fd, const void* buf, size_t len, int flags) {
-  return socket_call(fd, [&] { return real::send(fd, buf, len, flags); });
+  iovec iov{const_cast<void*>(buf), len};
+  return socket_send(fd, &iov, 1, flags, [&] { return real::send(fd, buf, len, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to,
                              socklen_t tolen) {
-  return socket_call(fd, [&] { return real::sendto(fd, buf, len, flags, to, tolen); });
+  iovec iov{const_cast<void*>(buf), len};
+  return socket_send(fd, &iov, 1, flags,
+                     [&] { return real::sendto(fd, buf, len, flags, to, tolen); });
 }
 
 SOCKSHIM_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+  Socket* s = registry::peek(fd);
+  if (s && msg && tcp_bpf_active(s)) [[unlikely]]
+    return psock_send(fd, msg->msg_iov, msg->msg_iovlen, flags);
   return socket_call(fd, [&] { return real::sendmsg(fd, msg, flags); });
 }
 
 SOCKSHIM_HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int n, int flags) {
+  Socket* s = registry::peek(fd);
+  if (s && tcp_bpf_active(s)) [[unlikely]] {
+    // One verdict path per message; the count of messages sent, or the error
+    // of the first.
+    unsigned i = 0;
+    for (; i < n; ++i) {
+      ssize_t r = psock_send(fd, vec[i].msg_hdr.msg_iov, vec[i].msg_hdr.msg_iovlen, flags);
+      if (r < 0) return i ? static_cast<int>(i) : -1;
+      vec[i].msg_len = static_cast<unsigned>(r);
+    }
+    return static_cast<int>(i);
+  }
   return socket_call(fd, [&] { return real::sendmmsg(fd, vec, n, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t write(int fd, const void* buf, size_t len) {
-  return fd_call(fd, [&] { return real::write(fd, buf, len); });
+  iovec iov{const_cast<void*>(buf), len};
+  return fd_send(fd, &iov, 1, [&] { return real::write(fd, buf, len); });
 }
 
 SOCKSHIM_HOOK ssize_t writev(int fd, const iovec* iov, int n) {
-  return fd_call(fd, [&] { return real::writev(fd, iov, n); });
+  return fd_send(fd, iov, n < 0 ? 0 : static_cast<size_t>(n),
+                 [&] { return real::writev(fd, iov, n); });
 }
 
 SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
+  Socket* s = registry::peek(out);
+  if (s && tcp_bpf_active(s)) [[unlikely]] {
+    SocketRef ref = registry::get(out);
+    off64_t off = offset ? *offset : 0;
+    ssize_t r = ref ? tcp_bpf_sendfile(out, ref.get(), in, offset ? &off : nullptr, count)
+                    : real::sendfile(out, in, offset, count);
+    if (ref && offset) *offset = static_cast<off_t>(off);
+    return r;
+  }
   return fd_call(out, [&] { return real::sendfile(out, in, offset, count); });
 }
 
 SOCKSHIM_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
+  Socket* s = registry::peek(out);
+  if (s && tcp_bpf_active(s)) [[unlikely]] {
+    if (SocketRef ref = registry::get(out))
+      return tcp_bpf_sendfile(out, ref.get(), in, offset, count);
+  }
   return fd_call(out, [&] { return real::sendfile64(out, in, offset, count); });
 }
 
 SOCKSHIM_HOOK ssize_t recv(int fd, void* buf, size_t len, int flags) {
-  return socket_call(fd, [&] { return real::recv(fd, buf, len, flags); });
+  iovec iov;
+  msghdr m = one_iov_msg(&iov, buf, len);
+  return socket_recv(fd, &m, flags, [&] { return real::recv(fd, buf, len, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from,
                                socklen_t* fromlen) {
+  Socket* s = registry::peek(fd);
+  if (s && has_psock(s)) [[unlikely]]
+    return psock_recvfrom(fd, buf, len, flags, from, fromlen);
   return socket_call(fd, [&] { return real::recvfrom(fd, buf, len, flags, from, fromlen); });
 }
 
 SOCKSHIM_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
-  ssize_t r = socket_call(fd, [&] { return real::recvmsg(fd, msg, flags); });
+  ssize_t r = socket_recv(fd, msg, flags, [&] { return real::recvmsg(fd, msg, flags); });
   if (r >= 0 && msg->msg_controllen) [[unlikely]] {
     int saved = errno;
     track_passed_fds(msg);
@@ -111,25 +245,39 @@ SOCKSHIM_HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int n, int flags, time
 }
 
 SOCKSHIM_HOOK ssize_t read(int fd, void* buf, size_t len) {
-  return fd_call(fd, [&] { return real::read(fd, buf, len); });
+  iovec iov;
+  msghdr m = one_iov_msg(&iov, buf, len);
+  return fd_recv(fd, &m, [&] { return real::read(fd, buf, len); });
 }
 
 SOCKSHIM_HOOK ssize_t readv(int fd, const iovec* iov, int n) {
-  return fd_call(fd, [&] { return real::readv(fd, iov, n); });
+  msghdr m{};
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = n < 0 ? 0 : static_cast<size_t>(n);
+  return fd_recv(fd, &m, [&] { return real::readv(fd, iov, n); });
 }
 
 // The fortified entry points a program built with _FORTIFY_SOURCE calls instead
 // of read/recv/recvfrom. The real ones check the buffer size and abort on overflow.
 SOCKSHIM_HOOK ssize_t __read_chk(int fd, void* buf, size_t len, size_t buflen) {
-  return fd_call(fd, [&] { return real::__read_chk(fd, buf, len, buflen); });
+  iovec iov;
+  msghdr m = one_iov_msg(&iov, buf, len);
+  if (len > buflen) return real::__read_chk(fd, buf, len, buflen);
+  return fd_recv(fd, &m, [&] { return real::__read_chk(fd, buf, len, buflen); });
 }
 
 SOCKSHIM_HOOK ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
-  return socket_call(fd, [&] { return real::__recv_chk(fd, buf, len, buflen, flags); });
+  iovec iov;
+  msghdr m = one_iov_msg(&iov, buf, len);
+  if (len > buflen) return real::__recv_chk(fd, buf, len, buflen, flags);
+  return socket_recv(fd, &m, flags, [&] { return real::__recv_chk(fd, buf, len, buflen, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
                                      sockaddr* from, socklen_t* fromlen) {
+  Socket* s = registry::peek(fd);
+  if (s && len <= buflen && has_psock(s)) [[unlikely]]
+    return psock_recvfrom(fd, buf, len, flags, from, fromlen);
   return socket_call(
       fd, [&] { return real::__recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen); });
 }

@@ -4,33 +4,84 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 
+#include "core/skmsg_poll.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
 
+// glibc's fortified headers declare poll's array write-only; the hooks read
+// the events the caller put there.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace {
+
+timespec* ms_to_timespec(int timeout, timespec* ts) noexcept {
+  if (timeout < 0) return nullptr;
+  ts->tv_sec = timeout / 1000;
+  ts->tv_nsec = (timeout % 1000) * 1000000L;
+  return ts;
+}
+
+// epoll_wait on an instance holding psock stand-ins: merge and filter; a wait
+// that only saw stale stand-ins waits again.
+template <typename Wait>
+int epoll_wait_psock(int ep, epoll_event* events, Wait&& wait) noexcept {
+  for (;;) {
+    int r = wait();
+    if (r <= 0 || !psock_epoll_wanted(ep)) return r;
+    int n = psock_epoll_fixup(ep, events, r);
+    if (n > 0) return n;
+  }
+}
+
+}  // namespace
+
 SOCKSHIM_HOOK int poll(pollfd* fds, nfds_t n, int timeout) {
+  if (psock_poll_wanted(fds, n)) [[unlikely]] {
+    timespec ts;
+    return psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr);
+  }
   return real::poll(fds, n, timeout);
 }
 
 SOCKSHIM_HOOK int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
+  if (n * sizeof(pollfd) <= fdslen && psock_poll_wanted(fds, n)) [[unlikely]] {
+    timespec ts;
+    return psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr);
+  }
   return real::__poll_chk(fds, n, timeout, fdslen);
 }
 
 SOCKSHIM_HOOK int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
+  if (psock_poll_wanted(fds, n)) [[unlikely]]
+    return psock_ppoll(fds, n, timeout, mask);
   return real::ppoll(fds, n, timeout, mask);
 }
 
 SOCKSHIM_HOOK int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask,
                               size_t fdslen) {
+  if (n * sizeof(pollfd) <= fdslen && psock_poll_wanted(fds, n)) [[unlikely]]
+    return psock_ppoll(fds, n, timeout, mask);
   return real::__ppoll_chk(fds, n, timeout, mask, fdslen);
 }
 
 SOCKSHIM_HOOK int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
+  if (psock_select_wanted(n, r)) [[unlikely]] {
+    timespec ts, *tp = nullptr;
+    if (timeout) {
+      ts.tv_sec = timeout->tv_sec;
+      ts.tv_nsec = timeout->tv_usec * 1000L;
+      tp = &ts;
+    }
+    return psock_pselect(n, r, w, e, tp, nullptr);
+  }
   return real::select(n, r, w, e, timeout);
 }
 
 SOCKSHIM_HOOK int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout,
                           const sigset_t* mask) {
+  if (psock_select_wanted(n, r)) [[unlikely]]
+    return psock_pselect(n, r, w, e, timeout, mask);
   return real::pselect(n, r, w, e, timeout, mask);
 }
 
@@ -43,19 +94,25 @@ SOCKSHIM_HOOK int epoll_create1(int flags) {
 }
 
 SOCKSHIM_HOOK int epoll_ctl(int ep, int op, int fd, epoll_event* event) {
-  return real::epoll_ctl(ep, op, fd, event);
+  int r = real::epoll_ctl(ep, op, fd, event);
+  if (r == 0)
+    if (Socket* s = registry::peek(fd); s && s->psock.load(std::memory_order_relaxed)) [[unlikely]]
+      psock_epoll_ctl(ep, op, fd, event);
+  return r;
 }
 
 SOCKSHIM_HOOK int epoll_wait(int ep, epoll_event* events, int max, int timeout) {
-  return real::epoll_wait(ep, events, max, timeout);
+  return epoll_wait_psock(ep, events, [&] { return real::epoll_wait(ep, events, max, timeout); });
 }
 
 SOCKSHIM_HOOK int epoll_pwait(int ep, epoll_event* events, int max, int timeout,
                               const sigset_t* mask) {
-  return real::epoll_pwait(ep, events, max, timeout, mask);
+  return epoll_wait_psock(ep, events,
+                          [&] { return real::epoll_pwait(ep, events, max, timeout, mask); });
 }
 
 SOCKSHIM_HOOK int epoll_pwait2(int ep, epoll_event* events, int max, const timespec* timeout,
                                const sigset_t* mask) {
-  return real::epoll_pwait2(ep, events, max, timeout, mask);
+  return epoll_wait_psock(ep, events,
+                          [&] { return real::epoll_pwait2(ep, events, max, timeout, mask); });
 }

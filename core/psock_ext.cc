@@ -1,0 +1,83 @@
+#include "core/psock_ext.h"
+
+#include <unordered_map>
+
+#include "core/real.h"
+#include "core/registry.h"
+#include "core/skmsg_poll.h"
+
+namespace sockshim {
+namespace {
+
+struct Slot {
+  uint64_t generation = 0;
+  PsockExt ext;
+};
+
+struct ExtTable {
+  std::mutex lock;
+  std::unordered_map<const Psock*, Slot*> by_psock;  // slots are never freed, as psocks are not
+};
+
+// Leaked on purpose: sends may run while the process exits.
+ExtTable& table() noexcept {
+  static ExtTable* t = new ExtTable;
+  return *t;
+}
+
+// The psock p was before is gone: what it held goes with it.
+void reset(PsockExt& e) noexcept {
+  e.eval = SkEval::none;
+  e.sk_redir = nullptr;
+  e.redir_cookie = 0;
+  e.redir_ingress = false;
+  e.cork = policy::SkMsg();
+  e.cork_alloc = false;
+  e.stats.reset();
+  if (e.event_fd >= 0) {
+    psock_poll_forget(e.event_fd);
+    real::close(e.event_fd);
+  }
+  e.event_fd = -1;
+  e.rcvbuf.store(0, std::memory_order_relaxed);
+  e.fd_hint.store(-1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+std::atomic<bool> g_ingress_used{false};
+
+PsockExt& psock_ext(Psock* p) noexcept {
+  ExtTable& t = table();
+  uint64_t gen = p->generation.load(std::memory_order_relaxed);
+  std::lock_guard g(t.lock);
+  Slot*& slot = t.by_psock[p];
+  if (!slot) {
+    slot = new Slot;
+    slot->generation = gen;
+  } else if (slot->generation != gen) {
+    // Nobody uses the old psock's state: every user held a reference on it.
+    std::lock_guard tx(slot->ext.tx_lock);
+    reset(slot->ext);
+    slot->generation = gen;
+  }
+  return slot->ext;
+}
+
+int socket_fd(Socket* sk) noexcept {
+  Psock* p = sk->psock.load(std::memory_order_acquire);
+  PsockExt* e = p ? &psock_ext(p) : nullptr;
+  if (e) {
+    int hint = e->fd_hint.load(std::memory_order_relaxed);
+    if (hint >= 0 && registry::peek(hint) == sk) return hint;
+  }
+  int hi = registry::high_water();
+  for (int fd = 0; fd <= hi; ++fd)
+    if (registry::peek(fd) == sk) {
+      if (e) e->fd_hint.store(fd, std::memory_order_relaxed);
+      return fd;
+    }
+  return -1;
+}
+
+}  // namespace sockshim

@@ -1,0 +1,51 @@
+// A psock's ingress queue (psock->ingress_msg) as its owner sees it: the
+// redirect path appends to it (bpf_tcp_ingress), recv/read/recvmsg read it
+// first (tcp_bpf_recvmsg, __sk_msg_recvmsg), FIONREAD counts it, and the
+// readiness hooks report it. Unlike the kernel the queue is bounded by the
+// target's SO_RCVBUF: a full queue makes the sender wait or gives it EAGAIN;
+// nothing is dropped for lack of room.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/psock.h"
+#include "policy/sk_msg.h"
+
+namespace sockshim {
+
+// Moves the first `bytes` of msg into target's ingress queue and erases them
+// from msg. 0 once all moved; -EAGAIN when the queue is full and the sender
+// does not wait (what moved stays moved and is gone from msg). A target that
+// left its maps takes the bytes and discards them, as the kernel's stopping
+// psock does.
+int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonblock) noexcept;
+
+// Copies up to the iovecs' length from p's queue across queued messages
+// (consuming them unless MSG_PEEK). Returns the bytes copied; 0 when the queue
+// is empty.
+size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noexcept;
+
+// Bytes waiting in p's queue (sk_psock_msg_inq).
+size_t sk_psock_msg_inq(Psock* p) noexcept;
+
+// FIONREAD's share of fd's psock queue: its queued bytes, 0 without a psock.
+// (Added to the socket's own count: 6.18 gives only the queue, bpf-next adds
+// the socket's bytes when there is no verdict; sockshim always adds them.)
+int psock_fionread(int fd) noexcept;
+
+// An eventfd readable exactly while p's queue holds bytes (made on first use),
+// or -1 when it cannot be made.
+int ingress_event_fd(Psock* p) noexcept;
+
+// Reads from a socket with a psock: the queue first, then the socket's own
+// bytes; a blocking caller waits for either (tcp_bpf_recvmsg). Returns what
+// recvmsg would, errno set on -1. msg may carry a name and control buffer: both
+// come back empty for queued bytes.
+ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock) noexcept;
+
+}  // namespace sockshim

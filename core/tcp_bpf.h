@@ -1,0 +1,33 @@
+// The send path of a socket whose psock has an sk_msg program (net/ipv4/
+// tcp_bpf.c: tcp_bpf_sendmsg, tcp_bpf_send_verdict): the caller's bytes become
+// an SkMsg, cork_bytes and apply_bytes decide when the verdict runs, and the
+// verdict passes the bytes out of this socket, drops them (EACCES), or
+// redirects them out of another socket or into its ingress queue.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstddef>
+
+#include "core/socket.h"
+
+namespace sockshim {
+
+// True when sends on sk go through tcp_bpf_sendmsg (its psock has an sk_msg
+// program). Lock-free: a peek for the hooks.
+bool tcp_bpf_active(Socket* sk) noexcept;
+
+// sendmsg on fd (a socket of sk, which the caller holds a reference on) with
+// the kernel's outcome: the count of bytes the caller gave that were accepted
+// (sent, queued, corked) or -1 with errno (EACCES for a drop, EPIPE for a
+// redirect target that went away, and whatever the real send said). When sk
+// has no sk_msg program any more, the real sendmsg runs.
+ssize_t tcp_bpf_sendmsg(int fd, Socket* sk, const iovec* iov, size_t iovcnt, int flags) noexcept;
+
+// sendfile(out, in, offset, count) on a socket with an sk_msg program: the
+// program sees the file's bytes (as since Linux 6.5); when it reads no data and
+// passes, the real zero-copy sendfile runs.
+ssize_t tcp_bpf_sendfile(int out, Socket* sk, int in, off64_t* offset, size_t count) noexcept;
+
+}  // namespace sockshim
