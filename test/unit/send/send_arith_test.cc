@@ -115,8 +115,8 @@ TEST_CASE("corked bytes are freed, never sent, when the socket closes or leaves 
   }
 }
 
-TEST_CASE("push_data, pop_data, pull_data: send() returns what the application wrote",
-          "[send][push][pop][pull]") {
+TEST_CASE("push_data, pop_data: send() returns what the application wrote",
+          "[send][push][pop]") {
   SECTION("push (0, 3) inserts 3 bytes first") {
     load(msg_policy(rules_with(R"({"push_data": {"start": 0, "bytes": "XYZ"}})")));
     Pair pr;
@@ -148,15 +148,6 @@ TEST_CASE("push_data, pop_data, pull_data: send() returns what the application w
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
     CHECK(quiet(pr.p, 200));
-  }
-  SECTION("pull (5, 8) narrows what data conditions see") {
-    load(msg_policy(R"([{"if": {"data": {"prefix": "567"}}, "do": ["pass"]},
-                        {"do": [{"pull_data": {"start": 5, "end": 8}}, "pass"]}])"));
-    Pair pr;
-    connect_pair(pr);
-    insert("tx", 0, pr.c);
-    CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
-    CHECK(read_some(pr.p, 10) == "0123456789");
   }
   SECTION("push then DROP: delta corrects the count to a full drop") {
     load(msg_policy(R"([{"do": [{"push_data": {"start": 0, "bytes": "XYZ"}}, "drop"]}])"));
