@@ -115,8 +115,7 @@ TEST_CASE("corked bytes are freed, never sent, when the socket closes or leaves 
   }
 }
 
-TEST_CASE("push_data, pop_data: send() returns what the application wrote",
-          "[send][push][pop]") {
+TEST_CASE("push_data, pop_data: send() returns what the application wrote", "[send][push][pop]") {
   SECTION("push (0, 3) inserts 3 bytes first") {
     load(msg_policy(rules_with(R"({"push_data": {"start": 0, "bytes": "XYZ"}})")));
     Pair pr;
