@@ -44,6 +44,9 @@ class BpfMap {
   virtual int delete_sys(const void* key) noexcept = 0;
   virtual int get_next_key_sys(const void* key, void* next_key) noexcept = 0;
 
+  // In a fork child: locks held by threads that do not exist there are freed.
+  virtual void after_fork_child() noexcept {}
+
  private:
   policy::MapSpec spec_;
 };

@@ -6,6 +6,7 @@
 #include <new>
 #include <utility>
 
+#include "core/psock.h"
 #include "core/sk_storage.h"
 #include "core/sock_hash.h"
 #include "core/sock_map.h"
@@ -137,6 +138,15 @@ void install_maps(std::shared_ptr<MapTable> table) noexcept {
     old = std::exchange(i.table, std::move(table));
   }
   // old is released here, outside the lock: freeing maps takes socket locks.
+}
+
+void maps_after_fork_child() noexcept {
+  Installed& i = installed();
+  new (&i.lock) std::mutex();
+  if (i.table)
+    for (BpfMap* m : i.table->maps()) m->after_fork_child();
+  sk_storage_after_fork_child();
+  psock_after_fork_child();
 }
 
 }  // namespace sockshim

@@ -56,4 +56,9 @@ class MapTable {
 std::shared_ptr<MapTable> current_maps() noexcept;
 void install_maps(std::shared_ptr<MapTable> table) noexcept;
 
+// In a fork child: frees every lock of the installed maps, their psocks and
+// sk_storage that a thread of the parent may have held. The shim's fork-child
+// handler calls it, as it calls registry::after_fork_child.
+void maps_after_fork_child() noexcept;
+
 }  // namespace sockshim

@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <mutex>
+#include <new>
+#include <vector>
 
 #include "core/socket.h"
 
@@ -20,6 +22,7 @@ class PsockPool {
     if (!s.free) {
       auto* chunk = new (std::nothrow) Psock[kChunk];
       if (!chunk) return nullptr;
+      s.chunks.push_back(chunk);
       for (size_t i = 0; i < kChunk; ++i) {
         chunk[i].next_free_ = s.free;
         s.free = &chunk[i];
@@ -37,6 +40,15 @@ class PsockPool {
     s.free = p;
     --s.live;
   }
+  static void after_fork_child() noexcept {
+    State& s = state();
+    new (&s.lock) std::mutex();
+    for (Psock* chunk : s.chunks)
+      for (size_t i = 0; i < kChunk; ++i) {
+        chunk[i].link_lock.reset();
+        chunk[i].ingress_lock.reset();
+      }
+  }
   static uint64_t live() noexcept {
     State& s = state();
     std::lock_guard g(s.lock);
@@ -47,6 +59,7 @@ class PsockPool {
   static constexpr size_t kChunk = 256;
   struct State {
     std::mutex lock;
+    std::vector<Psock*> chunks;
     Psock* free = nullptr;
     uint64_t live = 0;
   };
@@ -138,6 +151,10 @@ PsockRef psock_get(Socket* sk) noexcept {
 
 uint64_t psock_count() noexcept {
   return PsockPool::live();
+}
+
+void psock_after_fork_child() noexcept {
+  PsockPool::after_fork_child();
 }
 
 }  // namespace sockshim

@@ -132,4 +132,8 @@ PsockRef psock_get(Socket* sk) noexcept;
 // Live psocks, for tests and dump.
 uint64_t psock_count() noexcept;
 
+// In a fork child: frees every psock lock and the pool's, which threads that
+// do not exist there may have held.
+void psock_after_fork_child() noexcept;
+
 }  // namespace sockshim

@@ -63,6 +63,15 @@ SkStorage::~SkStorage() {
   }
 }
 
+void SkStorage::after_fork_child() noexcept {
+  for (uint32_t k = 0; k < SocketPool::kMaxSlabs; ++k)
+    if (Chunk* c = chunks_[k].load(std::memory_order_acquire)) c->lock.reset();
+}
+
+void sk_storage_after_fork_child() noexcept {
+  new (&live_maps().lock) std::mutex();
+}
+
 SkStorage::Chunk* SkStorage::chunk(const Socket* sk, bool create) noexcept {
   std::atomic<Chunk*>& slot = chunks_[sk->pool_index() >> SocketPool::kSlabShift];
   Chunk* c = slot.load(std::memory_order_acquire);

@@ -37,6 +37,7 @@ class SkStorage final : public BpfMap {
   unsigned char* get(Socket* sk, bool create, const void* init) noexcept;
 
   uint32_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
+  void after_fork_child() noexcept override;
 
  private:
   friend void sk_storage_free(Socket* sk) noexcept;
@@ -65,5 +66,8 @@ void sk_storage_free(Socket* sk) noexcept;
 // accept() made child from listener: copy the listener's values in maps
 // created with BPF_F_CLONE, and only those (bpf_sk_storage_clone).
 void sk_storage_clone(Socket* listener, Socket* child) noexcept;
+
+// In a fork child: frees the lock of the list of live maps.
+void sk_storage_after_fork_child() noexcept;
 
 }  // namespace sockshim

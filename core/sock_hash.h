@@ -27,6 +27,7 @@ class SockHash final : public SockMapBase {
   PsockRef lookup_psock(const void* key) noexcept override;
   void unlink(Psock* psock, const PsockLink& link) noexcept override;
   uint32_t count() const noexcept override { return count_.load(std::memory_order_relaxed); }
+  void after_fork_child() noexcept override;
 
  private:
   struct Elem {

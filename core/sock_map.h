@@ -22,6 +22,10 @@ class SockMap final : public SockMapBase {
   PsockRef lookup_psock(const void* key) noexcept override;
   void unlink(Psock* psock, const PsockLink& link) noexcept override;
   uint32_t count() const noexcept override { return count_.load(std::memory_order_relaxed); }
+  void after_fork_child() noexcept override {
+    SockMapBase::after_fork_child();
+    lock_.reset();
+  }
 
  private:
   // The cookie is kept beside the psock so that lookups need no lock.

@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <cstring>
+#include <new>
 
 #include "core/sock_state.h"
 #include "core/socket.h"
@@ -171,6 +172,10 @@ void SockMapBase::unref(Psock* psock, const void* link_raw) noexcept {
     }
   }
   psock_put(psock);
+}
+
+void SockMapBase::after_fork_child() noexcept {
+  new (&progs_lock_) std::mutex();
 }
 
 void SockMapBase::wait_unlinkers() const noexcept {

@@ -51,6 +51,7 @@ class SockMapBase : public BpfMap {
   virtual uint32_t count() const noexcept = 0;
 
   int update_sys(const void* key, const void* value, uint64_t flags) noexcept override;
+  void after_fork_child() noexcept override;
 
  protected:
   // sock_map_link: finds or creates sk's psock, refuses role conflicts (EBUSY),

@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include <sys/wait.h>
+
 #include "core/psock.h"
 #include "shim/sockshim.h"
 #include "test/unit/maps/maps_test_util.h"
@@ -149,4 +151,43 @@ TEST_CASE("swapping the installed table while threads use the C API", "[concurre
   for (auto& th : threads) th.join();
   sockshim::install_maps(nullptr);
   CHECK(bad == 0);
+}
+
+TEST_CASE("a fork child can use the maps whatever the parent's threads held", "[concurrency]") {
+  sockshim::install_maps(std::shared_ptr<sockshim::MapTable>(
+      make_table({sockmap_spec("m", 8), sockhash_spec("h", 8), sk_storage_spec("s")})));
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {
+    Pair p;
+    uint64_t fd = static_cast<uint64_t>(p.a), v = 1;
+    for (uint32_t i = 0; !stop; ++i) {
+      uint32_t key = i % 8;
+      sockshim_map_update_elem("m", &key, &fd, sockshim::BPF_ANY);
+      sockshim_map_update_elem("h", &key, &fd, sockshim::BPF_ANY);
+      sockshim_map_update_elem("s", &p.a, &v, sockshim::BPF_ANY);
+      sockshim_map_delete_elem(i & 1 ? "m" : "h", &key);
+    }
+  });
+  int failures = 0;
+  for (int i = 0; i < 20; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      sockshim::maps_after_fork_child();
+      alarm(5);  // a deadlock ends the child with SIGALRM
+      Pair q;
+      uint32_t key = 3;
+      uint64_t fd = static_cast<uint64_t>(q.a), c = 0;
+      int r = sockshim_map_update_elem("m", &key, &fd, sockshim::BPF_ANY) |
+              sockshim_map_update_elem("h", &key, &fd, sockshim::BPF_ANY) |
+              sockshim_map_lookup_elem("h", &key, &c);
+      _exit(r == 0 && c == sockshim_socket_cookie(q.a) ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+  }
+  stop = true;
+  busy.join();
+  sockshim::install_maps(nullptr);
+  CHECK(failures == 0);
 }
