@@ -20,9 +20,7 @@ auto socket_call(int fd, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (s) [[likely]]
     return shim::on_tracked(fd, s, call);
-  auto r = call();
-  if (r >= 0) shim::adopt_after(fd);
-  return r;
+  return shim::adopt_after(fd, call());
 }
 
 // A call any fd accepts (read, write): untracked fds go straight through.
@@ -61,27 +59,46 @@ ssize_t psock_send(int fd, const iovec* iov, size_t n, int flags) noexcept {
   return tcp_bpf_sendmsg(fd, s.get(), iov, n, flags);
 }
 
-template <typename Call>
-ssize_t socket_send(int fd, const iovec* iov, size_t n, int flags, Call&& call) noexcept {
-  Socket* s = registry::peek(fd);
-  if (s) [[likely]] {
-    if (tcp_bpf_active(s)) [[unlikely]]
-      return psock_send(fd, iov, n, flags);
-    return shim::on_tracked(fd, s, call);
-  }
-  auto r = call();
-  if (r >= 0) shim::adopt_after(fd);
-  return r;
+bool has_psock(Socket* s) noexcept {
+  return s->psock.load(std::memory_order_acquire) != nullptr;
 }
 
-template <typename Call>
-ssize_t fd_send(int fd, const iovec* iov, size_t n, Call&& call) noexcept {
+// tcp_bpf_active, inline: a call here would make every send spill its
+// arguments just to learn that the socket has no sk_msg program.
+bool sk_msg_active(Socket* s) noexcept {
+  Psock* p = s->psock.load(std::memory_order_acquire);
+  return p && p->progs.msg_parser.load(std::memory_order_relaxed);
+}
+
+// The psock-aware shapes of socket_call and fd_call. The psock path is a
+// callable, so the iovec or msghdr it needs is built only on that path, and the
+// psock pointer is tested inline before anything out of line: the pass-through
+// path stays a table load, one more load and the real call.
+template <typename Psock, typename Call>
+ssize_t socket_send(int fd, Psock&& psock_path, Call&& call) noexcept {
+  Socket* s = registry::peek(fd);
+  if (s) [[likely]] {
+    if (sk_msg_active(s)) [[unlikely]]
+      return psock_path();
+    return shim::on_tracked(fd, s, call);
+  }
+  return shim::adopt_after(fd, call());
+}
+
+template <typename Psock, typename Call>
+ssize_t fd_send(int fd, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (!s) [[likely]]
     return call();
-  if (tcp_bpf_active(s)) [[unlikely]]
-    return psock_send(fd, iov, n, 0);
+  if (sk_msg_active(s)) [[unlikely]]
+    return psock_path();
   return shim::on_tracked(fd, s, call);
+}
+
+[[gnu::cold, gnu::noinline]] ssize_t psock_send_one(int fd, const void* buf, size_t len,
+                                                    int flags) noexcept {
+  iovec iov{const_cast<void*>(buf), len};
+  return psock_send(fd, &iov, 1, flags);
 }
 
 // A read on a socket with a psock takes its ingress queue first.
@@ -92,30 +109,24 @@ ssize_t psock_recv(int fd, msghdr* msg, int flags) noexcept {
   return tcp_bpf_recvmsg(fd, p.get(), msg, flags, s->nonblocking.load(std::memory_order_relaxed));
 }
 
-bool has_psock(Socket* s) noexcept {
-  return s->psock.load(std::memory_order_acquire) != nullptr;
-}
-
-template <typename Call>
-ssize_t socket_recv(int fd, msghdr* msg, int flags, Call&& call) noexcept {
+template <typename Psock, typename Call>
+ssize_t socket_recv(int fd, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (s) [[likely]] {
     if (has_psock(s)) [[unlikely]]
-      return psock_recv(fd, msg, flags);
+      return psock_path();
     return shim::on_tracked(fd, s, call);
   }
-  auto r = call();
-  if (r >= 0) shim::adopt_after(fd);
-  return r;
+  return shim::adopt_after(fd, call());
 }
 
-template <typename Call>
-ssize_t fd_recv(int fd, msghdr* msg, Call&& call) noexcept {
+template <typename Psock, typename Call>
+ssize_t fd_recv(int fd, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (!s) [[likely]]
     return call();
   if (has_psock(s)) [[unlikely]]
-    return psock_recv(fd, msg, 0);
+    return psock_path();
   return shim::on_tracked(fd, s, call);
 }
 
@@ -141,30 +152,38 @@ msghdr one_iov_msg(iovec* iov, void* buf, size_t len) noexcept {
   return m;
 }
 
+[[gnu::cold, gnu::noinline]] ssize_t psock_recv_one(int fd, void* buf, size_t len,
+                                                    int flags) noexcept {
+  iovec iov;
+  msghdr m = one_iov_msg(&iov, buf, len);
+  return psock_recv(fd, &m, flags);
+}
+
 }  // namespace
 
 SOCKSHIM_HOOK ssize_t send(int fd, const void* buf, size_t len, int flags) {
-  iovec iov{const_cast<void*>(buf), len};
-  return socket_send(fd, &iov, 1, flags, [&] { return real::send(fd, buf, len, flags); });
+  return socket_send(
+      fd, [&] { return psock_send_one(fd, buf, len, flags); },
+      [&] { return real::send(fd, buf, len, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to,
                              socklen_t tolen) {
-  iovec iov{const_cast<void*>(buf), len};
-  return socket_send(fd, &iov, 1, flags,
-                     [&] { return real::sendto(fd, buf, len, flags, to, tolen); });
+  return socket_send(
+      fd, [&] { return psock_send_one(fd, buf, len, flags); },
+      [&] { return real::sendto(fd, buf, len, flags, to, tolen); });
 }
 
 SOCKSHIM_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   Socket* s = registry::peek(fd);
-  if (s && msg && tcp_bpf_active(s)) [[unlikely]]
+  if (s && msg && sk_msg_active(s)) [[unlikely]]
     return psock_send(fd, msg->msg_iov, msg->msg_iovlen, flags);
   return socket_call(fd, [&] { return real::sendmsg(fd, msg, flags); });
 }
 
 SOCKSHIM_HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int n, int flags) {
   Socket* s = registry::peek(fd);
-  if (s && tcp_bpf_active(s)) [[unlikely]] {
+  if (s && sk_msg_active(s)) [[unlikely]] {
     // One verdict path per message; the count of messages sent, or the error
     // of the first.
     unsigned i = 0;
@@ -179,18 +198,20 @@ SOCKSHIM_HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int n, int flags) {
 }
 
 SOCKSHIM_HOOK ssize_t write(int fd, const void* buf, size_t len) {
-  iovec iov{const_cast<void*>(buf), len};
-  return fd_send(fd, &iov, 1, [&] { return real::write(fd, buf, len); });
+  return fd_send(
+      fd, [&] { return psock_send_one(fd, buf, len, 0); },
+      [&] { return real::write(fd, buf, len); });
 }
 
 SOCKSHIM_HOOK ssize_t writev(int fd, const iovec* iov, int n) {
-  return fd_send(fd, iov, n < 0 ? 0 : static_cast<size_t>(n),
-                 [&] { return real::writev(fd, iov, n); });
+  return fd_send(
+      fd, [&] { return psock_send(fd, iov, n < 0 ? 0 : static_cast<size_t>(n), 0); },
+      [&] { return real::writev(fd, iov, n); });
 }
 
 SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   Socket* s = registry::peek(out);
-  if (s && tcp_bpf_active(s)) [[unlikely]] {
+  if (s && sk_msg_active(s)) [[unlikely]] {
     SocketRef ref = registry::get(out);
     off64_t off = offset ? *offset : 0;
     ssize_t r = ref ? tcp_bpf_sendfile(out, ref.get(), in, offset ? &off : nullptr, count)
@@ -203,7 +224,7 @@ SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
 
 SOCKSHIM_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
   Socket* s = registry::peek(out);
-  if (s && tcp_bpf_active(s)) [[unlikely]] {
+  if (s && sk_msg_active(s)) [[unlikely]] {
     if (SocketRef ref = registry::get(out))
       return tcp_bpf_sendfile(out, ref.get(), in, offset, count);
   }
@@ -211,9 +232,9 @@ SOCKSHIM_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count)
 }
 
 SOCKSHIM_HOOK ssize_t recv(int fd, void* buf, size_t len, int flags) {
-  iovec iov;
-  msghdr m = one_iov_msg(&iov, buf, len);
-  return socket_recv(fd, &m, flags, [&] { return real::recv(fd, buf, len, flags); });
+  return socket_recv(
+      fd, [&] { return psock_recv_one(fd, buf, len, flags); },
+      [&] { return real::recv(fd, buf, len, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from,
@@ -225,7 +246,9 @@ SOCKSHIM_HOOK ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockadd
 }
 
 SOCKSHIM_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
-  ssize_t r = socket_recv(fd, msg, flags, [&] { return real::recvmsg(fd, msg, flags); });
+  ssize_t r = socket_recv(
+      fd, [&] { return psock_recv(fd, msg, flags); },
+      [&] { return real::recvmsg(fd, msg, flags); });
   if (r >= 0 && msg->msg_controllen) [[unlikely]] {
     int saved = errno;
     track_passed_fds(msg);
@@ -245,32 +268,35 @@ SOCKSHIM_HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int n, int flags, time
 }
 
 SOCKSHIM_HOOK ssize_t read(int fd, void* buf, size_t len) {
-  iovec iov;
-  msghdr m = one_iov_msg(&iov, buf, len);
-  return fd_recv(fd, &m, [&] { return real::read(fd, buf, len); });
+  return fd_recv(
+      fd, [&] { return psock_recv_one(fd, buf, len, 0); },
+      [&] { return real::read(fd, buf, len); });
 }
 
 SOCKSHIM_HOOK ssize_t readv(int fd, const iovec* iov, int n) {
-  msghdr m{};
-  m.msg_iov = const_cast<iovec*>(iov);
-  m.msg_iovlen = n < 0 ? 0 : static_cast<size_t>(n);
-  return fd_recv(fd, &m, [&] { return real::readv(fd, iov, n); });
+  auto psock_path = [&] {
+    msghdr m{};
+    m.msg_iov = const_cast<iovec*>(iov);
+    m.msg_iovlen = n < 0 ? 0 : static_cast<size_t>(n);
+    return psock_recv(fd, &m, 0);
+  };
+  return fd_recv(fd, psock_path, [&] { return real::readv(fd, iov, n); });
 }
 
 // The fortified entry points a program built with _FORTIFY_SOURCE calls instead
 // of read/recv/recvfrom. The real ones check the buffer size and abort on overflow.
 SOCKSHIM_HOOK ssize_t __read_chk(int fd, void* buf, size_t len, size_t buflen) {
-  iovec iov;
-  msghdr m = one_iov_msg(&iov, buf, len);
   if (len > buflen) return real::__read_chk(fd, buf, len, buflen);
-  return fd_recv(fd, &m, [&] { return real::__read_chk(fd, buf, len, buflen); });
+  return fd_recv(
+      fd, [&] { return psock_recv_one(fd, buf, len, 0); },
+      [&] { return real::__read_chk(fd, buf, len, buflen); });
 }
 
 SOCKSHIM_HOOK ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
-  iovec iov;
-  msghdr m = one_iov_msg(&iov, buf, len);
   if (len > buflen) return real::__recv_chk(fd, buf, len, buflen, flags);
-  return socket_recv(fd, &m, flags, [&] { return real::__recv_chk(fd, buf, len, buflen, flags); });
+  return socket_recv(
+      fd, [&] { return psock_recv_one(fd, buf, len, flags); },
+      [&] { return real::__recv_chk(fd, buf, len, buflen, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
