@@ -10,7 +10,7 @@ namespace sockshim {
 namespace {
 
 struct Slot {
-  uint64_t generation = 0;
+  std::atomic<uint64_t> generation{0};
   PsockExt ext;
 };
 
@@ -48,8 +48,12 @@ void reset(PsockExt& e) noexcept {
 std::atomic<bool> g_ingress_used{false};
 
 PsockExt& psock_ext(Psock* p) noexcept {
-  ExtTable& t = table();
   uint64_t gen = p->generation.load(std::memory_order_relaxed);
+  // The last psock this thread used: a send or read loop finds it without the table lock.
+  thread_local const Psock* last = nullptr;
+  thread_local Slot* last_slot = nullptr;
+  if (last == p && last_slot->generation == gen) return last_slot->ext;
+  ExtTable& t = table();
   std::lock_guard g(t.lock);
   Slot*& slot = t.by_psock[p];
   if (!slot) {
@@ -61,6 +65,8 @@ PsockExt& psock_ext(Psock* p) noexcept {
     reset(slot->ext);
     slot->generation = gen;
   }
+  last = p;
+  last_slot = slot;
   return slot->ext;
 }
 

@@ -5,14 +5,17 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <mutex>
 
+#include "core/loaded_policy.h"
 #include "core/psock_ext.h"
 #include "core/real.h"
 #include "core/registry.h"
 #include "core/sk_msg_ring.h"
+#include "policy/compiled.h"
 
 namespace sockshim {
 namespace {
@@ -187,12 +190,39 @@ int recv_timeout_ms(int fd) noexcept {
   return static_cast<int>(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
 }
 
+// Whether any program of the loaded policy can queue bytes for a reader: an
+// ingress redirect (sk_msg), or a receive-side verdict (which passes into the
+// queue). Without one, an empty queue stays empty and a blocking read can wait
+// in the kernel alone. Cached per loaded policy.
+bool policy_may_queue() noexcept {
+  static std::atomic<const LoadedPolicy*> cached{nullptr};
+  static std::atomic<bool> cached_answer{true};
+  std::shared_ptr<const LoadedPolicy> lp = current_policy();
+  if (!lp) return g_ingress_used.load(std::memory_order_relaxed);
+  if (cached.load(std::memory_order_acquire) == lp.get())
+    return cached_answer.load(std::memory_order_relaxed);
+  bool may = false;
+  for (const auto& prog : lp->policy->programs) {
+    if (prog->type() != policy::ProgramType::sk_msg && prog->is_verdict()) may = true;
+    for (const policy::Rule& rule : prog->compiled().rules)
+      for (const policy::Action& a : rule.actions)
+        if (a.kind == policy::Action::Kind::redirect && (a.flags & policy::BPF_F_INGRESS))
+          may = true;
+  }
+  may = may || g_ingress_used.load(std::memory_order_relaxed);
+  cached_answer.store(may, std::memory_order_relaxed);
+  cached.store(lp.get(), std::memory_order_release);
+  return may;
+}
+
 }  // namespace
 
 ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock) noexcept {
   nonblock = nonblock || (flags & MSG_DONTWAIT);
   size_t want = 0;
   for (size_t i = 0; i < msg->msg_iovlen; ++i) want += msg->msg_iov[i].iov_len;
+  if (!nonblock && !policy_may_queue() && sk_psock_msg_inq(p) == 0)
+    return real::recvmsg(fd, msg, flags);
   for (;;) {
     if (want > 0) {
       size_t n = sk_msg_recvmsg(p, msg->msg_iov, msg->msg_iovlen, flags);

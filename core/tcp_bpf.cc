@@ -17,6 +17,7 @@
 #include "core/real.h"
 #include "core/sk_msg_ring.h"
 #include "core/skmsg_ingress.h"
+#include "policy/compiled.h"
 
 namespace sockshim {
 namespace {
@@ -205,6 +206,9 @@ int send_verdict(SendCtx& c, SkMsg& msg, bool is_cork, int64_t* copied, bool eno
         sk_msg_free(msg);
         apply_bytes(psock, tosend);
         *copied -= static_cast<int64_t>(tosend) + delta;
+        // The kernel's drop is sticky (eval is never reset); a program may ask
+        // for a drop of this message only.
+        if (!c.prog.compiled().sticky_drop) reset_eval(e);
         return -EACCES;
     }
     if (ret == 0) {
