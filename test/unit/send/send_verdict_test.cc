@@ -264,3 +264,20 @@ TEST_CASE("Ingress backpressure: a full queue gives EAGAIN or blocks, never drop
   CHECK(r == static_cast<ssize_t>(big.size()));
   CHECK((got == big));
 }
+
+TEST_CASE("DROP with sticky_drop false applies to one message only", "[send][drop]") {
+  load(R"({"version": 1,
+    "maps": {"tx": {"type": "sockmap", "max_entries": 1}},
+    "programs": {"v": {"type": "sk_msg", "sticky_drop": false,
+                       "rules": [{"if": {"data": {"prefix": "BAD"}}, "do": ["drop"]},
+                                 {"do": ["pass"]}]}},
+    "attach": [{"program": "v", "map": "tx", "attach_type": "BPF_SK_MSG_VERDICT"}]})");
+  Pair pr;
+  connect_pair(pr);
+  insert("tx", 0, pr.c);
+  errno = 0;
+  CHECK(::send(pr.c, "BAD", 3, 0) == -1);
+  CHECK(errno == EACCES);
+  CHECK(::send(pr.c, "ok", 2, 0) == 2);
+  CHECK(read_some(pr.p, 2) == "ok");
+}
