@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -44,7 +45,10 @@ struct Server {
   std::map<int, Client> clients;  // loop thread only
 };
 
-std::atomic<bool> g_started{false};
+// 0: not configured yet (before start-up, or not wanted); 1: wanted, not yet
+// serving; 2: serving, or tried to.
+std::atomic<int> g_state{0};
+std::atomic<bool> g_wanted{false};
 std::mutex g_lock;
 Server* g_server = nullptr;  // guarded by g_lock; never freed (hooks run during exit)
 
@@ -213,16 +217,30 @@ void serve(Server& server) noexcept {
 
 }  // namespace
 
+void configure(bool policy_loaded) noexcept {
+  const char* env = getenv("SOCKSHIM_CONTROL");
+  bool wanted = policy_loaded;
+  if (env && strcmp(env, "on") == 0)
+    wanted = true;
+  else if (env && strcmp(env, "off") == 0)
+    wanted = false;
+  else if (env && *env)
+    log::warn("SOCKSHIM_CONTROL={} is not one of on, off; serving a control socket {}", env,
+              wanted ? "because a policy is loaded" : "only with a policy");
+  g_wanted.store(wanted, std::memory_order_relaxed);
+  g_state.store(wanted ? 1 : 0, std::memory_order_release);
+}
+
 void ensure_started() noexcept {
-  if (g_started.load(std::memory_order_acquire)) [[likely]]
+  if (g_state.load(std::memory_order_acquire) != 1) [[likely]]
     return;
   if (registry::in_vfork_child()) return;
   std::lock_guard g(g_lock);
-  if (g_started.load(std::memory_order_relaxed)) return;
+  if (g_state.load(std::memory_order_relaxed) != 1) return;
   int saved = errno;
   g_server = new (std::nothrow) Server;
   if (g_server) serve(*g_server);
-  g_started.store(true, std::memory_order_release);
+  g_state.store(2, std::memory_order_release);
   errno = saved;
 }
 
@@ -230,7 +248,7 @@ void after_fork_child() noexcept {
   new (&g_lock) std::mutex();
   if (g_server && g_server->listen_fd >= 0) registry::close_internal(g_server->listen_fd);
   g_server = nullptr;  // the parent's; its clients are the parent's too
-  g_started.store(false, std::memory_order_release);
+  g_state.store(g_wanted.load(std::memory_order_relaxed) ? 1 : 0, std::memory_order_release);
 }
 
 void check_internal_fds() noexcept {

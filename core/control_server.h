@@ -5,8 +5,15 @@
 
 namespace sockshim::control {
 
-// Starts serving unless already serving (cheap when it is). Called when the
-// process first tracks a socket or loads a policy.
+// Decides, once at start-up, whether this process serves a control socket:
+// SOCKSHIM_CONTROL=on or off, else only when a policy is loaded. Serving needs
+// the shim's background thread, and a second thread makes glibc pay for
+// cancellation handling on every system call of a program that had one: a
+// pass-through process therefore stays single-threaded unless asked.
+void configure(bool policy_loaded) noexcept;
+
+// Starts serving if configured to and not yet serving (one atomic load when
+// there is nothing to do). Called when the process tracks a socket.
 void ensure_started() noexcept;
 
 // In a fork child: forget the parent's socket; the child serves its own once it

@@ -1,8 +1,9 @@
 #include "core/log.h"
 
 #define UNW_LOCAL_ONLY
+#include <fcntl.h>
 #include <libunwind.h>
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <unistd.h>
 
@@ -11,8 +12,42 @@
 #include <cstring>
 #include <mutex>
 
+#include "core/real.h"
+#include "core/registry.h"
+
 namespace sockshim::log {
 namespace {
+
+// SOCKSHIM_LOG_FILE: one of the shim's own fds (close-on-exec, high, noticed if
+// the program closes it), written with the real write(), appended to.
+class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit FdSink(int fd) : fd_(fd) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    // Closed by the program (and the number perhaps reused): never write to it.
+    if (!registry::is_internal(registry::peek(fd_))) return;
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    const char* p = line.data();
+    size_t left = line.size();
+    while (left > 0) {
+      ssize_t n = real::write(fd_, p, left);
+      if (n <= 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      p += n;
+      left -= static_cast<size_t>(n);
+    }
+  }
+  void flush_() override {}
+
+ public:
+  int fd() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
 
 std::atomic<spdlog::logger*> g_logger{nullptr};
 std::mutex g_create_lock;
@@ -23,12 +58,15 @@ spdlog::logger* create() {
   bool bad_level = env && *env && !parse_level(env, &level);
   spdlog::sink_ptr sink;
   const char* file = getenv("SOCKSHIM_LOG_FILE");
+  bool file_failed = false;
   if (file && *file) {
-    try {
-      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file);
-    } catch (const std::exception&) {
-      sink = nullptr;
-    }
+    int saved = errno;
+    int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    errno = saved;
+    if (fd >= 0)
+      sink = std::make_shared<FdSink>(registry::make_internal(fd));
+    else
+      file_failed = true;
   }
   if (!sink) sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto* logger = new spdlog::logger("sockshim", std::move(sink));
@@ -40,7 +78,7 @@ spdlog::logger* create() {
         "SOCKSHIM_LOG={} is not a level: expected one of off, error, warn, info, debug, "
         "trace; using warn",
         env);
-  if (file && *file && !dynamic_cast<spdlog::sinks::basic_file_sink_mt*>(logger->sinks()[0].get()))
+  if (file_failed)
     logger->warn("cannot open SOCKSHIM_LOG_FILE={}: logging to standard error", file);
   return logger;
 }
@@ -91,6 +129,16 @@ void internal_error(const char* where, const char* what) noexcept {
     if (unw_get_proc_name(&cursor, name, sizeof name, &offset) != 0) strcpy(name, "?");
     error("  #{} 0x{:x} {}+0x{:x}", depth, pc, name, offset);
   }
+}
+
+void check_internal_fds() noexcept {
+  spdlog::logger* l = g_logger.load(std::memory_order_acquire);
+  if (!l || l->sinks().empty()) return;
+  auto* sink = dynamic_cast<FdSink*>(l->sinks()[0].get());
+  if (!sink || registry::is_internal(registry::peek(sink->fd()))) return;
+  // Reopened on next use; the old logger is leaked, as threads may hold it.
+  std::lock_guard g(g_create_lock);
+  g_logger.store(nullptr, std::memory_order_release);
 }
 
 void after_fork_child() noexcept {

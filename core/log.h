@@ -47,6 +47,9 @@ void debug(spdlog::format_string_t<Args...> fmt, Args&&... args) noexcept {
 // Logs an internal failure with a backtrace (libunwind) at error level.
 void internal_error(const char* where, const char* what) noexcept;
 
+// The program closed one of the shim's fds: if it was the log file, reopen it.
+void check_internal_fds() noexcept;
+
 // A fork child must not reuse a logger whose lock another thread may have held.
 void after_fork_child() noexcept;
 

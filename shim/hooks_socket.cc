@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include "core/control_server.h"
+#include "core/sk_storage.h"
 #include "core/sock_ops.h"
 #include "shim/hook.h"
 
@@ -44,11 +45,17 @@ void note_state(int fd, TcpState state, policy::SockOp op) noexcept {
   errno = saved;
 }
 
-void note_accepted(int fd, int flags) noexcept {
+// The accepted child: BPF_F_CLONE storage copied from the listener (as
+// bpf_sk_storage_clone does), then the passive_established sockops.
+void note_accepted(int listen_fd, int fd, int flags) noexcept {
   int saved = errno;
   registry::track_accepted(fd, flags);
   control::ensure_started();
-  if (SocketRef s = registry::get(fd)) sock_ops(policy::SockOp::passive_established, s.get(), fd);
+  if (SocketRef child = registry::get(fd)) {
+    if (SocketRef listener = registry::get(listen_fd))
+      sk_storage_clone(listener.get(), child.get());
+    sock_ops(policy::SockOp::passive_established, child.get(), fd);
+  }
   errno = saved;
 }
 
@@ -77,13 +84,13 @@ SOCKSHIM_HOOK int listen(int fd, int backlog) {
 
 SOCKSHIM_HOOK int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
   int c = real::accept4(fd, addr, len, flags);
-  if (c >= 0) note_accepted(c, flags);
+  if (c >= 0) note_accepted(fd, c, flags);
   return c;
 }
 
 SOCKSHIM_HOOK int accept(int fd, sockaddr* addr, socklen_t* len) {
   int c = real::accept(fd, addr, len);
-  if (c >= 0) note_accepted(c, 0);
+  if (c >= 0) note_accepted(fd, c, 0);
   return c;
 }
 

@@ -10,6 +10,7 @@
 #include "core/event_loop.h"
 #include "core/loaded_policy.h"
 #include "core/log.h"
+#include "core/map_table.h"
 #include "core/real.h"
 #include "core/registry.h"
 #include "shim/hook.h"
@@ -21,6 +22,7 @@ std::atomic<int> g_init_state{0};  // 0 not started, 1 running, 2 done
 
 void fork_child() noexcept {
   registry::after_fork_child();
+  maps_after_fork_child();
   log::after_fork_child();
   EventLoop::after_fork_child();
   control::after_fork_child();
@@ -36,16 +38,16 @@ void say(const std::string& line) noexcept {
 
 // SOCKSHIM_POLICY: load it, or stop the program (SOCKSHIM_ON_ERROR=exit, the
 // default) or carry on without it (passthrough), saying why either way.
-void load_policy_from_env() noexcept {
+bool load_policy_from_env() noexcept {
   const char* path = getenv("SOCKSHIM_POLICY");
-  if (!path || !*path) return;
+  if (!path || !*path) return false;
   std::vector<std::string> errors;
-  if (load_policy(path, &errors)) return;
+  if (load_policy(path, &errors)) return true;
   for (const std::string& e : errors) say(e);
   const char* on_error = getenv("SOCKSHIM_ON_ERROR");
   if (on_error && strcmp(on_error, "passthrough") == 0) {
     say("continuing without a policy (SOCKSHIM_ON_ERROR=passthrough): every socket passes through");
-    return;
+    return false;
   }
   if (on_error && *on_error && strcmp(on_error, "exit") != 0)
     say(std::string("SOCKSHIM_ON_ERROR=") + on_error + " is not one of exit, passthrough");
@@ -54,6 +56,7 @@ void load_policy_from_env() noexcept {
 }
 
 void internal_fd_lost() noexcept {
+  log::check_internal_fds();
   EventLoop::check_internal_fds();
   control::check_internal_fds();
 }
@@ -72,7 +75,7 @@ void ensure_initialised() noexcept {
   registry::set_internal_lost_handler(internal_fd_lost);
   g_init_state.store(2, std::memory_order_release);
   log::info("loaded");
-  load_policy_from_env();
+  control::configure(load_policy_from_env());
 }
 
 }  // namespace sockshim::shim

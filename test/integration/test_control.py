@@ -56,11 +56,32 @@ def wait_for(predicate, what, timeout=10):
     fail(f"timed out waiting for {what}")
 
 
+def pass_through_stays_single_threaded(env):
+    """Without a policy (and without SOCKSHIM_CONTROL=on) the shim starts no
+    thread and serves no control socket: a second thread would cost glibc's
+    cancellation handling on every system call."""
+    quiet = {k: v for k, v in env.items() if k != "SOCKSHIM_CONTROL"}
+    target = subprocess.Popen([SOCKSHIM, "run", "--", PYTHON, os.path.join(HERE, "control_target.py")],
+                              env=quiet, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = json.loads(target.stdout.readline())["pid"]
+        threads = len(os.listdir(f"/proc/{pid}/task"))
+        listed = [p["pid"] for p in json.loads(sockshim("ps", "--json", env=quiet).stdout)]
+        if threads != 1 or pid in listed:
+            fail(f"pass-through process: {threads} threads, listed by ps: {pid in listed}")
+        note("ok: with no policy the process keeps one thread and has no control socket")
+    finally:
+        target.stdin.write("exit\n")
+        target.stdin.flush()
+        target.wait(timeout=20)
+
+
 def main():
     runtime = tempfile.mkdtemp(prefix="sockshim-control-")
     os.chmod(runtime, 0o700)
-    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
+    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime, SOCKSHIM_CONTROL="on")
     env.pop("LD_PRELOAD", None)
+    pass_through_stays_single_threaded(env)
     target = subprocess.Popen([SOCKSHIM, "run", "--", PYTHON, os.path.join(HERE, "control_target.py")],
                               env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
