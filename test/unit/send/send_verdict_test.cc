@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 
 #include <cstring>
@@ -280,4 +281,55 @@ TEST_CASE("DROP with sticky_drop false applies to one message only", "[send][dro
   CHECK(errno == EACCES);
   CHECK(::send(pr.c, "ok", 2, 0) == 2);
   CHECK(read_some(pr.p, 2) == "ok");
+}
+
+namespace {
+
+// Reads everything fd receives until it is quiet for 300 ms.
+size_t drain_count(int fd) {
+  size_t n = 0;
+  char buf[65536];
+  for (;;) {
+    pollfd pf{fd, POLLIN, 0};
+    if (::poll(&pf, 1, 300) <= 0) return n;
+    ssize_t r = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (r <= 0) return n;
+    n += static_cast<size_t>(r);
+  }
+}
+
+void on_alarm(int) {}
+
+}  // namespace
+
+TEST_CASE("PASS on a full socket: partial counts for non-blocking and interrupted sends",
+          "[send][pass][partial]") {
+  load(msg_policy(R"([{"do": ["pass"]}])"));
+  Pair pr;
+  connect_pair(pr);
+  insert("tx", 0, pr.c);
+  std::string big(8 << 20, 'q');
+  SECTION("non-blocking: what fit, then EAGAIN") {
+    ssize_t r = ::send(pr.c, big.data(), big.size(), MSG_DONTWAIT);
+    REQUIRE(r > 0);
+    CHECK(r < static_cast<ssize_t>(big.size()));
+    errno = 0;
+    CHECK(::send(pr.c, big.data(), big.size(), MSG_DONTWAIT) == -1);
+    CHECK(errno == EAGAIN);
+    CHECK(drain_count(pr.p) == static_cast<size_t>(r));  // exactly what send() reported
+  }
+  SECTION("blocking, interrupted by a signal: what went out") {
+    struct sigaction sa {};
+    sa.sa_handler = on_alarm;  // no SA_RESTART
+    struct sigaction old {};
+    sigaction(SIGALRM, &sa, &old);
+    itimerval it{};
+    it.it_value.tv_usec = 200000;
+    setitimer(ITIMER_REAL, &it, nullptr);
+    ssize_t r = ::send(pr.c, big.data(), big.size(), 0);
+    sigaction(SIGALRM, &old, nullptr);
+    REQUIRE(r > 0);
+    CHECK(r < static_cast<ssize_t>(big.size()));
+    CHECK(drain_count(pr.p) == static_cast<size_t>(r));
+  }
 }
