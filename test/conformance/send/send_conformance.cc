@@ -87,6 +87,10 @@ void drain(int fd, std::string* out, const std::atomic<bool>* stop, int quiet_ms
 }
 
 // Sockets of one run; inserts them through `insert` (kernel or shim maps).
+// close_target: test_sockmap's "redirect wait send mem": the target's buffers
+// forced to 1024 bytes and the target closed before the sends.
+bool g_close_target = false;
+
 template <typename Insert>
 Outcome traffic(const Shape& shape, bool use_sendfile, int quiet_ms, Insert&& insert) {
   Outcome o;
@@ -96,6 +100,13 @@ Outcome traffic(const Shape& shape, bool use_sendfile, int quiet_ms, Insert&& in
   pair(l, &c2, &p2);
   close(l);
   insert(c1, c2);
+  if (g_close_target) {
+    int small = 1024;
+    setsockopt(c2, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    setsockopt(p2, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    close(c2);
+    c2 = socket(AF_INET, SOCK_STREAM, 0);  // an idle stand-in for the reader
+  }
   std::atomic<bool> stop{false};
   std::thread r1(drain, p1, &o.p1, &stop, quiet_ms), r2(drain, p2, &o.p2, &stop, quiet_ms),
       r3(drain, c2, &o.c2, &stop, quiet_ms);
@@ -222,7 +233,8 @@ struct Row {
   std::string name;
   Cfg cfg;
   std::vector<Shape> shapes;
-  bool hanging = false;  // cork rows whose tail never arrives
+  bool hanging = false;       // cork rows whose tail never arrives
+  bool close_target = false;  // "redirect wait send mem"
 };
 
 }  // namespace
@@ -289,6 +301,7 @@ int main(int argc, char** argv) {
        one},
       {"cork 512 ingress redirect", cfg([](Cfg& c) { c.cork = 512, c.redirect = c.ingress = 1; }),
        many},
+      {"redirect wait send mem", cfg([](Cfg& c) { c.redirect = 1; }), large, false, true},
       {"push 1,10 + pop 5,4",
        cfg([](Cfg& c) { c.push_start = 1, c.push_len = 10, c.pop_start = 5, c.pop_len = 4; }),
        large},
@@ -306,6 +319,7 @@ int main(int argc, char** argv) {
           continue;
         }
         const int quiet = 250;
+        g_close_target = row.close_target;
         Outcome ko = k.run(row.cfg, shape, sf, quiet);
         if (!shim_load(row.cfg)) {
           printf("FAIL %s: policy did not load\n", name.c_str());
