@@ -294,6 +294,7 @@ struct Active {
 
 Active active(Socket* sk) noexcept {
   Active a;
+  if (!tcp_bpf_socket(*sk)) return a;
   a.psock = psock_get(sk);
   if (!a.psock) return a;
   a.prog = a.psock->progs.msg_parser.load(std::memory_order_acquire);
@@ -306,7 +307,7 @@ Active active(Socket* sk) noexcept {
 
 bool tcp_bpf_active(Socket* sk) noexcept {
   Psock* p = sk->psock.load(std::memory_order_acquire);
-  return p && p->progs.msg_parser.load(std::memory_order_relaxed);
+  return p && p->progs.msg_parser.load(std::memory_order_relaxed) && tcp_bpf_socket(*sk);
 }
 
 ssize_t tcp_bpf_sendmsg(int fd, Socket* sk, const iovec* iov, size_t iovcnt, int flags) noexcept {

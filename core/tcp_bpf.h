@@ -5,6 +5,7 @@
 // redirects them out of another socket or into its ingress queue.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -13,6 +14,12 @@
 #include "core/socket.h"
 
 namespace sockshim {
+
+// Only TCP has the sk_msg send hook (tcp_bpf_sendmsg): UDP and unix sockets
+// in a map with an sk_msg program send as usual, as in the kernel.
+inline bool tcp_bpf_socket(const Socket& s) noexcept {
+  return s.type == SOCK_STREAM && (s.family == AF_INET || s.family == AF_INET6);
+}
 
 // True when sends on sk go through tcp_bpf_sendmsg (its psock has an sk_msg
 // program). Lock-free: a peek for the hooks.

@@ -67,7 +67,7 @@ bool has_psock(Socket* s) noexcept {
 // arguments just to learn that the socket has no sk_msg program.
 bool sk_msg_active(Socket* s) noexcept {
   Psock* p = s->psock.load(std::memory_order_acquire);
-  return p && p->progs.msg_parser.load(std::memory_order_relaxed);
+  return p && p->progs.msg_parser.load(std::memory_order_relaxed) && tcp_bpf_socket(*s);
 }
 
 // The psock-aware shapes of socket_call and fd_call. The psock path is a

@@ -333,3 +333,20 @@ TEST_CASE("PASS on a full socket: partial counts for non-blocking and interrupte
     CHECK(drain_count(pr.p) == static_cast<size_t>(r));
   }
 }
+
+TEST_CASE("sk_msg runs only on TCP: a UDP socket in the map sends as usual", "[send][udp]") {
+  load(msg_policy(R"([{"do": ["drop"]}])"));
+  int a = ::socket(AF_INET, SOCK_DGRAM, 0), b = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(b, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  socklen_t len = sizeof sa;
+  REQUIRE(getsockname(b, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+  REQUIRE(::connect(a, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  insert("tx", 0, a);
+  CHECK(::sendto(a, "dgram", 5, 0, nullptr, 0) == 5);
+  CHECK(read_some(b, 5) == "dgram");
+  ::close(a);
+  ::close(b);
+}
