@@ -183,6 +183,31 @@ std::string to_line(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// args: {"policy": PATH} (absolute; default: the file the process runs).
+json reload(const json& args) {
+  std::shared_ptr<const LoadedPolicy> lp = current_policy();
+  std::string path;
+  if (args.contains("policy")) {
+    if (!args["policy"].is_string() || args["policy"].get<std::string>().empty())
+      throw ControlError("EINVAL", "/args/policy: expected the policy file's path");
+    path = args["policy"];
+  } else if (lp) {
+    path = lp->path;
+  } else {
+    throw ControlError("EINVAL", "/args/policy: the process runs without a policy; name one");
+  }
+  std::vector<std::string> errors, kept;
+  if (!reload_policy(path, &errors, &kept)) {
+    std::string message = "policy refused, the old one stays:";
+    for (const std::string& e : errors) message += "\n" + e;
+    throw ControlError("EINVAL", message);
+  }
+  std::shared_ptr<const LoadedPolicy> now = current_policy();
+  json maps = json::array();
+  for (const policy::MapSpec& m : now->policy->maps) maps.push_back(m.name);
+  return {{"policy", path}, {"maps", maps}, {"kept", kept}};
+}
+
 json error_response(const std::string& code, const std::string& message) {
   return {{"version", kProtocolVersion},
           {"ok", false},
@@ -212,10 +237,12 @@ std::string handle_request(const std::string& line) noexcept {
       result = dump(args);
     else if (command == "map")
       result = map_op(args);
+    else if (command == "reload")
+      result = reload(args);
     else
       return to_line(error_response("EOPNOTSUPP", "/command: unknown command \"" + command +
                                                       "\"; expected one of \"info\", \"dump\", "
-                                                      "\"map\""));
+                                                      "\"map\", \"reload\""));
     return to_line(
         json{{"version", kProtocolVersion}, {"ok", true}, {"result", std::move(result)}});
   } catch (const ControlError& e) {

@@ -1,8 +1,12 @@
 #include "core/loaded_policy.h"
 
 #include <atomic>
+#include <mutex>
 
 #include "core/log.h"
+#include "core/psock.h"
+#include "core/registry.h"
+#include "core/sock_map_link.h"
 
 namespace sockshim {
 namespace {
@@ -13,7 +17,96 @@ std::atomic<std::shared_ptr<const LoadedPolicy>>& slot() noexcept {
   return *s;
 }
 
+// Replaced policies stay allocated: a psock may be running one of their
+// programs right now, and programs are small.
+std::vector<std::shared_ptr<const LoadedPolicy>>& retired() noexcept {
+  static auto* r = new std::vector<std::shared_ptr<const LoadedPolicy>>;
+  return *r;
+}
+std::mutex g_reload_lock;
+
+// Loads path and builds its maps (sharing keep's unchanged ones); null and
+// *errors on failure.
+std::shared_ptr<LoadedPolicy> build(const std::string& path, std::vector<std::string>* errors,
+                                    const MapTable* keep) {
+  policy::LoadResult loaded = policy::load_policy_file(path);
+  if (!loaded.ok()) {
+    for (const policy::LoadError& e : loaded.errors) errors->push_back(e.format(path));
+    return nullptr;
+  }
+  auto lp = std::make_shared<LoadedPolicy>();
+  lp->path = path;
+  lp->policy = std::move(loaded.policy);
+  const policy::Policy& p = *lp->policy;
+
+  std::vector<MapAttachment> attachments;
+  for (const policy::Attachment& a : p.attach)
+    attachments.push_back({a.program, p.maps[a.map].name, a.type});
+  std::unique_ptr<MapTable> table;
+  std::string why;
+  if (MapTable::create(p.maps, attachments, &table, &why, keep) != 0) {
+    errors->push_back(path + ": " + why);
+    return nullptr;
+  }
+  lp->maps = std::move(table);
+  for (const policy::MapSpec& spec : p.maps) lp->map_by_index.push_back(lp->maps->find(spec.name));
+  return lp;
+}
+
+// Every psock runs the programs of the maps it is in now (after a reload).
+void refresh_psock_programs() noexcept {
+  for (int fd = 0, top = registry::high_water(); fd <= top; ++fd) {
+    SocketRef sk = registry::get(fd);
+    if (!sk || registry::is_internal(sk.get())) continue;
+    PsockRef p = psock_get(sk.get());
+    if (!p) continue;
+    MapProgs progs;
+    {
+      std::lock_guard g(p->link_lock);
+      for (const PsockLink& l : p->links) {
+        MapProgs m = l.map->progs();
+        if (!progs.msg_parser) progs.msg_parser = m.msg_parser;
+        if (!progs.stream_parser) progs.stream_parser = m.stream_parser;
+        if (!progs.stream_verdict) progs.stream_verdict = m.stream_verdict;
+        if (!progs.skb_verdict) progs.skb_verdict = m.skb_verdict;
+      }
+    }
+    p->progs.msg_parser.store(progs.msg_parser, std::memory_order_release);
+    p->progs.stream_parser.store(progs.stream_parser, std::memory_order_release);
+    p->progs.stream_verdict.store(progs.stream_verdict, std::memory_order_release);
+    p->progs.skb_verdict.store(progs.skb_verdict, std::memory_order_release);
+  }
+}
+
+// A map the new policy does not keep lets go of its sockets now. The map
+// object itself stays (with its retired policy): a run of an old program that
+// is still going may look a key up in it, and finds nothing.
+void clear_map(BpfMap* m) noexcept {
+  auto* sm = dynamic_cast<SockMapBase*>(m);
+  if (!sm) return;
+  std::vector<unsigned char> key(sm->key_size());
+  if (m->type() == policy::MapType::sockmap) {
+    for (uint32_t i = 0; i < sm->max_entries() && sm->count() > 0; ++i) sm->delete_sys(&i);
+    return;
+  }
+  while (sm->get_next_key_sys(nullptr, key.data()) == 0) sm->delete_sys(key.data());
+}
+
 }  // namespace
+
+std::shared_ptr<const LoadedPolicy> policy_of(const policy::Program* prog) noexcept {
+  std::shared_ptr<const LoadedPolicy> lp = current_policy();
+  auto owns = [prog](const LoadedPolicy& l) {
+    for (const auto& p : l.policy->programs)
+      if (p.get() == prog) return true;
+    return false;
+  };
+  if (!lp || owns(*lp)) return lp;
+  std::lock_guard g(g_reload_lock);
+  for (const auto& old : retired())
+    if (owns(*old)) return old;
+  return lp;
+}
 
 std::shared_ptr<const LoadedPolicy> current_policy() noexcept {
   return slot().load(std::memory_order_acquire);
@@ -21,32 +114,39 @@ std::shared_ptr<const LoadedPolicy> current_policy() noexcept {
 
 bool load_policy(const std::string& path, std::vector<std::string>* errors) noexcept {
   try {
-    policy::LoadResult loaded = policy::load_policy_file(path);
-    if (!loaded.ok()) {
-      for (const policy::LoadError& e : loaded.errors) errors->push_back(e.format(path));
-      return false;
-    }
-    auto lp = std::make_shared<LoadedPolicy>();
-    lp->path = path;
-    lp->policy = std::move(loaded.policy);
-    const policy::Policy& p = *lp->policy;
-
-    std::vector<MapAttachment> attachments;
-    for (const policy::Attachment& a : p.attach)
-      attachments.push_back({a.program, p.maps[a.map].name, a.type});
-    std::unique_ptr<MapTable> table;
-    std::string why;
-    if (int err = MapTable::create(p.maps, attachments, &table, &why); err != 0) {
-      errors->push_back(path + ": " + why);
-      return false;
-    }
-    lp->maps = std::move(table);
-    for (const policy::MapSpec& spec : p.maps)
-      lp->map_by_index.push_back(lp->maps->find(spec.name));
-
+    std::shared_ptr<LoadedPolicy> lp = build(path, errors, nullptr);
+    if (!lp) return false;
+    log::info("policy {} loaded: {} maps, {} programs", path, lp->policy->maps.size(),
+              lp->policy->programs.size());
     install_maps(lp->maps);
     slot().store(std::move(lp), std::memory_order_release);
-    log::info("policy {} loaded: {} maps, {} programs", path, p.maps.size(), p.programs.size());
+    return true;
+  } catch (const std::exception& e) {
+    errors->push_back(path + ": " + e.what());
+    return false;
+  }
+}
+
+bool reload_policy(const std::string& path, std::vector<std::string>* errors,
+                   std::vector<std::string>* kept) noexcept {
+  try {
+    std::lock_guard g(g_reload_lock);
+    std::shared_ptr<const LoadedPolicy> old = current_policy();
+    std::shared_ptr<LoadedPolicy> lp = build(path, errors, old ? old->maps.get() : nullptr);
+    if (!lp) return false;
+    install_maps(lp->maps);
+    slot().store(lp, std::memory_order_release);
+    if (old) {
+      for (BpfMap* m : old->maps->maps())
+        if (lp->maps->find(m->name()) == m)
+          kept->push_back(m->name());
+        else
+          clear_map(m);
+      retired().push_back(old);
+    }
+    refresh_psock_programs();
+    log::info("policy {} reloaded: {} maps ({} kept), {} programs", path, lp->policy->maps.size(),
+              kept->size(), lp->policy->programs.size());
     return true;
   } catch (const std::exception& e) {
     errors->push_back(path + ": " + e.what());

@@ -24,9 +24,22 @@ struct LoadedPolicy {
 // null when no policy is loaded.
 std::shared_ptr<const LoadedPolicy> current_policy() noexcept;
 
+// The policy prog belongs to: the current one, or one a reload replaced while
+// a run of prog was starting. Its maps are the ones prog's map indices mean.
+std::shared_ptr<const LoadedPolicy> policy_of(const policy::Program* prog) noexcept;
+
 // Loads and validates path, builds its maps and installs both. On failure
 // nothing changes and *errors holds one line per problem ("FILE:LINE:COL:
 // POINTER: MESSAGE").
 bool load_policy(const std::string& path, std::vector<std::string>* errors) noexcept;
+
+// sockshim reload: validates path and builds its maps first; only then swaps.
+// Maps that keep their definition keep their sockets; the others are emptied.
+// Every psock then runs the programs of the maps it is still in, from its next
+// message on; a run already going finishes under the old program, which stays
+// allocated with its (emptied) maps. On failure nothing changes. *kept names the
+// maps that kept their sockets.
+bool reload_policy(const std::string& path, std::vector<std::string>* errors,
+                   std::vector<std::string>* kept) noexcept;
 
 }  // namespace sockshim

@@ -50,11 +50,30 @@ Installed& installed() noexcept {
   return *i;
 }
 
+bool same_definition(const policy::MapSpec& a, const policy::MapSpec& b) {
+  auto same_value = [](const policy::ValueField& x, const policy::ValueField& y) {
+    return x.name == y.name && x.kind == y.kind && x.size == y.size && x.offset == y.offset;
+  };
+  return a.name == b.name && a.type == b.type && a.max_entries == b.max_entries &&
+         a.value_size == b.value_size && a.key == b.key && a.key_size == b.key_size &&
+         a.flags == b.flags &&
+         std::equal(a.value.begin(), a.value.end(), b.value.begin(), b.value.end(), same_value);
+}
+
+// A kept map starts the new policy with none of the old programs attached.
+void detach_all(SockMapBase& m) noexcept {
+  MapProgs p = m.progs();
+  if (p.msg_parser) m.prog_detach(p.msg_parser, policy::AttachType::sk_msg_verdict);
+  if (p.stream_parser) m.prog_detach(p.stream_parser, policy::AttachType::sk_skb_stream_parser);
+  if (p.stream_verdict) m.prog_detach(p.stream_verdict, policy::AttachType::sk_skb_stream_verdict);
+  if (p.skb_verdict) m.prog_detach(p.skb_verdict, policy::AttachType::sk_skb_verdict);
+}
+
 }  // namespace
 
 int MapTable::create(const std::vector<policy::MapSpec>& specs,
                      const std::vector<MapAttachment>& attachments, std::unique_ptr<MapTable>* out,
-                     std::string* error) {
+                     std::string* error, const MapTable* keep) {
   std::unique_ptr<MapTable> t(new (std::nothrow) MapTable);
   if (!t) return -ENOMEM;
   for (const policy::MapSpec& spec : specs) {
@@ -66,15 +85,29 @@ int MapTable::create(const std::vector<policy::MapSpec>& specs,
       *error = "map '" + spec.name + "': defined twice";
       return -EEXIST;
     }
-    std::unique_ptr<BpfMap> m;
-    try {
-      m = make_map(spec);
-    } catch (const std::bad_alloc&) {
-      *error = "map '" + spec.name + "': out of memory";
-      return -ENOMEM;
+    std::shared_ptr<BpfMap> m;
+    if (keep) {
+      auto it = keep->by_name_.find(spec.name);
+      if (it != keep->by_name_.end() && same_definition(it->second->spec(), spec)) m = it->second;
+    }
+    if (!m) {
+      try {
+        m = make_map(spec);
+      } catch (const std::bad_alloc&) {
+        *error = "map '" + spec.name + "': out of memory";
+        return -ENOMEM;
+      }
     }
     t->order_.push_back(m.get());
     t->by_name_.emplace(spec.name, std::move(m));
+  }
+  // Checked against fresh copies first, so a refused reload leaves the kept
+  // maps' programs as they were.
+  if (keep) {
+    std::unique_ptr<MapTable> trial;
+    if (int r = create(specs, attachments, &trial, error)) return r;
+    for (BpfMap* m : t->order_)
+      if (auto* sm = t->find_sock_map(m->name()); sm && keep->find(m->name()) == m) detach_all(*sm);
   }
   for (const MapAttachment& a : attachments)
     if (int r = t->prog_attach(a.prog, a.map, a.type)) {

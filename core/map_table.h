@@ -28,9 +28,12 @@ class MapTable {
   // Creates every map (map_create's checks: EINVAL, E2BIG; a duplicate name
   // EEXIST) and attaches the programs in order (EBUSY, EOPNOTSUPP; an unknown
   // map EBADF). Returns 0 or -errno, and says which entry failed in *error.
+  // With keep (a reload), a map of keep whose definition is unchanged (name,
+  // type, sizes, layouts, flags) is shared instead of created, so its sockets
+  // stay; its programs are replaced by the new attachments.
   static int create(const std::vector<policy::MapSpec>& specs,
                     const std::vector<MapAttachment>& attachments, std::unique_ptr<MapTable>* out,
-                    std::string* error);
+                    std::string* error, const MapTable* keep = nullptr);
   ~MapTable();
 
   BpfMap* find(std::string_view name) const noexcept;
@@ -47,7 +50,8 @@ class MapTable {
 
  private:
   MapTable() = default;
-  std::map<std::string, std::unique_ptr<BpfMap>, std::less<>> by_name_;
+  // Shared: a reload's new table holds the maps it keeps from the old one.
+  std::map<std::string, std::shared_ptr<BpfMap>, std::less<>> by_name_;
   std::vector<BpfMap*> order_;
 };
 

@@ -9,6 +9,7 @@ int ps_main(int argc, char** argv);
 int dump_main(int argc, char** argv);
 int map_main(int argc, char** argv);
 int top_main(int argc, char** argv);
+int reload_main(int argc, char** argv);
 int check_main(int argc, char** argv);
 int test_run_main(int argc, char** argv);
 

@@ -18,6 +18,7 @@ constexpr const char kUsage[] =
     "  dump [PID] [SECTION...] [--json]   print their live state (maps, sockets, ...)\n"
     "  map lookup|update|delete PID MAP KEY [FD]   map operations on a live process\n"
     "  top [PID]                          a live view of psock traffic, every second\n"
+    "  reload PID [POLICY]                swap a live process's policy, atomically\n"
     "  check POLICY [--json]              validate a policy, report every error\n"
     "  test-run POLICY PROGRAM [--input FILE|-] [--ctx JSON] [--repeat N] [--json]\n"
     "                                     run one program on given bytes and context\n"
@@ -44,6 +45,7 @@ constexpr Command kCommands[] = {
     {"dump", sockshim::tools::dump_main},
     {"map", sockshim::tools::map_main},
     {"top", sockshim::tools::top_main},
+    {"reload", sockshim::tools::reload_main},
     {"check", sockshim::tools::check_main},
     {"test-run", sockshim::tools::test_run_main},
 };

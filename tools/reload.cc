@@ -1,0 +1,67 @@
+// sockshim reload PID [POLICY]: swap a live process's policy.
+#include <limits.h>
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "tools/commands.h"
+#include "tools/control_client.h"
+
+namespace sockshim::tools {
+namespace {
+
+constexpr const char kReloadUsage[] =
+    "usage: sockshim reload PID [POLICY]\n"
+    "\n"
+    "Validates POLICY (default: the file the process was started with, read again)\n"
+    "in the process PID and only then swaps it in. Maps whose definition is\n"
+    "unchanged (same name, type, sizes and layouts) keep their sockets; the others\n"
+    "are emptied and replaced. Each psock runs the new programs of the maps it is\n"
+    "in from its next message on; a message being processed finishes under the\n"
+    "old program. A policy with errors is refused with every error, and the old\n"
+    "one stays. Prints the maps and which of them kept their sockets.\n"
+    "\n"
+    "exit status: 0 when swapped, 1 when refused or PID cannot be reached, 2 for a\n"
+    "usage error.\n";
+
+}  // namespace
+
+int reload_main(int argc, char** argv) {
+  if (argc >= 2 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
+    fputs(kReloadUsage, stdout);
+    return 0;
+  }
+  if (argc < 2 || argc > 3 ||
+      std::string(argv[1]).find_first_not_of("0123456789") != std::string::npos) {
+    fprintf(stderr, "sockshim reload: expected PID [POLICY]\n%s", kReloadUsage);
+    return kExitUsage;
+  }
+  nlohmann::json args = nlohmann::json::object();
+  if (argc == 3) {
+    // The process resolves paths from its own directory: send an absolute one.
+    char resolved[PATH_MAX];
+    if (!realpath(argv[2], resolved)) {
+      fprintf(stderr, "sockshim reload: cannot read policy %s: %s\n", argv[2], strerror(errno));
+      return 1;
+    }
+    args["policy"] = resolved;
+  }
+  try {
+    nlohmann::json r = call(find_peer(atoi(argv[1])), "reload", args);
+    std::string maps, kept;
+    for (const auto& m : r["maps"]) maps += (maps.empty() ? "" : ", ") + m.get<std::string>();
+    for (const auto& m : r["kept"]) kept += (kept.empty() ? "" : ", ") + m.get<std::string>();
+    printf("reloaded %s: maps %s; kept their sockets: %s\n", r["policy"].get<std::string>().c_str(),
+           maps.empty() ? "none" : maps.c_str(), kept.empty() ? "none" : kept.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    fprintf(stderr, "sockshim reload: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace sockshim::tools
