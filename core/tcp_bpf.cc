@@ -219,6 +219,88 @@ int send_verdict(SendCtx& c, SkMsg& msg, bool is_cork, int64_t* copied, bool eno
   }
 }
 
+// For a program that reads no bytes (needs_data() false: no data condition,
+// no pull/push/pop): its verdict on a message of n bytes, without copying the
+// caller's bytes. The message is a per-thread scratch the program never reads.
+bool probe_verdict(SendCtx& c, size_t n, PreRun* pre) noexcept {
+  thread_local SkMsg probe;
+  try {
+    probe.mutable_bytes().resize(n);
+  } catch (...) {
+    return false;
+  }
+  probe.apply_bytes(0);
+  probe.cork_bytes(0);
+  sk_msg_reset_window(probe);
+  Verdict v = Verdict::drop;
+  try {
+    SockHelpers helpers(c.lp, policy::ProgramType::sk_msg, c.sk, c.fd);
+    policy::RunResult res = c.prog.run_msg(probe, c.tuple, helpers);
+    PsockRef t = helpers.take_redirect();
+    v = res.verdict;
+    if (v == Verdict::redirect) {
+      if (t) {
+        pre->target = t->sk();
+        pre->ingress = helpers.redirect_ingress();
+      } else {
+        v = Verdict::drop;
+      }
+    }
+    rule_stats_count(c.prog, res.rule, v);
+  } catch (const std::exception& ex) {
+    log::internal_error("sk_msg verdict", ex.what());
+    v = Verdict::drop;
+  }
+  c.e.stats.count(v);
+  pre->verdict = v;
+  pre->apply_bytes = probe.apply_bytes();
+  pre->cork_bytes = probe.cork_bytes();
+  return true;
+}
+
+bool plain_pass(const PreRun& p) noexcept {
+  return p.verdict == Verdict::pass && p.apply_bytes == 0 && p.cork_bytes == 0;
+}
+
+// push() for bytes still in the caller's iovecs, from iovec iv at offset off.
+// Returns the bytes sent; *err is set when it stopped short.
+size_t push_iov(int fd, const iovec* iov, size_t iovcnt, size_t iv, size_t off, size_t bytes,
+                int flags, bool nonblock, int* err) noexcept {
+  iovec local[64];
+  size_t remaining = bytes;
+  while (remaining > 0) {
+    size_t cnt = 0, want = 0;
+    for (size_t k = iv, o = off; k < iovcnt && want < remaining && cnt < 64; ++k, o = 0) {
+      size_t n = std::min(iov[k].iov_len - o, remaining - want);
+      if (n) local[cnt++] = {static_cast<char*>(iov[k].iov_base) + o, n};
+      want += n;
+    }
+    msghdr m{};
+    m.msg_iov = local;
+    m.msg_iovlen = cnt;
+    ssize_t r = real::sendmsg(fd, &m, flags);
+    if (r < 0) {
+      *err = -errno;
+      return bytes - remaining;
+    }
+    remaining -= static_cast<size_t>(r);
+    for (size_t adv = static_cast<size_t>(r); adv > 0;) {
+      size_t n = std::min(adv, iov[iv].iov_len - off);
+      adv -= n;
+      off += n;
+      if (off == iov[iv].iov_len) {
+        ++iv;
+        off = 0;
+      }
+    }
+    if (static_cast<size_t>(r) < want && !nonblock) {
+      *err = -EINTR;
+      return bytes - remaining;
+    }
+  }
+  return bytes;
+}
+
 // tcp_bpf_sendmsg under the psock's tx lock.
 ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
   Psock* psock = c.psock;
@@ -229,6 +311,39 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
   int err = 0;
   size_t left = size, iv = 0, off = 0;
   while (left > 0) {
+    // A program that reads no bytes and passes them all: they go out from the
+    // caller's buffers, as they would unchanged from the copy.
+    if (!e.cork_alloc && e.eval == SkEval::none && psock->cork_bytes == 0 && !c.prerun &&
+        !c.prog.needs_data()) {
+      const size_t chunk = std::min(left, size_t{kSkMsgMaxBytes});
+      PreRun pre;
+      if (probe_verdict(c, chunk, &pre)) {
+        if (plain_pass(pre)) {
+          psock->apply_bytes = 0;
+          int perr = 0;
+          size_t sent = push_iov(c.fd, iov, iovcnt, iv, off, chunk, c.flags, c.nonblock, &perr);
+          copied += static_cast<int64_t>(sent);
+          left -= chunk;
+          for (size_t adv = chunk; adv > 0;) {
+            size_t n = std::min(adv, iov[iv].iov_len - off);
+            adv -= n;
+            off += n;
+            if (off == iov[iv].iov_len) {
+              ++iv;
+              off = 0;
+            }
+          }
+          while (iv < iovcnt && iov[iv].iov_len == 0) ++iv;
+          if (perr) {
+            c.real_error = true;
+            err = perr;
+            break;
+          }
+          continue;
+        }
+        c.prerun = pre;
+      }
+    }
     SkMsg tmp;
     const bool is_cork = e.cork_alloc;
     SkMsg& msg_tx = is_cork ? e.cork : tmp;
@@ -353,44 +468,18 @@ ssize_t tcp_bpf_sendfile(int out, Socket* sk, int in, off64_t* offset, size_t co
     if (zero_copy && e.eval == SkEval::none && !e.cork_alloc && psock->cork_bytes == 0) {
       // The program reads no bytes: ask it about a message of this size, and
       // when it passes the whole of it, let the kernel send the file itself.
-      SkMsg probe;
-      try {
-        probe.mutable_bytes().resize(n);
-      } catch (...) {
+      PreRun pre;
+      if (!probe_verdict(c, n, &pre)) {
         errno = ENOMEM;
         return done ? static_cast<ssize_t>(done) : -1;
       }
-      sk_msg_reset_window(probe);
-      Verdict v = Verdict::drop;
-      PreRun pre;
-      try {
-        SockHelpers helpers(*a.lp, policy::ProgramType::sk_msg, sk, out);
-        policy::RunResult res = a.prog->run_msg(probe, c.tuple, helpers);
-        PsockRef t = helpers.take_redirect();
-        v = res.verdict;
-        if (v == Verdict::redirect) {
-          if (t) {
-            pre.target = t->sk();
-            pre.ingress = helpers.redirect_ingress();
-          } else {
-            v = Verdict::drop;
-          }
-        }
-        rule_stats_count(*a.prog, res.rule, v);
-      } catch (const std::exception& ex) {
-        log::internal_error("sk_msg verdict", ex.what());
-      }
-      e.stats.count(v);
-      if (v == Verdict::pass && probe.apply_bytes() == 0 && probe.cork_bytes() == 0) {
+      if (plain_pass(pre)) {
         ssize_t r = real::sendfile64(out, in, offset, n);
         if (r <= 0) return done ? static_cast<ssize_t>(done) : r;
         done += static_cast<size_t>(r);
         if (static_cast<size_t>(r) < n) break;
         continue;
       }
-      pre.verdict = v;
-      pre.apply_bytes = probe.apply_bytes();
-      pre.cork_bytes = probe.cork_bytes();
       c.prerun = pre;
     }
     try {
