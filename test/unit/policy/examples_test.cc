@@ -43,7 +43,7 @@ TEST_CASE("every example has a test here", "[policy][examples]") {
   size_t n = 0;
   for (const auto& e : std::filesystem::directory_iterator(SOCKSHIM_EXAMPLES_DIR))
     if (e.path().extension() == ".json") ++n;
-  CHECK(n == 5);
+  CHECK(n == 6);
 }
 
 TEST_CASE("redis_drop_flushall drops FLUSHALL on the server's sockets", "[policy][examples]") {
@@ -134,4 +134,29 @@ TEST_CASE("byte_quota drops sends once 1 MiB has gone out", "[policy][examples]"
   memcpy(&sends, st->data() + 8, 4);
   CHECK(sent == 1200000);
   CHECK(sends == 4);
+}
+
+TEST_CASE("drop_and_loop drops DROP, loops LOOP back to the sender, passes the rest",
+          "[policy][examples]") {
+  auto pol = example("drop_and_loop.json");
+  FakeKernel k(*pol);
+  const Program& ops = *pol->program("insert");
+  const Program& route = *pol->program("route");
+  ops.run_sockops(SockOp::passive_established, tuple(7000, 40000), k);
+  CHECK(k.entries(0).empty());  // only connecting sockets go in
+  ops.run_sockops(SockOp::active_established, tuple(40000, 7000), k);
+  REQUIRE(k.entries(0).size() == 1);
+  SkMsg drop(bytes("please DROP this"));
+  CHECK(route.run_msg(drop, tuple(40000, 7000), k).verdict == Verdict::drop);
+  CHECK_FALSE(route.sticky_drop());
+  k.reset_run();
+  SkMsg loop(bytes("LOOP back"));
+  CHECK(route.run_msg(loop, tuple(40000, 7000), k).verdict == Verdict::redirect);
+  REQUIRE(k.redirect_target());
+  CHECK(k.redirect_target()->flags == BPF_F_INGRESS);
+  CHECK(format_key(pol->maps[0], k.redirect_target()->key) ==
+        "conns{local_ip4=127.0.0.1, local_port=40000, remote_ip4=127.0.0.1, remote_port=7000}");
+  k.reset_run();
+  SkMsg hello(bytes("hello"));
+  CHECK(route.run_msg(hello, tuple(40000, 7000), k).verdict == Verdict::pass);
 }
