@@ -11,6 +11,7 @@
 #include "core/control_commands.h"
 #include "core/loaded_policy.h"
 #include "core/psock.h"
+#include "core/psock_ext.h"
 #include "core/registry.h"
 #include "core/sk_storage.h"
 #include "core/sock_map_link.h"
@@ -391,10 +392,16 @@ json dump_psocks() {
       std::lock_guard g(p->link_lock);
       links = p->links.size();
     }
+    const PsockStats& st = psock_ext(p.get()).stats;
     json e = sockets.describe(cookie);
     e["programs"] = program_names(progs);
     e["links"] = links;
     e["ingress_bytes"] = p->ingress_queued();
+    e["stats"] = {{"in", st.in.load(std::memory_order_relaxed)},
+                  {"passed", st.passed.load(std::memory_order_relaxed)},
+                  {"dropped", st.dropped.load(std::memory_order_relaxed)},
+                  {"redirected", st.redirected.load(std::memory_order_relaxed)},
+                  {"queued", st.queued.load(std::memory_order_relaxed)}};
     out.push_back(std::move(e));
   }
   return out;

@@ -1,0 +1,98 @@
+"""`sockshim top` driven in a real terminal (tmux): its screen shows the psocks
+of a live process with their traffic, refreshes, and q quits it."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from harness import PYTHON, SOCKSHIM, fail, note
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+POLICY = os.path.join(os.path.dirname(os.path.dirname(HERE)), "policy", "examples", "drop_and_loop.json")
+
+TRAFFIC = r"""
+import socket, sys, time
+srv = socket.create_server(("127.0.0.1", 0))
+c = socket.create_connection(srv.getsockname())
+s, _ = srv.accept()
+print(__import__("os").getpid(), flush=True)
+end = time.monotonic() + 60
+while time.monotonic() < end and not sys.stdin.closed:
+    c.send(b"x" * 1000)
+    s.recv(65536)
+    try:
+        c.send(b"DROP")
+    except OSError:
+        pass
+    time.sleep(0.01)
+"""
+
+
+def tmux(*args, check=True):
+    return subprocess.run(["tmux", "-L", "sockshim-test", *args], capture_output=True, text=True,
+                          timeout=20, check=check)
+
+
+def screen():
+    return tmux("capture-pane", "-p", "-t", "top").stdout
+
+
+def main():
+    if not shutil.which("tmux"):
+        fail("tmux is not installed")
+    runtime = tempfile.mkdtemp(prefix="sockshim-top-")
+    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
+    env.pop("LD_PRELOAD", None)
+    target = subprocess.Popen([SOCKSHIM, "run", "-p", POLICY, "--", PYTHON, "-c", TRAFFIC], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = target.stdout.readline().strip()
+        tmux("kill-server", check=False)
+        tmux("new-session", "-d", "-s", "top", "-x", "200", "-y", "30",
+             f"env SOCKSHIM_RUNTIME_DIR={runtime} {SOCKSHIM} top {pid}")
+        deadline = time.monotonic() + 15
+        text = ""
+        while time.monotonic() < deadline:
+            text = screen()
+            rows = [l for l in text.splitlines() if l.split() and l.split()[0] == pid]
+            if rows and any(w.endswith("KiB") for w in rows[0].split()):
+                break
+            time.sleep(0.3)
+        else:
+            fail(f"top never showed the psock's traffic:\n{text}")
+        header = next(l for l in text.splitlines() if l.startswith("PID"))
+        if header.split() != ["PID", "COOKIE", "FD", "LOCAL", "REMOTE", "IN/s", "PASS/s", "DROP/s",
+                              "REDIR/s", "QUEUED", "IN", "PASSED", "DROPPED", "REDIRECTED"]:
+            fail(f"header: {header!r}")
+        if "sockshim top: 1 processes, 1 psocks, every 1000 ms  (q quits)" not in text:
+            fail(f"title line:\n{text}")
+        note("ok: top shows the psock with its rates and totals:\n" + "\n".join(
+            l for l in text.splitlines() if l.strip()))
+        first = rows[0]
+        time.sleep(2.5)
+        if screen() == text and first in screen():
+            fail("top did not refresh")
+        tmux("send-keys", "-t", "top", "q")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and tmux("has-session", "-t", "top", check=False).returncode == 0:
+            time.sleep(0.1)
+        if tmux("has-session", "-t", "top", check=False).returncode == 0:
+            fail("top did not quit on q")
+        note("ok: top refreshes and quits on q")
+        once = subprocess.run([SOCKSHIM, "top", pid, "--once"], env=env, capture_output=True,
+                              text=True, timeout=20)
+        if once.returncode != 0 or "\033[2J" in once.stdout or pid not in once.stdout:
+            fail(f"top --once: {once.returncode} {once.stdout!r}")
+    finally:
+        tmux("kill-server", check=False)
+        target.stdin.close()
+        target.kill()
+        target.wait(timeout=20)
+    print("PASS top", flush=True)
+
+
+if __name__ == "__main__":
+    main()
