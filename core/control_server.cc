@@ -195,7 +195,7 @@ int bind_control_socket(Server& server) noexcept {
   if (fd < 0) return -1;
   unlink(path.c_str());  // left by an earlier process with this pid
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      chmod(path.c_str(), 0600) != 0 || real::listen(fd, 16) != 0) {
+      chmod(path.c_str(), 0600) != 0 || real::listen(fd, SOMAXCONN) != 0) {
     log::error("no control socket at {}: {}", path, strerror(errno));
     real::close(fd);
     return -1;
