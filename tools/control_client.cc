@@ -98,9 +98,13 @@ std::vector<Peer> list_peers() {
 
 Peer find_peer(int pid) {
   std::string path = control_socket_path(runtime_dir(), pid);
-  if (access(path.c_str(), F_OK) != 0)
+  if (access(path.c_str(), F_OK) != 0) {
+    if (errno == EACCES)
+      throw std::runtime_error("cannot reach the control socket of pid " + std::to_string(pid) +
+                               " in " + runtime_dir() + ": Permission denied (another user's)");
     throw std::runtime_error("no sockshim control socket for pid " + std::to_string(pid) + " in " +
                              runtime_dir() + " (is it running under the shim, as this user?)");
+  }
   return {pid, path};
 }
 

@@ -184,11 +184,20 @@ def main():
             if out != "answer b''":
                 fail(f"nobody with open permissions got: {out!r}")
             note("ok: another user is refused by the directory and, failing that, by SO_PEERCRED")
-            listing = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                                      SOCKSHIM, "dump", str(pid)], env=env,
-                                     capture_output=True, text=True, timeout=20)
-            if listing.returncode == 0:
-                fail(f"nobody's dump succeeded: {listing.stdout!r}")
+            for command in (["dump", str(pid)], ["map", "lookup", str(pid), "m", "0"],
+                            ["reload", str(pid)]):
+                r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                    SOCKSHIM, *command], env=env,
+                                   capture_output=True, text=True, timeout=20)
+                if r.returncode == 0 or "Permission denied" not in r.stderr:
+                    fail(f"nobody's {command[0]}: {r.returncode} {r.stdout!r} {r.stderr!r}")
+            try:
+                subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                "cat", path], capture_output=True, timeout=20, check=True)
+                fail("nobody could read the socket file")
+            except subprocess.CalledProcessError:
+                pass
+            note("ok: nobody is refused by dump, map and reload, and cannot read the socket file")
         else:
             note("skip: the other-user checks need root (setpriv)")
 
