@@ -1,6 +1,7 @@
 #include "core/skmsg_ingress.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -66,7 +67,15 @@ void wake_senders(PsockExt& e) noexcept {
 
 }  // namespace
 
-int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonblock) noexcept {
+bool fd_nonblocking(int fd) noexcept {
+  int saved = errno;
+  int fl = real::fcntl(fd, F_GETFL, 0);
+  errno = saved;
+  return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonblock,
+                    int sender_fd) noexcept {
   PsockExt& e = psock_ext(target);
   const size_t limit = queue_limit(target, e);
   g_ingress_used.store(true, std::memory_order_relaxed);
@@ -99,7 +108,8 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
       bytes -= n;
       continue;
     }
-    if (nonblock) return -EAGAIN;
+    // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
+    if (nonblock || (sender_fd >= 0 && fd_nonblocking(sender_fd))) return -EAGAIN;
     std::unique_lock g(e.space_lock);
     ++e.space_waiters;
     bool full;
@@ -235,6 +245,11 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
     }
     ssize_t r = real::recvmsg(fd, msg, flags | MSG_DONTWAIT);
     if (r >= 0 || errno != EAGAIN || nonblock) return r;
+    // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
+    if (fd_nonblocking(fd)) {
+      errno = EAGAIN;
+      return -1;
+    }
     int efd = ingress_event_fd(p);
     pollfd pf[2] = {{fd, POLLIN, 0}, {efd, POLLIN, 0}};
     int pr = real::poll(pf, efd >= 0 ? 2 : 1, recv_timeout_ms(fd));

@@ -23,7 +23,12 @@ namespace sockshim {
 // does not wait (what moved stays moved and is gone from msg). A target that
 // left its maps takes the bytes and discards them, as the kernel's stopping
 // psock does.
-int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonblock) noexcept;
+// sender_fd (or -1) is asked for O_NONBLOCK before a wait.
+int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonblock,
+                    int sender_fd) noexcept;
+
+// O_NONBLOCK of fd as the kernel has it.
+bool fd_nonblocking(int fd) noexcept;
 
 // Copies up to the iovecs' length from p's queue across queued messages
 // (consuming them unless MSG_PEEK). Returns the bytes copied; 0 when the queue

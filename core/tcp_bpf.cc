@@ -94,7 +94,7 @@ int sendmsg_redir(SendCtx& c, Socket* target, uint64_t cookie, bool ingress, SkM
   if (!target || target->cookie != cookie) return -EPIPE;
   PsockRef tp = psock_get(target);
   if (!tp || target->cookie != cookie) return -EPIPE;
-  if (ingress) return bpf_tcp_ingress(tp.get(), msg, bytes, c.nonblock);
+  if (ingress) return bpf_tcp_ingress(tp.get(), msg, bytes, c.nonblock, c.fd);
   int tfd = socket_fd(target);
   if (tfd < 0) return -EPIPE;
   int r = push(tfd, msg, bytes, c.flags, c.nonblock, true);
