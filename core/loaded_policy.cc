@@ -127,6 +127,11 @@ bool load_policy(const std::string& path, std::vector<std::string>* errors) noex
   }
 }
 
+void unload_policy() noexcept {
+  install_maps(nullptr);
+  slot().store(nullptr, std::memory_order_release);
+}
+
 bool reload_policy(const std::string& path, std::vector<std::string>* errors,
                    std::vector<std::string>* kept) noexcept {
   try {

@@ -33,6 +33,10 @@ std::shared_ptr<const LoadedPolicy> policy_of(const policy::Program* prog) noexc
 // POINTER: MESSAGE").
 bool load_policy(const std::string& path, std::vector<std::string>* errors) noexcept;
 
+// Drops the policy and its maps (their sockets leave them), as freeing every
+// map does in the kernel. For tests that free maps between scenarios.
+void unload_policy() noexcept;
+
 // sockshim reload: validates path and builds its maps first; only then swaps.
 // Maps that keep their definition keep their sockets; the others are emptied.
 // Every psock then runs the programs of the maps it is still in, from its next

@@ -1,7 +1,14 @@
-// The side under test: maps built by core (until the policy loader builds them,
-// MapTable::create stands in for it) and installed as the process's table;
-// every map operation goes through the C API of sockshim.h, as a program
-// running under the shim would call it.
+// The side under test: each scenario's maps come from a policy file, loaded as
+// SOCKSHIM_POLICY is at start-up; every map operation goes through the C API
+// of sockshim.h, as a program running under the shim would call it. Program
+// attach and detach, which a policy file cannot do after loading, go to the
+// loaded map table directly.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "core/loaded_policy.h"
 #include "core/map_table.h"
 #include "shim/sockshim.h"
 #include "test/conformance/conformance.h"
@@ -21,28 +28,46 @@ class ShimBackend final : public Backend {
   const char* name() const override { return "sockshim"; }
 
   int create_maps(const std::vector<MapDef>& maps) override {
-    std::vector<sockshim::policy::MapSpec> specs;
-    for (const MapDef& d : maps) {
-      sockshim::policy::MapSpec s{};
-      s.name = d.name;
-      s.type = d.type;
-      s.max_entries = d.max_entries;
-      s.key_size = d.key_size;
-      s.value_size = d.value_size;
-      if (d.type == MapType::sk_storage) s.flags = sockshim::policy::BPF_F_NO_PREALLOC;
-      specs.push_back(std::move(s));
+    // Key and value sizes become layouts of u32 fields and a bytes[N] value.
+    std::string json = "{\"version\": 1, \"maps\": {";
+    for (size_t i = 0; i < maps.size(); ++i) {
+      const MapDef& d = maps[i];
+      json += (i ? ", \"" : "\"") + d.name + "\": {";
+      if (d.type == MapType::sk_storage) {
+        json +=
+            "\"type\": \"sk_storage\", \"flags\": [\"BPF_F_NO_PREALLOC\"], "
+            "\"value\": {\"v\": \"bytes[" +
+            std::to_string(d.value_size) + "]\"}}";
+        continue;
+      }
+      json += std::string("\"type\": \"") + (d.type == MapType::sockmap ? "sockmap" : "sockhash") +
+              "\", \"max_entries\": " + std::to_string(d.max_entries) +
+              ", \"value_size\": " + std::to_string(d.value_size);
+      if (d.type == MapType::sockhash) {
+        json += ", \"key\": [";
+        for (uint32_t k = 0; k < d.key_size / 4; ++k) json += k ? ", \"u32\"" : "\"u32\"";
+        json += "]";
+      }
+      json += "}";
     }
-    std::unique_ptr<sockshim::MapTable> t;
-    std::string err;
-    if (int r = sockshim::MapTable::create(specs, {}, &t, &err)) return r;
-    table_ = std::shared_ptr<sockshim::MapTable>(std::move(t));
-    sockshim::install_maps(table_);
+    json += "}}\n";
+    char path[] = "/tmp/sockshim-conformance-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) return -errno;
+    close(fd);
+    std::ofstream(path) << json;
+    std::vector<std::string> errors;
+    bool ok = sockshim::load_policy(path, &errors);
+    unlink(path);
+    for (const std::string& e : errors) fprintf(stderr, "policy: %s\n", e.c_str());
+    if (!ok) return -EINVAL;
+    table_ = sockshim::current_maps();
     return 0;
   }
 
   void free_maps() override {
     table_.reset();
-    sockshim::install_maps(nullptr);
+    sockshim::unload_policy();
   }
 
   int update(const std::string& map, const void* key, const void* value, uint64_t flags) override {
