@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "core/map_table.h"
+#include "core/real.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
@@ -78,7 +79,7 @@ uint64_t socket_cookie(int fd) noexcept {
   int saved = errno;
   uint64_t cookie = 0;
   socklen_t len = sizeof cookie;
-  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) cookie = 0;
+  if (real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) cookie = 0;
   errno = saved;
   return cookie;
 }

@@ -61,7 +61,7 @@ int64_t now_ms() noexcept {
 bool peer_allowed(int fd) noexcept {
   ucred cred{};
   socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
+  if (real::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
   return cred.uid == geteuid() || cred.uid == 0;
 }
 

@@ -163,7 +163,7 @@ long evict_after_error(int fd, long r) noexcept {
     int type = 0;
     socklen_t len = sizeof type;
     bool open_socket = err == EBADF ? real::fcntl(fd, F_GETFD, 0) >= 0
-                                    : getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+                                    : real::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
     if (!open_socket) evict_if_stale(fd, s, err);
   }
   errno = err;

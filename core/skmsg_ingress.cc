@@ -32,7 +32,7 @@ size_t queue_limit(Psock* target, PsockExt& e) noexcept {
   socklen_t len = sizeof limit;
   if (fd >= 0) {
     int saved = errno;
-    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &limit, &len) != 0 || limit <= 0)
+    if (real::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &limit, &len) != 0 || limit <= 0)
       limit = kDefaultRcvbuf;
     errno = saved;
   }
@@ -194,7 +194,7 @@ int recv_timeout_ms(int fd) noexcept {
   timeval tv{};
   socklen_t len = sizeof tv;
   int saved = errno;
-  int r = getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len);
+  int r = real::getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len);
   errno = saved;
   if (r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return -1;
   return static_cast<int>(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);

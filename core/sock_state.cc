@@ -33,13 +33,14 @@ int no_socket_errno(int fd) noexcept {
   if (real::fcntl(fd, F_GETFD, 0) < 0) return -EBADF;
   int type;
   socklen_t len = sizeof type;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 && errno == ENOTSOCK) return -ENOTSOCK;
+  if (real::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 && errno == ENOTSOCK)
+    return -ENOTSOCK;
   return -ENOMEM;
 }
 
 bool read_cookie(int fd, uint64_t* cookie, int* err) noexcept {
   socklen_t len = sizeof *cookie;
-  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) == 0) return true;
+  if (real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) == 0) return true;
   *err = errno;
   return false;
 }
@@ -98,7 +99,7 @@ bool sock_map_sk_state_allowed(int fd, const Socket& s) noexcept {
     case SockKind::tcp: {
       tcp_info info{};
       socklen_t len = sizeof info;
-      allowed = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+      allowed = real::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
                 (info.tcpi_state == kTcpEstablished || info.tcpi_state == kTcpListen);
       break;
     }
@@ -134,7 +135,7 @@ bool sock_has_ulp(int fd) noexcept {
   int saved = errno;
   char name[16] = {};
   socklen_t len = sizeof name;
-  bool has = getsockopt(fd, IPPROTO_TCP, TCP_ULP, name, &len) == 0 && len > 0 && name[0] != 0;
+  bool has = real::getsockopt(fd, IPPROTO_TCP, TCP_ULP, name, &len) == 0 && len > 0 && name[0] != 0;
   errno = saved;
   return has;
 }

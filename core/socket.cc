@@ -51,7 +51,7 @@ namespace {
 
 int int_option(int fd, int name, int* out) noexcept {
   socklen_t len = sizeof *out;
-  return getsockopt(fd, SOL_SOCKET, name, out, &len);
+  return real::getsockopt(fd, SOL_SOCKET, name, out, &len);
 }
 
 }  // namespace
@@ -74,7 +74,7 @@ bool Socket::describe(int fd) noexcept {
 void Socket::fetch_cookie(int fd) noexcept {
   int saved = errno;
   socklen_t len = sizeof cookie;
-  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) cookie = 0;
+  if (real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) cookie = 0;
   errno = saved;
 }
 

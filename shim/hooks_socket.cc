@@ -1,5 +1,7 @@
 // Socket lifecycle hooks: creation, connection, listening, accepting, shutdown.
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "core/control_server.h"
@@ -30,23 +32,45 @@ SOCKSHIM_HOOK int socketpair(int domain, int type, int protocol, int sv[2]) {
 
 namespace {
 
-// Records what a successful call did to the socket and runs the sockops
-// programs for the event it completes.
+// Records what a successful call did to the socket and, on a change of state,
+// runs the sockops programs for the event it completes.
 void note_state(int fd, TcpState state, policy::SockOp op) noexcept {
   int saved = errno;
   if (SocketRef s = registry::adopt(fd)) {
     s->refresh_addresses(fd);
+    TcpState before;
     {
       std::lock_guard g(s->lock());
+      before = s->state;
       s->state = state;
     }
-    if (state != TcpState::syn_sent) sock_ops(op, s.get(), fd);
+    if (before != state && state != TcpState::syn_sent && state != TcpState::close)
+      sock_ops(op, s.get(), fd);
   }
   errno = saved;
 }
 
-// The accepted child: BPF_F_CLONE storage copied from the listener (as
-// bpf_sk_storage_clone does), then the passive_established sockops.
+// A non-blocking connect finished: the kernel runs active_established before
+// connect() could report it; the shim learns of it when the program asks
+// (SO_ERROR, a second connect()) and runs the sockops then, before the
+// program's first byte.
+void note_connect_done(int fd) noexcept {
+  int saved = errno;
+  SocketRef s = registry::get(fd);
+  bool pending = false;
+  if (s) {
+    std::lock_guard g(s->lock());
+    pending = s->state == TcpState::syn_sent;
+  }
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (pending && real::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+      info.tcpi_state != TCP_SYN_SENT)
+    note_state(fd, info.tcpi_state == TCP_ESTABLISHED ? TcpState::established : TcpState::close,
+               policy::SockOp::active_established);
+  errno = saved;
+}
+
 void note_accepted(int listen_fd, int fd, int flags) noexcept {
   int saved = errno;
   registry::track_accepted(fd, flags);
@@ -66,11 +90,20 @@ SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
   int err = errno;
   if (r == 0)
     note_state(fd, TcpState::established, policy::SockOp::active_established);
+  else if (err == EISCONN || err == EALREADY)
+    note_connect_done(fd);
   else if (err == EINPROGRESS)
     note_state(fd, TcpState::syn_sent, policy::SockOp::tcp_connect);
   else if (Socket* s = registry::peek(fd))
     registry::evict_if_stale(fd, s, err);
   errno = err;
+  return r;
+}
+
+SOCKSHIM_HOOK int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
+  int r = real::getsockopt(fd, level, name, value, len);
+  if (r == 0 && level == SOL_SOCKET && name == SO_ERROR) [[unlikely]]
+    if (registry::peek(fd)) note_connect_done(fd);
   return r;
 }
 
