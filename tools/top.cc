@@ -25,9 +25,10 @@ constexpr const char kTopUsage[] =
     "usage: sockshim top [PID] [--interval MS] [--once]\n"
     "\n"
     "A live view of the psocks of the process PID (default: every process of this\n"
-    "user under the shim), refreshed every second: per socket, bytes per second\n"
-    "in, passed, dropped and redirected since the previous refresh, the bytes in\n"
-    "its ingress queue, and the totals. Sorted by IN/s, busiest first. q quits.\n"
+    "user under the shim), refreshed every second: per socket, the sk_msg verdict\n"
+    "runs per second (messages in, passed, dropped, redirected) since the previous\n"
+    "refresh, the bytes in its ingress queue, and the totals. Sorted by IN/s,\n"
+    "busiest first. q quits.\n"
     "  --interval MS   refresh period (default 1000)\n"
     "  --once          print one screen, without clearing the terminal, and exit\n";
 
@@ -158,13 +159,11 @@ int top_main(int argc, char** argv) {
       for (const auto& fd : r.psock["fds"]) fds += (fds.empty() ? "" : ",") + fd.dump();
       t.add({std::to_string(r.pid), std::to_string(r.psock.value("cookie", 0ULL)),
              fds.empty() ? "-" : fds, r.psock.value("local", "-"), r.psock.value("remote", "-"),
-             human(static_cast<double>(r.rate.in)), human(static_cast<double>(r.rate.passed)),
-             human(static_cast<double>(r.rate.dropped)),
-             human(static_cast<double>(r.rate.redirected)),
+             std::to_string(r.rate.in), std::to_string(r.rate.passed),
+             std::to_string(r.rate.dropped), std::to_string(r.rate.redirected),
              human(static_cast<double>(r.psock.value("ingress_bytes", 0ULL))),
-             human(static_cast<double>(r.now.in)), human(static_cast<double>(r.now.passed)),
-             human(static_cast<double>(r.now.dropped)),
-             human(static_cast<double>(r.now.redirected))});
+             std::to_string(r.now.in), std::to_string(r.now.passed), std::to_string(r.now.dropped),
+             std::to_string(r.now.redirected)});
     }
     if (!once) fputs("\033[H\033[2J", stdout);
     printf("sockshim top: %zu processes, %zu psocks, every %d ms%s\n\n", peers.size(), rows.size(),

@@ -58,7 +58,9 @@ def main():
         while time.monotonic() < deadline:
             text = screen()
             rows = [l for l in text.splitlines() if l.split() and l.split()[0] == pid]
-            if rows and any(w.endswith("KiB") for w in rows[0].split()):
+            # The totals (IN, PASSED, DROPPED) count up with the traffic.
+            if rows and len(rows[0].split()) == 15 and int(rows[0].split()[-4]) > 10 \
+                    and int(rows[0].split()[-2]) > 5:
                 break
             time.sleep(0.3)
         else:
