@@ -413,7 +413,7 @@ Active active(Socket* sk) noexcept {
   a.psock = psock_get(sk);
   if (!a.psock) return a;
   a.prog = a.psock->progs.msg_parser.load(std::memory_order_acquire);
-  if (a.prog) a.lp = current_policy();
+  if (a.prog) a.lp = policy_of(a.prog);  // its own policy, also mid-reload
   if (!a.lp) a.prog = nullptr;
   return a;
 }
