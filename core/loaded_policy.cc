@@ -1,6 +1,10 @@
 #include "core/loaded_policy.h"
 
+#include <errno.h>
+#include <sys/stat.h>
+
 #include <atomic>
+#include <cstring>
 #include <mutex>
 
 #include "core/log.h"
@@ -10,6 +14,8 @@
 
 namespace sockshim {
 namespace {
+
+constexpr off_t kMaxPolicyBytes = 16 << 20;
 
 // Leaked on purpose: hooks may run while the process exits.
 std::atomic<std::shared_ptr<const LoadedPolicy>>& slot() noexcept {
@@ -29,6 +35,17 @@ std::mutex g_reload_lock;
 // *errors on failure.
 std::shared_ptr<LoadedPolicy> build(const std::string& path, std::vector<std::string>* errors,
                                     const MapTable* keep) {
+  // A device or a fifo named by mistake must not hang the process reading it.
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    errors->push_back(path + ": " + strerror(errno));
+    return nullptr;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size > kMaxPolicyBytes) {
+    errors->push_back(path +
+                      (S_ISREG(st.st_mode) ? ": larger than 16 MiB" : ": not a regular file"));
+    return nullptr;
+  }
   policy::LoadResult loaded = policy::load_policy_file(path);
   if (!loaded.ok()) {
     for (const policy::LoadError& e : loaded.errors) errors->push_back(e.format(path));

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
@@ -16,6 +17,7 @@
 #include "core/real.h"
 #include "core/registry.h"
 #include "core/sk_msg_ring.h"
+#include "core/tcp_bpf.h"
 #include "policy/compiled.h"
 
 namespace sockshim {
@@ -23,6 +25,28 @@ namespace {
 
 // Default when the target has no fd here to ask: the kernel's default tcp_rmem.
 constexpr int kDefaultRcvbuf = 131072;
+
+// net.ipv4.tcp_rmem: {min, default, max}. A TCP receive buffer the program
+// never sized grows (autotuning) up to max, so that is what the kernel would
+// hold for it; the queue's limit follows, or a program streaming a few MB
+// through a redirect and reading only afterwards would stall here and not
+// there.
+struct TcpRmem {
+  int def = kDefaultRcvbuf;
+  int max = 6 << 20;
+};
+const TcpRmem& tcp_rmem() noexcept {
+  static const TcpRmem r = [] {
+    TcpRmem t;
+    if (FILE* f = fopen("/proc/sys/net/ipv4/tcp_rmem", "re")) {
+      int lo;
+      if (fscanf(f, "%d %d %d", &lo, &t.def, &t.max) != 3) t = TcpRmem{};
+      fclose(f);
+    }
+    return t;
+  }();
+  return r;
+}
 
 size_t queue_limit(Psock* target, PsockExt& e) noexcept {
   int limit = e.rcvbuf.load(std::memory_order_relaxed);
@@ -36,6 +60,8 @@ size_t queue_limit(Psock* target, PsockExt& e) noexcept {
       limit = kDefaultRcvbuf;
     errno = saved;
   }
+  // Unsized (still the default): as large as autotuning would let it grow.
+  if (tcp_bpf_socket(*target->sk()) && limit == tcp_rmem().def) limit = tcp_rmem().max;
   e.rcvbuf.store(limit, std::memory_order_relaxed);
   return static_cast<size_t>(limit);
 }
