@@ -102,6 +102,32 @@ int sendmsg_redir(SendCtx& c, Socket* target, uint64_t cookie, bool ingress, SkM
   return r;
 }
 
+// One run of the sk_msg program on msg, counted: the verdict, with a redirect
+// that found no target turned into the drop the kernel makes of it.
+Verdict run_program(SendCtx& c, SkMsg& msg, Socket** target, bool* ingress) noexcept {
+  Verdict v = Verdict::drop;
+  try {
+    SockHelpers helpers(c.lp, policy::ProgramType::sk_msg, c.sk, c.fd);
+    policy::RunResult res = c.prog.run_msg(msg, c.tuple, helpers);
+    PsockRef t = helpers.take_redirect();
+    v = res.verdict;
+    if (v == Verdict::redirect) {
+      if (t) {
+        *target = t->sk();
+        *ingress = helpers.redirect_ingress();
+      } else {
+        v = Verdict::drop;
+      }
+    }
+    rule_stats_count(c.prog, res.rule, v);
+  } catch (const std::exception& ex) {
+    log::internal_error("sk_msg verdict", ex.what());
+    v = Verdict::drop;
+  }
+  c.e.stats.count(v);
+  return v;
+}
+
 // Runs the program on msg (sk_psock_msg_verdict), or takes the pre-run
 // verdict, and records eval, the redirect target and apply_bytes.
 void run_verdict(SendCtx& c, SkMsg& msg) noexcept {
@@ -116,25 +142,7 @@ void run_verdict(SendCtx& c, SkMsg& msg) noexcept {
     msg.cork_bytes(c.prerun->cork_bytes);
     c.prerun.reset();
   } else {
-    try {
-      SockHelpers helpers(c.lp, policy::ProgramType::sk_msg, c.sk, c.fd);
-      policy::RunResult res = c.prog.run_msg(msg, c.tuple, helpers);
-      PsockRef t = helpers.take_redirect();
-      v = res.verdict;
-      if (v == Verdict::redirect) {
-        if (t) {
-          target = t->sk();
-          ingress = helpers.redirect_ingress();
-        } else {
-          v = Verdict::drop;
-        }
-      }
-      rule_stats_count(c.prog, res.rule, v);
-    } catch (const std::exception& ex) {
-      log::internal_error("sk_msg verdict", ex.what());
-      v = Verdict::drop;
-    }
-    c.e.stats.count(v);
+    v = run_program(c, msg, &target, &ingress);
   }
   c.psock->apply_bytes = msg.apply_bytes();
   c.e.eval = v == Verdict::pass   ? SkEval::pass
@@ -232,27 +240,7 @@ bool probe_verdict(SendCtx& c, size_t n, PreRun* pre) noexcept {
   probe.apply_bytes(0);
   probe.cork_bytes(0);
   sk_msg_reset_window(probe);
-  Verdict v = Verdict::drop;
-  try {
-    SockHelpers helpers(c.lp, policy::ProgramType::sk_msg, c.sk, c.fd);
-    policy::RunResult res = c.prog.run_msg(probe, c.tuple, helpers);
-    PsockRef t = helpers.take_redirect();
-    v = res.verdict;
-    if (v == Verdict::redirect) {
-      if (t) {
-        pre->target = t->sk();
-        pre->ingress = helpers.redirect_ingress();
-      } else {
-        v = Verdict::drop;
-      }
-    }
-    rule_stats_count(c.prog, res.rule, v);
-  } catch (const std::exception& ex) {
-    log::internal_error("sk_msg verdict", ex.what());
-    v = Verdict::drop;
-  }
-  c.e.stats.count(v);
-  pre->verdict = v;
+  pre->verdict = run_program(c, probe, &pre->target, &pre->ingress);
   pre->apply_bytes = probe.apply_bytes();
   pre->cork_bytes = probe.cork_bytes();
   return true;
