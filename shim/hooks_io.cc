@@ -71,15 +71,16 @@ bool sk_msg_active(Socket* s) noexcept {
 }
 
 // The psock-aware shapes of socket_call and fd_call. The psock path is a
-// callable, so the iovec or msghdr it needs is built only on that path, and the
-// psock pointer is tested inline before anything out of line: the pass-through
-// path stays a table load, one more load and the real call.
+// callable, so the iovec or msghdr it needs is built only on that path, and only
+// the psock pointer is tested on the way to the real call: the pass-through path
+// stays a table load, one more load and the real call; whether the psock has an
+// sk_msg program is asked only of sockets that have one.
 template <typename Psock, typename Call>
 ssize_t socket_send(int fd, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (s) [[likely]] {
-    if (sk_msg_active(s)) [[unlikely]]
-      return psock_path();
+    if (has_psock(s)) [[unlikely]]
+      return sk_msg_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
     return shim::on_tracked(fd, s, call);
   }
   return shim::adopt_after(fd, call());
@@ -90,8 +91,8 @@ ssize_t fd_send(int fd, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (!s) [[likely]]
     return call();
-  if (sk_msg_active(s)) [[unlikely]]
-    return psock_path();
+  if (has_psock(s)) [[unlikely]]
+    return sk_msg_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
   return shim::on_tracked(fd, s, call);
 }
 
