@@ -408,11 +408,6 @@ Active active(Socket* sk) noexcept {
 
 }  // namespace
 
-bool tcp_bpf_active(Socket* sk) noexcept {
-  Psock* p = sk->psock.load(std::memory_order_acquire);
-  return p && p->progs.msg_parser.load(std::memory_order_relaxed) && tcp_bpf_socket(*sk);
-}
-
 ssize_t tcp_bpf_sendmsg(int fd, Socket* sk, const iovec* iov, size_t iovcnt, int flags) noexcept {
   Active a = active(sk);
   if (!a.prog) {

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 
+#include "core/psock.h"
 #include "core/socket.h"
 
 namespace sockshim {
@@ -22,8 +23,11 @@ inline bool tcp_bpf_socket(const Socket& s) noexcept {
 }
 
 // True when sends on sk go through tcp_bpf_sendmsg (its psock has an sk_msg
-// program). Lock-free: a peek for the hooks.
-bool tcp_bpf_active(Socket* sk) noexcept;
+// program). Lock-free, and inline: the hooks ask it of every socket with a psock.
+inline bool tcp_bpf_active(Socket* sk) noexcept {
+  Psock* p = sk->psock.load(std::memory_order_acquire);
+  return p && p->progs.msg_parser.load(std::memory_order_relaxed) && tcp_bpf_socket(*sk);
+}
 
 // sendmsg on fd (a socket of sk, which the caller holds a reference on) with
 // the kernel's outcome: the count of bytes the caller gave that were accepted

@@ -63,13 +63,6 @@ bool has_psock(Socket* s) noexcept {
   return s->psock.load(std::memory_order_acquire) != nullptr;
 }
 
-// tcp_bpf_active, inline: a call here would make every send spill its
-// arguments just to learn that the socket has no sk_msg program.
-bool sk_msg_active(Socket* s) noexcept {
-  Psock* p = s->psock.load(std::memory_order_acquire);
-  return p && p->progs.msg_parser.load(std::memory_order_relaxed) && tcp_bpf_socket(*s);
-}
-
 // The psock-aware shapes of socket_call and fd_call. The psock path is a
 // callable, so the iovec or msghdr it needs is built only on that path, and only
 // the psock pointer is tested on the way to the real call: the pass-through path
@@ -80,7 +73,7 @@ ssize_t socket_send(int fd, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (s) [[likely]] {
     if (has_psock(s)) [[unlikely]]
-      return sk_msg_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
+      return tcp_bpf_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
     return shim::on_tracked(fd, s, call);
   }
   return shim::adopt_after(fd, call());
@@ -92,7 +85,7 @@ ssize_t fd_send(int fd, Psock&& psock_path, Call&& call) noexcept {
   if (!s) [[likely]]
     return call();
   if (has_psock(s)) [[unlikely]]
-    return sk_msg_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
+    return tcp_bpf_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
   return shim::on_tracked(fd, s, call);
 }
 
@@ -177,14 +170,14 @@ SOCKSHIM_HOOK ssize_t sendto(int fd, const void* buf, size_t len, int flags, con
 
 SOCKSHIM_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   Socket* s = registry::peek(fd);
-  if (s && msg && sk_msg_active(s)) [[unlikely]]
+  if (s && msg && tcp_bpf_active(s)) [[unlikely]]
     return psock_send(fd, msg->msg_iov, msg->msg_iovlen, flags);
   return socket_call(fd, [&] { return real::sendmsg(fd, msg, flags); });
 }
 
 SOCKSHIM_HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int n, int flags) {
   Socket* s = registry::peek(fd);
-  if (s && sk_msg_active(s)) [[unlikely]] {
+  if (s && tcp_bpf_active(s)) [[unlikely]] {
     // One verdict path per message; the count of messages sent, or the error
     // of the first.
     unsigned i = 0;
@@ -212,7 +205,7 @@ SOCKSHIM_HOOK ssize_t writev(int fd, const iovec* iov, int n) {
 
 SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   Socket* s = registry::peek(out);
-  if (s && sk_msg_active(s)) [[unlikely]] {
+  if (s && tcp_bpf_active(s)) [[unlikely]] {
     SocketRef ref = registry::get(out);
     off64_t off = offset ? *offset : 0;
     ssize_t r = ref ? tcp_bpf_sendfile(out, ref.get(), in, offset ? &off : nullptr, count)
@@ -225,7 +218,7 @@ SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
 
 SOCKSHIM_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
   Socket* s = registry::peek(out);
-  if (s && sk_msg_active(s)) [[unlikely]] {
+  if (s && tcp_bpf_active(s)) [[unlikely]] {
     if (SocketRef ref = registry::get(out))
       return tcp_bpf_sendfile(out, ref.get(), in, offset, count);
   }
