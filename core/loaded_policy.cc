@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <new>
+#include <utility>
 
 #include "core/log.h"
 #include "core/psock.h"
@@ -17,10 +19,28 @@ namespace {
 
 constexpr off_t kMaxPolicyBytes = 16 << 20;
 
-// Leaked on purpose: hooks may run while the process exits.
-std::atomic<std::shared_ptr<const LoadedPolicy>>& slot() noexcept {
-  static auto* s = new std::atomic<std::shared_ptr<const LoadedPolicy>>();
+// The current policy, under a plain mutex that a fork child can re-create: a
+// std::atomic<std::shared_ptr> hides its lock, and a fork while another thread
+// held it left the child spinning forever. The raw pointer answers "is there
+// a policy" without the lock. Leaked on purpose: hooks may run during exit.
+struct Slot {
+  std::mutex lock;
+  std::shared_ptr<const LoadedPolicy> policy;
+  std::atomic<const LoadedPolicy*> raw{nullptr};
+};
+Slot& slot() noexcept {
+  static Slot* s = new Slot;
   return *s;
+}
+
+void store(std::shared_ptr<const LoadedPolicy> lp) noexcept {
+  Slot& s = slot();
+  std::shared_ptr<const LoadedPolicy> old;
+  {
+    std::lock_guard g(s.lock);
+    s.raw.store(lp.get(), std::memory_order_release);
+    old = std::exchange(s.policy, std::move(lp));
+  }
 }
 
 // Replaced policies stay allocated: a psock may be running one of their
@@ -126,7 +146,15 @@ std::shared_ptr<const LoadedPolicy> policy_of(const policy::Program* prog) noexc
 }
 
 std::shared_ptr<const LoadedPolicy> current_policy() noexcept {
-  return slot().load(std::memory_order_acquire);
+  Slot& s = slot();
+  if (!s.raw.load(std::memory_order_acquire)) return nullptr;
+  std::lock_guard g(s.lock);
+  return s.policy;
+}
+
+void loaded_policy_after_fork_child() noexcept {
+  new (&slot().lock) std::mutex();
+  new (&g_reload_lock) std::mutex();
 }
 
 bool load_policy(const std::string& path, std::vector<std::string>* errors) noexcept {
@@ -136,7 +164,7 @@ bool load_policy(const std::string& path, std::vector<std::string>* errors) noex
     log::info("policy {} loaded: {} maps, {} programs", path, lp->policy->maps.size(),
               lp->policy->programs.size());
     install_maps(lp->maps);
-    slot().store(std::move(lp), std::memory_order_release);
+    store(std::move(lp));
     return true;
   } catch (const std::exception& e) {
     errors->push_back(path + ": " + e.what());
@@ -146,7 +174,7 @@ bool load_policy(const std::string& path, std::vector<std::string>* errors) noex
 
 void unload_policy() noexcept {
   install_maps(nullptr);
-  slot().store(nullptr, std::memory_order_release);
+  store(nullptr);
 }
 
 bool reload_policy(const std::string& path, std::vector<std::string>* errors,
@@ -157,7 +185,7 @@ bool reload_policy(const std::string& path, std::vector<std::string>* errors,
     std::shared_ptr<LoadedPolicy> lp = build(path, errors, old ? old->maps.get() : nullptr);
     if (!lp) return false;
     install_maps(lp->maps);
-    slot().store(lp, std::memory_order_release);
+    store(lp);
     if (old) {
       for (BpfMap* m : old->maps->maps())
         if (lp->maps->find(m->name()) == m)

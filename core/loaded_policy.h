@@ -24,6 +24,9 @@ struct LoadedPolicy {
 // null when no policy is loaded.
 std::shared_ptr<const LoadedPolicy> current_policy() noexcept;
 
+// In a fork child: the locks another thread may have held at the fork.
+void loaded_policy_after_fork_child() noexcept;
+
 // The policy prog belongs to: the current one, or one a reload replaced while
 // a run of prog was starting. Its maps are the ones prog's map indices mean.
 std::shared_ptr<const LoadedPolicy> policy_of(const policy::Program* prog) noexcept;

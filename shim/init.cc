@@ -23,6 +23,7 @@ std::atomic<int> g_init_state{0};  // 0 not started, 1 running, 2 done
 void fork_child() noexcept {
   registry::after_fork_child();
   maps_after_fork_child();
+  loaded_policy_after_fork_child();
   log::after_fork_child();
   EventLoop::after_fork_child();
   control::after_fork_child();
