@@ -1,5 +1,8 @@
 #include "core/psock_ext.h"
 
+#include <condition_variable>
+#include <mutex>
+#include <new>
 #include <unordered_map>
 
 #include "core/real.h"
@@ -84,6 +87,16 @@ int socket_fd(Socket* sk) noexcept {
       return fd;
     }
   return -1;
+}
+
+void psock_ext_after_fork_child() noexcept {
+  ExtTable& t = table();
+  new (&t.lock) std::mutex();
+  for (auto& [p, slot] : t.by_psock) {
+    new (&slot->ext.tx_lock) std::mutex();
+    new (&slot->ext.space_lock) std::mutex();
+    new (&slot->ext.space) std::condition_variable();
+  }
 }
 
 }  // namespace sockshim

@@ -57,4 +57,7 @@ extern std::atomic<bool> g_ingress_used;
 // egress and SO_RCVBUF).
 int socket_fd(Socket* sk) noexcept;
 
+// In a fork child: the send path's locks another thread may have held.
+void psock_ext_after_fork_child() noexcept;
+
 }  // namespace sockshim

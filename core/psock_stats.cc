@@ -1,6 +1,7 @@
 #include "core/psock_stats.h"
 
 #include <mutex>
+#include <new>
 #include <unordered_map>
 
 namespace sockshim {
@@ -42,6 +43,10 @@ std::vector<RuleStats> rule_stats(const policy::Program& prog) {
   std::lock_guard g(t.lock);
   auto it = t.by_prog.find(&prog);
   return it == t.by_prog.end() ? std::vector<RuleStats>{} : it->second;
+}
+
+void rule_stats_after_fork_child() noexcept {
+  new (&table().lock) std::mutex();
 }
 
 }  // namespace sockshim

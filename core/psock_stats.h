@@ -43,4 +43,7 @@ void rule_stats_count(const policy::Program& prog, int32_t rule, policy::Verdict
 // prog never ran.
 std::vector<RuleStats> rule_stats(const policy::Program& prog);
 
+// In a fork child: the table's lock another thread may have held.
+void rule_stats_after_fork_child() noexcept;
+
 }  // namespace sockshim

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <new>
 #include <vector>
 
 #include "core/psock.h"
@@ -239,6 +240,10 @@ void psock_poll_forget(int event_fd) noexcept {
   });
   sh.count.fetch_sub(static_cast<int>(sh.list.end() - it), std::memory_order_relaxed);
   sh.list.erase(it, sh.list.end());
+}
+
+void skmsg_poll_after_fork_child() noexcept {
+  new (&shadows().lock) std::mutex();
 }
 
 }  // namespace sockshim

@@ -35,4 +35,7 @@ bool psock_epoll_wanted(int ep) noexcept;
 // The eventfd is about to close (its psock went away): forget where it was registered.
 void psock_poll_forget(int event_fd) noexcept;
 
+// In a fork child: the shadow list's lock another thread may have held.
+void skmsg_poll_after_fork_child() noexcept;
+
 }  // namespace sockshim

@@ -11,8 +11,11 @@
 #include "core/loaded_policy.h"
 #include "core/log.h"
 #include "core/map_table.h"
+#include "core/psock_ext.h"
+#include "core/psock_stats.h"
 #include "core/real.h"
 #include "core/registry.h"
+#include "core/skmsg_poll.h"
 #include "shim/hook.h"
 
 namespace sockshim::shim {
@@ -24,6 +27,9 @@ void fork_child() noexcept {
   registry::after_fork_child();
   maps_after_fork_child();
   loaded_policy_after_fork_child();
+  psock_ext_after_fork_child();
+  rule_stats_after_fork_child();
+  skmsg_poll_after_fork_child();
   log::after_fork_child();
   EventLoop::after_fork_child();
   control::after_fork_child();
