@@ -397,11 +397,16 @@ json dump_psocks() {
     e["programs"] = program_names(progs);
     e["links"] = links;
     e["ingress_bytes"] = p->ingress_queued();
-    e["stats"] = {{"in", st.in.load(std::memory_order_relaxed)},
-                  {"passed", st.passed.load(std::memory_order_relaxed)},
-                  {"dropped", st.dropped.load(std::memory_order_relaxed)},
-                  {"redirected", st.redirected.load(std::memory_order_relaxed)},
-                  {"queued", st.queued.load(std::memory_order_relaxed)}};
+    auto dir = [](const PsockDirStats& d) {
+      return json{{"in", d.in.load(std::memory_order_relaxed)},
+                  {"passed", d.passed.load(std::memory_order_relaxed)},
+                  {"dropped", d.dropped.load(std::memory_order_relaxed)},
+                  {"redirected", d.redirected.load(std::memory_order_relaxed)},
+                  {"runs", d.runs.load(std::memory_order_relaxed)}};
+    };
+    e["stats"] = {{"tx", dir(st.tx)},
+                  {"rx", dir(st.rx)},
+                  {"ingress_in", st.ingress_in.load(std::memory_order_relaxed)}};
     out.push_back(std::move(e));
   }
   return out;

@@ -1,4 +1,4 @@
-// Send-path counters: per psock (in, passed, dropped, redirected, queued) and
+// Psock counters, in bytes (in, passed, dropped, redirected, queued) and
 // per program rule (how often each rule's `if` held and what the run decided).
 #pragma once
 
@@ -10,23 +10,43 @@
 
 namespace sockshim {
 
-struct PsockStats {
-  std::atomic<uint64_t> in{0};          // verdict runs on this psock's sends
-  std::atomic<uint64_t> passed{0};      // runs that returned PASS
-  std::atomic<uint64_t> dropped{0};     // runs that returned DROP
-  std::atomic<uint64_t> redirected{0};  // runs that returned REDIRECT
-  std::atomic<uint64_t> queued{0};      // bytes redirected into this psock's ingress queue
+// Byte counters of one direction of a psock: tx for the sk_msg send path, rx
+// for the sk_skb receive path. Every byte the programs take in is counted in
+// `in` once, and in exactly one of passed, dropped or redirected once a verdict
+// has applied to it; until then it is held (corked, waiting for apply_bytes, in
+// a partial frame, or waiting for room at a redirect target), which the dump
+// reports as queued. So in == passed + dropped + redirected + queued.
+struct PsockDirStats {
+  std::atomic<uint64_t> in{0};          // bytes that reached the programs
+  std::atomic<uint64_t> passed{0};      // bytes a PASS verdict sent on (tx) or queued for the reader (rx)
+  std::atomic<uint64_t> dropped{0};     // bytes a DROP verdict (or a failed redirect) discarded
+  std::atomic<uint64_t> redirected{0};  // bytes that left through a redirect target
+  std::atomic<uint64_t> runs{0};        // verdict program runs
 
   void reset() noexcept {
-    for (auto* c : {&in, &passed, &dropped, &redirected, &queued})
+    for (auto* c : {&in, &passed, &dropped, &redirected, &runs})
       c->store(0, std::memory_order_relaxed);
   }
-  void count(policy::Verdict v) noexcept {
-    in.fetch_add(1, std::memory_order_relaxed);
+  void take(uint64_t bytes) noexcept { in.fetch_add(bytes, std::memory_order_relaxed); }
+  void ran() noexcept { runs.fetch_add(1, std::memory_order_relaxed); }
+  void apply(policy::Verdict v, uint64_t bytes) noexcept {
     (v == policy::Verdict::pass   ? passed
      : v == policy::Verdict::drop ? dropped
                                   : redirected)
-        .fetch_add(1, std::memory_order_relaxed);
+        .fetch_add(bytes, std::memory_order_relaxed);
+  }
+};
+
+struct PsockStats {
+  PsockDirStats tx;
+  PsockDirStats rx;
+  // Bytes other psocks (or this one) put into this psock's ingress queue.
+  std::atomic<uint64_t> ingress_in{0};
+
+  void reset() noexcept {
+    tx.reset();
+    rx.reset();
+    ingress_in.store(0, std::memory_order_relaxed);
   }
 };
 

@@ -130,7 +130,7 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
         target->ingress_msg.push_back(std::move(chunk));
         if (was_empty && e.event_fd >= 0) signal_event(e.event_fd);
       }
-      e.stats.queued.fetch_add(n, std::memory_order_relaxed);
+      e.stats.ingress_in.fetch_add(n, std::memory_order_relaxed);
       bytes -= n;
       continue;
     }
@@ -193,6 +193,10 @@ size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noex
 size_t sk_psock_msg_inq(Psock* p) noexcept {
   std::lock_guard g(p->ingress_lock);
   return p->ingress_bytes;
+}
+
+bool sk_psock_readable(Psock* p) noexcept {
+  return sk_psock_msg_inq(p) > 0;
 }
 
 int psock_fionread(int fd) noexcept {

@@ -38,6 +38,11 @@ size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noex
 // Bytes waiting in p's queue (sk_psock_msg_inq).
 size_t sk_psock_msg_inq(Psock* p) noexcept;
 
+// True when a read on p's socket would not wait: its queue holds bytes (and,
+// for a socket the receive engine reads, EOF or an error is due). What poll,
+// select and epoll report as readable for a psock.
+bool sk_psock_readable(Psock* p) noexcept;
+
 // FIONREAD's share of fd's psock queue: its queued bytes, 0 without a psock.
 // (Added to the socket's own count: 6.18 gives only the queue, bpf-next adds
 // the socket's bytes when there is no verdict; sockshim always adds them.)

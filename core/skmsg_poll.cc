@@ -71,7 +71,7 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
   }
   for (;;) {
     bool ready = false;
-    for (auto& e : ps) ready = ready || sk_psock_msg_inq(e.psock.get()) > 0;
+    for (auto& e : ps) ready = ready || sk_psock_readable(e.psock.get());
     all.resize(n);
     if (!ready)
       for (auto& e : ps)
@@ -82,7 +82,7 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
     int count = 0;
     for (nfds_t i = 0; i < n; ++i) fds[i].revents = all[i].revents;
     for (auto& e : ps)
-      if (sk_psock_msg_inq(e.psock.get()) > 0)
+      if (sk_psock_readable(e.psock.get()))
         fds[e.index].revents |= static_cast<short>(fds[e.index].events & kReadEvents);
     for (nfds_t i = 0; i < n; ++i) count += fds[i].revents != 0;
     // Only an eventfd of a queue that another reader emptied woke us: wait again.

@@ -124,7 +124,7 @@ Verdict run_program(SendCtx& c, SkMsg& msg, Socket** target, bool* ingress) noex
     log::internal_error("sk_msg verdict", ex.what());
     v = Verdict::drop;
   }
-  c.e.stats.count(v);
+  c.e.stats.tx.ran();
   return v;
 }
 
