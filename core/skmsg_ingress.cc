@@ -199,6 +199,10 @@ bool sk_psock_readable(Psock* p) noexcept {
   return sk_psock_msg_inq(p) > 0;
 }
 
+short sk_psock_poll(Psock* p) noexcept {
+  return sk_psock_readable(p) ? POLLIN | POLLRDNORM : 0;
+}
+
 int psock_fionread(int fd) noexcept {
   SocketRef s = registry::get(fd);
   PsockRef p = s ? psock_get(s.get()) : PsockRef();

@@ -43,6 +43,11 @@ size_t sk_psock_msg_inq(Psock* p) noexcept;
 // select and epoll report as readable for a psock.
 bool sk_psock_readable(Psock* p) noexcept;
 
+// The receive-side poll bits of p as the kernel's tcp_poll would give them for
+// its queue (POLLIN | POLLRDNORM while readable; for a socket the receive
+// engine reads, also POLLRDHUP / POLLHUP / POLLERR once its EOF or error is due).
+short sk_psock_poll(Psock* p) noexcept;
+
 // FIONREAD's share of fd's psock queue: its queued bytes, 0 without a psock.
 // (Added to the socket's own count: 6.18 gives only the queue, bpf-next adds
 // the socket's bytes when there is no verdict; sockshim always adds them.)
