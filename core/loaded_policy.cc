@@ -19,10 +19,12 @@ namespace {
 
 constexpr off_t kMaxPolicyBytes = 16 << 20;
 
-// The current policy, under a plain mutex that a fork child can re-create: a
-// std::atomic<std::shared_ptr> hides its lock, and a fork while another thread
-// held it left the child spinning forever. The raw pointer answers "is there
-// a policy" without the lock. Leaked on purpose: hooks may run during exit.
+// The current policy. The owning pointer changes under a plain mutex that a
+// fork child can re-create (a std::atomic<std::shared_ptr> hides its lock, and
+// a fork while another thread held it left the child spinning forever). Readers
+// use the raw pointer alone: an installed policy is never freed while sockets
+// may run its programs (a reload retires the old one). Leaked on purpose:
+// hooks may run during exit.
 struct Slot {
   std::mutex lock;
   std::shared_ptr<const LoadedPolicy> policy;
@@ -33,14 +35,18 @@ Slot& slot() noexcept {
   return *s;
 }
 
-void store(std::shared_ptr<const LoadedPolicy> lp) noexcept {
+// Installs lp and returns the policy it replaces.
+std::shared_ptr<const LoadedPolicy> store(std::shared_ptr<const LoadedPolicy> lp) noexcept {
   Slot& s = slot();
-  std::shared_ptr<const LoadedPolicy> old;
-  {
-    std::lock_guard g(s.lock);
-    s.raw.store(lp.get(), std::memory_order_release);
-    old = std::exchange(s.policy, std::move(lp));
-  }
+  std::lock_guard g(s.lock);
+  s.raw.store(lp.get(), std::memory_order_release);
+  return std::exchange(s.policy, std::move(lp));
+}
+
+// A pointer to lp that holds no reference (and costs no atomic operation to
+// copy): lp outlives it, being current or retired.
+std::shared_ptr<const LoadedPolicy> view(const LoadedPolicy* lp) noexcept {
+  return std::shared_ptr<const LoadedPolicy>(std::shared_ptr<const LoadedPolicy>(), lp);
 }
 
 // Replaced policies stay allocated: a psock may be running one of their
@@ -129,27 +135,37 @@ void clear_map(BpfMap* m) noexcept {
   while (sm->get_next_key_sys(nullptr, key.data()) == 0) sm->delete_sys(key.data());
 }
 
+// old was replaced by now: the maps now does not share let go of their sockets
+// (*kept, if given, names the shared ones) and old stays allocated. Under
+// g_reload_lock.
+void retire(std::shared_ptr<const LoadedPolicy> old, const LoadedPolicy& now,
+            std::vector<std::string>* kept) {
+  for (BpfMap* m : old->maps->maps())
+    if (now.maps->find(m->name()) != m)
+      clear_map(m);
+    else if (kept)
+      kept->push_back(m->name());
+  retired().push_back(std::move(old));
+}
+
 }  // namespace
 
 std::shared_ptr<const LoadedPolicy> policy_of(const policy::Program* prog) noexcept {
-  std::shared_ptr<const LoadedPolicy> lp = current_policy();
+  const LoadedPolicy* lp = slot().raw.load(std::memory_order_acquire);
   auto owns = [prog](const LoadedPolicy& l) {
     for (const auto& p : l.policy->programs)
       if (p.get() == prog) return true;
     return false;
   };
-  if (!lp || owns(*lp)) return lp;
+  if (!lp || owns(*lp)) return view(lp);
   std::lock_guard g(g_reload_lock);
   for (const auto& old : retired())
-    if (owns(*old)) return old;
-  return lp;
+    if (owns(*old)) return view(old.get());
+  return view(lp);
 }
 
 std::shared_ptr<const LoadedPolicy> current_policy() noexcept {
-  Slot& s = slot();
-  if (!s.raw.load(std::memory_order_acquire)) return nullptr;
-  std::lock_guard g(s.lock);
-  return s.policy;
+  return view(slot().raw.load(std::memory_order_acquire));
 }
 
 void loaded_policy_after_fork_child() noexcept {
@@ -164,7 +180,9 @@ bool load_policy(const std::string& path, std::vector<std::string>* errors) noex
     log::info("policy {} loaded: {} maps, {} programs", path, lp->policy->maps.size(),
               lp->policy->programs.size());
     install_maps(lp->maps);
-    store(std::move(lp));
+    std::lock_guard g(g_reload_lock);
+    std::shared_ptr<const LoadedPolicy> old = store(lp);
+    if (old) retire(std::move(old), *lp, nullptr);
     return true;
   } catch (const std::exception& e) {
     errors->push_back(path + ": " + e.what());
@@ -181,19 +199,11 @@ bool reload_policy(const std::string& path, std::vector<std::string>* errors,
                    std::vector<std::string>* kept) noexcept {
   try {
     std::lock_guard g(g_reload_lock);
-    std::shared_ptr<const LoadedPolicy> old = current_policy();
-    std::shared_ptr<LoadedPolicy> lp = build(path, errors, old ? old->maps.get() : nullptr);
+    const LoadedPolicy* now = slot().raw.load(std::memory_order_acquire);
+    std::shared_ptr<LoadedPolicy> lp = build(path, errors, now ? now->maps.get() : nullptr);
     if (!lp) return false;
     install_maps(lp->maps);
-    store(lp);
-    if (old) {
-      for (BpfMap* m : old->maps->maps())
-        if (lp->maps->find(m->name()) == m)
-          kept->push_back(m->name());
-        else
-          clear_map(m);
-      retired().push_back(old);
-    }
+    if (std::shared_ptr<const LoadedPolicy> old = store(lp)) retire(std::move(old), *lp, kept);
     refresh_psock_programs();
     log::info("policy {} reloaded: {} maps ({} kept), {} programs", path, lp->policy->maps.size(),
               kept->size(), lp->policy->programs.size());

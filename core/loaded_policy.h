@@ -1,6 +1,8 @@
 // The policy a process runs: its compiled programs and the maps built from it.
-// Loaded once at start-up (and swapped by reload); readers hold a shared_ptr, so
-// programs outlive every run that started under them.
+// Loaded once at start-up (and swapped by reload). An installed policy is never
+// freed while the process runs (a reload retires the one it replaces), so its
+// programs outlive every run that started under them and readers need no
+// reference count: the pointers handed out below hold none.
 #pragma once
 
 #include <memory>
@@ -21,7 +23,7 @@ struct LoadedPolicy {
   std::vector<BpfMap*> map_by_index;  // policy->maps[i] -> its map, for the helpers
 };
 
-// null when no policy is loaded.
+// null when no policy is loaded. Lock-free: one atomic load.
 std::shared_ptr<const LoadedPolicy> current_policy() noexcept;
 
 // In a fork child: the locks another thread may have held at the fork.
@@ -37,7 +39,8 @@ std::shared_ptr<const LoadedPolicy> policy_of(const policy::Program* prog) noexc
 bool load_policy(const std::string& path, std::vector<std::string>* errors) noexcept;
 
 // Drops the policy and its maps (their sockets leave them), as freeing every
-// map does in the kernel. For tests that free maps between scenarios.
+// map does in the kernel. For tests that free maps between scenarios: unlike a
+// reload it frees the policy, so no program of it may be running.
 void unload_policy() noexcept;
 
 // sockshim reload: validates path and builds its maps first; only then swaps.
