@@ -6,6 +6,7 @@
 
 #include "core/real.h"
 #include "core/sk_storage.h"
+#include "core/sock_ops.h"
 #include "core/sock_map_link.h"
 #include "core/socket_pool.h"
 
@@ -41,7 +42,10 @@ bool Socket::try_get() noexcept {
 
 void Socket::put() noexcept {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // The kernel's last fput: leave every map, drop the psock, free the storage.
+  // The kernel's last fput: the sockops programs see the close (its storage
+  // is still there), then the socket leaves every map, its psock goes and its
+  // storage is freed.
+  if (state != TcpState::unknown) sock_ops(policy::SockOp::state_change, this, -1);
   sock_map_close(this);
   sk_storage_free(this);
   SocketPool::release(this);

@@ -8,6 +8,7 @@
 
 #include "core/skmsg_ingress.h"
 #include "shim/hook.h"
+#include "shim/hooks_uring.h"
 
 using namespace sockshim;
 
@@ -138,7 +139,8 @@ SOCKSHIM_HOOK int ioctl(int fd, unsigned long request, ...) {
 }
 
 // libuv and others close and duplicate fds with syscall(); the registry must see
-// those too. Every other number passes straight through.
+// those too, and io_uring_setup (libuv's way in) is the shim's to refuse. Every
+// other number passes straight through.
 SOCKSHIM_HOOK long syscall(long nr, ...) {
   va_list ap;
   va_start(ap, nr);
@@ -159,6 +161,8 @@ SOCKSHIM_HOOK long syscall(long nr, ...) {
     case SYS_dup2:
     case SYS_dup3:
       return dup_tracked(static_cast<int>(a[0]), raw);
+    case SYS_io_uring_setup:
+      return shim::io_uring_setup_hook(a[0], a[1]);
     default:
       return raw();
   }

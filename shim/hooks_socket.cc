@@ -7,6 +7,7 @@
 #include "core/control_server.h"
 #include "core/sk_storage.h"
 #include "core/sock_ops.h"
+#include "core/skmsg_ingress.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
@@ -44,8 +45,7 @@ void note_state(int fd, TcpState state, policy::SockOp op) noexcept {
       before = s->state;
       s->state = state;
     }
-    if (before != state && state != TcpState::syn_sent && state != TcpState::close)
-      sock_ops(op, s.get(), fd);
+    if (before != state && state != TcpState::close) sock_ops(op, s.get(), fd);
   }
   errno = saved;
 }
@@ -88,14 +88,16 @@ void note_accepted(int listen_fd, int fd, int flags) noexcept {
 SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
   int r = real::connect(fd, addr, len);
   int err = errno;
-  if (r == 0)
-    note_state(fd, TcpState::established, policy::SockOp::active_established);
-  else if (err == EISCONN || err == EALREADY)
-    note_connect_done(fd);
-  else if (err == EINPROGRESS)
+  // tcp_connect runs as the SYN leaves (here: once connect() returned, so the
+  // local address is known), before active_established.
+  if (r == 0 || err == EINPROGRESS) {
     note_state(fd, TcpState::syn_sent, policy::SockOp::tcp_connect);
-  else if (Socket* s = registry::peek(fd))
+    if (r == 0) note_state(fd, TcpState::established, policy::SockOp::active_established);
+  } else if (err == EISCONN || err == EALREADY) {
+    note_connect_done(fd);
+  } else if (Socket* s = registry::peek(fd)) {
     registry::evict_if_stale(fd, s, err);
+  }
   errno = err;
   return r;
 }
@@ -103,7 +105,10 @@ SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
 SOCKSHIM_HOOK int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
   int r = real::getsockopt(fd, level, name, value, len);
   if (r == 0 && level == SOL_SOCKET && name == SO_ERROR) [[unlikely]]
-    if (registry::peek(fd)) note_connect_done(fd);
+    if (registry::peek(fd)) {
+      note_connect_done(fd);
+      psock_so_error(fd, value, len);
+    }
   return r;
 }
 
