@@ -4,9 +4,11 @@
 // frames whole, of a fixed length or length-prefixed (over max: -EMSGSIZE);
 // drop frames containing a 4-byte marker; then pass, drop or redirect to
 // redir[0] (egress, or ingress with BPF_F_INGRESS).
+// linux/bpf.h first: the libbpf headers use its types.
+#include <linux/bpf.h>
+
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
-#include <linux/bpf.h>
 
 #define EMSGSIZE 90
 
