@@ -4,8 +4,9 @@ key 1 of a sockmap, and the stream verdict redirects each one's bytes out of
 the other (egress). A client and an upstream server (this process, not under
 the shim) push 100 MiB each way at once; each side must receive exactly what
 the other sent, socat's own reads must return no data (socat -v logs every
-block it transfers: it must log none), and socat must exit once both sides
-have closed.
+block it transfers: it must log none; `sockshim dump` must count every byte
+in and redirected on both psocks), and socat must exit once both sides have
+closed.
 
 Without the shim the same run (256 KiB each way) checks the client and upstream
 logic and that socat -v does log the blocks it forwards itself.
@@ -137,7 +138,7 @@ def transfer(mode, directory):
             harness.fail(f"{mode}: the client received other bytes than upstream sent")
         harness.note(f"ok: {mode}: {size >> 10} KiB each way intact in {elapsed:.1f} s")
         if mode == "shim":
-            note_counters(socat.pid, env)
+            check_counters(socat.pid, env, size, listen_port, upstream_port)
         client.close()
         expect_eof(server, mode)
         server.close()
@@ -178,16 +179,23 @@ def expect_eof(sock, mode):
         harness.fail(f"{mode}: upstream got more bytes after the transfer")
 
 
-def note_counters(pid, env):
-    """What the shim's dump says socat's psocks did (informative)."""
+def check_counters(pid, env, size, listen_port, upstream_port):
+    """socat's two psocks each took `size` bytes in and redirected all of them."""
     proc = subprocess.run([harness.SOCKSHIM, "dump", str(pid), "stats", "--json"], env=env,
                           capture_output=True, text=True, timeout=20)
     if proc.returncode != 0:
-        harness.note(f"note: sockshim dump failed: {proc.stderr.strip()}")
-        return
-    for p in json.loads(proc.stdout)["processes"][0].get("psocks", []):
-        harness.note(f"note: psock {p.get('local')} <-> {p.get('remote')}: "
-                     f"rx {p.get('stats', {}).get('rx')}")
+        harness.fail(f"sockshim dump exited {proc.returncode}: {proc.stderr[-500:]}")
+    psocks = json.loads(proc.stdout)["processes"][0].get("psocks", [])
+    ends = {"accepted": f"127.0.0.1:{listen_port}", "connected": f"127.0.0.1:{upstream_port}"}
+    for name, address in ends.items():
+        found = [p for p in psocks if address in (p.get("local"), p.get("remote"))]
+        if len(found) != 1:
+            harness.fail(f"socat's {name} socket ({address}): {len(found)} psocks in {psocks}")
+        rx = found[0]["stats"]["rx"]
+        if rx["in"] != size or rx["redirected"] != size or rx["dropped"] != 0:
+            harness.fail(f"socat's {name} socket: rx counters {rx}, expected {size} in and "
+                         "redirected")
+    harness.note(f"ok: both psocks of socat took in and redirected {size} bytes")
 
 
 def main():
