@@ -44,8 +44,8 @@ constexpr size_t kWrite = 65536;
 constexpr int kStallSeconds = 10;  // a forwarder that moves nothing for this long fails the run
 
 struct Mode {
-  const char* name;   // argument of --measure
-  const char* label;  // printed
+  const char* name;    // argument of --measure
+  const char* label;   // printed
   const char* policy;  // shim modes: the policy file in POLICY_DIR
 };
 
@@ -143,7 +143,8 @@ bool kernel_insert(const char* object, bool parser, int p1, int c2) {
   int key = 0;
   if ((parser && bpf_prog_attach(prog_parser, src, BPF_SK_SKB_STREAM_PARSER, 0)) ||
       bpf_prog_attach(prog_verdict, src, BPF_SK_SKB_STREAM_VERDICT, 0) ||
-      bpf_map_update_elem(dst, &key, &c2, BPF_ANY) || bpf_map_update_elem(src, &key, &p1, BPF_ANY)) {
+      bpf_map_update_elem(dst, &key, &c2, BPF_ANY) ||
+      bpf_map_update_elem(src, &key, &p1, BPF_ANY)) {
     fprintf(stderr, "bpf attach/update: %s\n", strerror(errno));
     return false;
   }
@@ -298,9 +299,10 @@ int main(int argc, char** argv) {
     }
 
   double best_proxy = std::max(fig[0].rate(), fig[1].rate());
-  printf("receive path: in-process forwarding, 64 KiB writes, %zu MiB per run, %d runs each, "
-         "medians (min..max)\n",
-         mib, runs);
+  printf(
+      "receive path: in-process forwarding, 64 KiB writes, %zu MiB per run, %d runs each, "
+      "medians (min..max)\n",
+      mib, runs);
   printf("%-38s %20s %10s %16s\n", "forwarder", "GB/s", "CPU s/GB", "vs faster proxy");
   for (size_t i = 0; i < kCount; ++i) {
     const Figures& f = fig[i];
@@ -314,14 +316,15 @@ int main(int argc, char** argv) {
     auto [lo, hi] = std::minmax_element(f.gbps.begin(), f.gbps.end());
     char range[64];
     snprintf(range, sizeof range, "%.2f (%.2f..%.2f)", f.rate(), *lo, *hi);
-    printf("%-38s %20s %10.3f %15.2fx%s\n", kModes[i].label, range, f.cost(),
-           f.rate() / best_proxy, f.failed ? "  (some runs failed)" : "");
+    printf("%-38s %20s %10.3f %15.2fx%s\n", kModes[i].label, range, f.cost(), f.rate() / best_proxy,
+           f.failed ? "  (some runs failed)" : "");
   }
   const Figures& shim = fig[2];
   if (!shim.gbps.empty())
-    printf("targets: shim >= 0.95x the faster userspace proxy: %.2fx %s; CPU/GB <= the read/write "
-           "proxy's: %.3f vs %.3f %s\n",
-           shim.rate() / best_proxy, shim.rate() >= 0.95 * best_proxy ? "met" : "MISSED",
-           shim.cost(), fig[0].cost(), shim.cost() <= fig[0].cost() ? "met" : "MISSED");
+    printf(
+        "targets: shim >= 0.95x the faster userspace proxy: %.2fx %s; CPU/GB <= the read/write "
+        "proxy's: %.3f vs %.3f %s\n",
+        shim.rate() / best_proxy, shim.rate() >= 0.95 * best_proxy ? "met" : "MISSED", shim.cost(),
+        fig[0].cost(), shim.cost() <= fig[0].cost() ? "met" : "MISSED");
   return shim.gbps.empty() || fig[3].gbps.empty() ? 1 : 0;
 }
