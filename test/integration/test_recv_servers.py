@@ -8,7 +8,8 @@ sockhash). Clients (this process, not under the shim) keep several connections
 open, exchange small messages and bulk data, and must get the same answers as
 without the shim. Under the shim, `sockshim dump` must then show that the
 receive engine took every byte each connection sent (rx in) and gave it the
-policy's verdict, so whatever the server read came from the ingress queue.
+policy's verdict, so whatever the server read came from the ingress queue;
+and each client's half-close must reach the server as EOF.
 
 usage: test_recv_servers.py asyncio|epollet|node pass|ingress
 """
@@ -188,6 +189,21 @@ def check_counters(pid, port, conns, policy, env):
                  f"({counter}), {sum(c.sent for c in conns)} bytes")
 
 
+def check_eof(conns, kind):
+    """Each client half-closes: the server must read EOF (through the engine
+    under the shim) and close its side, which the client then reads as EOF."""
+    for c in conns:
+        c.sock.shutdown(socket.SHUT_WR)
+    for i, c in enumerate(conns):
+        try:
+            rest = c.sock.recv(65536)
+        except OSError as e:
+            harness.fail(f"connection {i}: {e!r} instead of EOF after the half-close")
+        if rest:
+            harness.fail(f"connection {i}: {len(rest)} more bytes instead of EOF")
+    harness.note(f"ok: the {kind} server saw every half-close and closed")
+
+
 def scenario(kind, policy, mode, directory):
     port = harness.free_port()
     env = harness.environment(mode, SOCKSHIM_POLICY=os.path.join(HERE, POLICIES[policy]),
@@ -204,6 +220,7 @@ def scenario(kind, policy, mode, directory):
             reports.append(curl_post(port, directory))
         if mode == "shim":
             check_counters(server.pid, port, conns, policy, env)
+        check_eof(conns, kind)
     finally:
         for c in conns:
             c.sock.close()
