@@ -173,7 +173,10 @@ json dump(const json& args) {
     if (s == "maps") out["maps"] = dump_maps();
     if (s == "sockets") out["sockets"] = dump_sockets();
     if (s == "storage") out["storage"] = dump_storage();
-    if (s == "stats") out["psocks"] = dump_psocks();
+    if (s == "stats") {
+      out["psocks"] = dump_psocks();
+      out["programs"] = dump_programs();
+    }
   }
   return out;
 }

@@ -12,9 +12,12 @@
 #include "core/loaded_policy.h"
 #include "core/psock.h"
 #include "core/psock_ext.h"
+#include "core/psock_stats.h"
 #include "core/registry.h"
+#include "core/rule_text.h"
 #include "core/sk_storage.h"
 #include "core/sock_map_link.h"
+#include "policy/compiled.h"
 #include "policy/policy.h"
 #include "policy/program.h"
 
@@ -309,6 +312,39 @@ const policy::MapSpec& need_map(const LoadedPolicy& lp, const std::string& name)
   }
 }
 
+json counters(const DirSnapshot& d) {
+  return {{"in", d.in},         {"pushed", d.pushed},   {"popped", d.popped},
+          {"passed", d.passed}, {"dropped", d.dropped}, {"redirected", d.redirected},
+          {"queued", d.held},   {"runs", d.runs}};
+}
+
+// A verdict program's counters by rule, then "default" for runs where no rule held.
+json program_stats(const policy::Program& prog, const policy::Policy& pol) {
+  std::vector<RuleStats> counts = rule_stats(prog);
+  const auto& rules = prog.compiled().rules;
+  counts.resize(rules.size() + 1);
+  json out = json::array();
+  uint64_t runs = 0;
+  for (size_t i = 0; i <= rules.size(); ++i) {
+    const RuleStats& r = counts[i];
+    runs += r.hits;
+    json row = {{"rule", i < rules.size() ? json(i) : json("default")},
+                {"if", i < rules.size() ? rule_if_text(rules[i], pol) : "no rule held"},
+                {"do", i < rules.size()                        ? rule_do_text(rules[i], pol)
+                       : prog.default_ret() == policy::SK_PASS ? "pass"
+                                                               : "drop"},
+                {"hits", r.hits},
+                {"passed", r.passed},
+                {"dropped", r.dropped},
+                {"redirected", r.redirected}};
+    out.push_back(std::move(row));
+  }
+  return {{"name", prog.name()},
+          {"type", policy::program_type_name(prog.type())},
+          {"runs", runs},
+          {"rules", std::move(out)}};
+}
+
 }  // namespace
 
 json dump_maps() {
@@ -397,18 +433,31 @@ json dump_psocks() {
     e["programs"] = program_names(progs);
     e["links"] = links;
     e["ingress_bytes"] = p->ingress_queued();
-    auto dir = [](const PsockDirStats& d) {
-      return json{{"in", d.in.load(std::memory_order_relaxed)},
-                  {"passed", d.passed.load(std::memory_order_relaxed)},
-                  {"dropped", d.dropped.load(std::memory_order_relaxed)},
-                  {"redirected", d.redirected.load(std::memory_order_relaxed)},
-                  {"runs", d.runs.load(std::memory_order_relaxed)}};
-    };
-    e["stats"] = {{"tx", dir(st.tx)},
-                  {"rx", dir(st.rx)},
-                  {"ingress_in", st.ingress_in.load(std::memory_order_relaxed)}};
+    DirSnapshot tx = dir_snapshot(st.tx), rx = dir_snapshot(st.rx);
+    rx.held = 0;
+    DirSnapshot total{tx.in + rx.in,         tx.pushed + rx.pushed,   tx.popped + rx.popped,
+                      tx.passed + rx.passed, tx.dropped + rx.dropped, tx.redirected + rx.redirected,
+                      tx.runs + rx.runs,     tx.held + rx.held};
+    uint64_t ingress_in = st.ingress_in.load(std::memory_order_relaxed);
+    json stats = {{"tx", counters(tx)},
+                  {"rx", counters(rx)},
+                  {"total", counters(total)},
+                  {"ingress_in", ingress_in},
+                  // The name ingress_in had before the counters were bytes per direction.
+                  {"queued", ingress_in}};
+    stats["total"].erase("runs");
+    e["stats"] = std::move(stats);
     out.push_back(std::move(e));
   }
+  return out;
+}
+
+json dump_programs() {
+  json out = json::array();
+  auto lp = current_policy();
+  if (!lp) return out;
+  for (const auto& prog : lp->policy->programs)
+    if (prog->is_verdict()) out.push_back(program_stats(*prog, *lp->policy));
   return out;
 }
 

@@ -46,7 +46,34 @@ struct SendCtx {
   bool nonblock;
   bool real_error = false;  // the error came from a real send, which raised SIGPIPE itself
   std::optional<PreRun> prerun;
+  // Counters: the message this call is working on (the cork or its own), and
+  // the bytes it counted in, which is all a short count can give back.
+  const SkMsg* flight = nullptr;
+  uint64_t taken = 0;
 };
+
+// What the send path holds right now: its cork and the message in flight.
+uint64_t held(const SendCtx& c) noexcept {
+  uint64_t n = c.flight ? c.flight->size() : 0;
+  if (c.e.cork_alloc && &c.e.cork != c.flight) n += c.e.cork.size();
+  return n;
+}
+
+void tx_count(SendCtx& c, const TxStep& step) noexcept {
+  tx_commit(c.e.stats.tx, step, held(c));
+}
+
+// freed bytes of this call's message are gone. The caller was told about
+// those its count gives back (give_back) as bytes it never handed over; the
+// rest (corked bytes of earlier calls, bytes push_data made, or bytes a dead
+// redirect target cost) were dropped.
+void count_freed(SendCtx& c, uint64_t freed, bool give_back, TxStep step = {}) noexcept {
+  uint64_t back = give_back ? std::min(freed, c.taken) : 0;
+  c.taken -= back;
+  step.in -= static_cast<int64_t>(back);
+  step.dropped += freed - back;
+  tx_count(c, step);
+}
 
 // sk_msg_apply_bytes
 void apply_bytes(Psock* psock, uint32_t bytes) noexcept {
@@ -124,7 +151,7 @@ Verdict run_program(SendCtx& c, SkMsg& msg, Socket** target, bool* ingress) noex
     log::internal_error("sk_msg verdict", ex.what());
     v = Verdict::drop;
   }
-  c.e.stats.tx.ran();
+  tx_count(c, {.runs = 1});
   return v;
 }
 
@@ -155,6 +182,13 @@ void run_verdict(SendCtx& c, SkMsg& msg) noexcept {
   }
 }
 
+// A redirect whose target is gone (or went away mid-send) cost the bytes it
+// could not deliver; a full target only delayed them, and the caller's count
+// says so.
+bool target_gone(int err) noexcept {
+  return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN;
+}
+
 // tcp_bpf_send_verdict. msg is the corked message when is_cork.
 int send_verdict(SendCtx& c, SkMsg& msg, bool is_cork, int64_t* copied, bool enospc) noexcept {
   Psock* psock = c.psock;
@@ -165,12 +199,16 @@ int send_verdict(SendCtx& c, SkMsg& msg, bool is_cork, int64_t* copied, bool eno
       delta = msg.size();
       run_verdict(c, msg);
       delta -= msg.size();
+      if (delta)
+        tx_count(c, {.pushed = delta < 0 ? static_cast<uint64_t>(-delta) : 0,
+                     .popped = delta > 0 ? static_cast<uint64_t>(delta) : 0});
     }
     if (msg.cork_bytes() && msg.cork_bytes() > msg.size() && !enospc) {
       psock->cork_bytes = msg.cork_bytes() - msg.size();
       if (!is_cork) {
         e.cork = std::move(msg);
         e.cork_alloc = true;
+        c.flight = &e.cork;
       }
       return 0;
     }
@@ -178,14 +216,18 @@ int send_verdict(SendCtx& c, SkMsg& msg, bool is_cork, int64_t* copied, bool eno
     if (psock->apply_bytes && psock->apply_bytes < tosend) tosend = psock->apply_bytes;
     int ret = 0;
     bool cork_freed = false;
+    const uint32_t before = msg.size();
     switch (e.eval) {
       case SkEval::pass:
         ret = push(c.fd, msg, tosend, c.flags, c.nonblock, false);
         if (ret) {
           c.real_error = true;
-          *copied -= sk_msg_free(msg);
+          uint32_t freed = sk_msg_free(msg);
+          *copied -= freed;
+          count_freed(c, freed, true, {.passed = before - freed});
           break;
         }
+        tx_count(c, {.passed = before - msg.size()});
         apply_bytes(psock, tosend);
         break;
       case SkEval::redirect: {
@@ -197,21 +239,24 @@ int send_verdict(SendCtx& c, SkMsg& msg, bool is_cork, int64_t* copied, bool eno
         bool cork = e.cork_alloc;
         e.cork_alloc = false;
         ret = sendmsg_redir(c, target, cookie, ingress, msg, tosend);
+        TxStep step{.redirected = before - msg.size()};
+        uint32_t freed = 0;
         if (ret < 0) {
-          uint32_t freed = sk_msg_free(msg);
+          freed = sk_msg_free(msg);
           if (!cork) *copied -= freed;
         }
         if (cork) {
           // After a redirect the cork is freed, with what it still held.
-          sk_msg_free(msg);
+          freed += sk_msg_free(msg);
           e.cork = SkMsg();
           cork_freed = true;
-          ret = 0;
         }
+        count_freed(c, freed, ret < 0 && !cork && !target_gone(ret), step);
+        if (cork) ret = 0;
         break;
       }
       default:
-        sk_msg_free(msg);
+        tx_count(c, {.dropped = sk_msg_free(msg)});
         apply_bytes(psock, tosend);
         *copied -= static_cast<int64_t>(tosend) + delta;
         // The kernel's drop is sticky (eval is never reset); a program may ask
@@ -311,6 +356,7 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
           int perr = 0;
           size_t sent = push_iov(c.fd, iov, iovcnt, iv, off, chunk, c.flags, c.nonblock, &perr);
           copied += static_cast<int64_t>(sent);
+          tx_count(c, {.in = static_cast<int64_t>(sent), .passed = sent});
           left -= chunk;
           for (size_t adv = chunk; adv > 0;) {
             size_t n = std::min(adv, iov[iv].iov_len - off);
@@ -335,6 +381,7 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
     SkMsg tmp;
     const bool is_cork = e.cork_alloc;
     SkMsg& msg_tx = is_cork ? e.cork : tmp;
+    c.flight = &msg_tx;
     const uint32_t osize = msg_tx.size();
     size_t copy = left;
     bool enospc = false;
@@ -364,6 +411,8 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
     }
     sk_msg_reset_window(msg_tx);
     copied += static_cast<int64_t>(copy);
+    c.taken += copy;
+    tx_count(c, {.in = static_cast<int64_t>(copy)});
     left -= copy;
     // Skip empty iovecs so the next copy starts at data.
     while (iv < iovcnt && iov[iv].iov_len == 0) ++iv;
@@ -377,6 +426,7 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
       psock->cork_bytes = 0;
     }
     err = send_verdict(c, msg_tx, is_cork, &copied, enospc);
+    c.flight = nullptr;
     if (err < 0) break;
   }
   if (copied > 0) return static_cast<ssize_t>(copied);
@@ -459,6 +509,7 @@ ssize_t tcp_bpf_sendfile(int out, Socket* sk, int in, off64_t* offset, size_t co
       if (plain_pass(pre)) {
         ssize_t r = real::sendfile64(out, in, offset, n);
         if (r <= 0) return done ? static_cast<ssize_t>(done) : r;
+        tx_count(c, {.in = r, .passed = static_cast<uint64_t>(r)});
         done += static_cast<size_t>(r);
         if (static_cast<size_t>(r) < n) break;
         continue;

@@ -24,10 +24,17 @@ constexpr const char kDumpUsage[] =
     "  sockets   every tracked socket: its fds, cookie (SO_COOKIE), family, type,\n"
     "            TCP state as the shim saw it, local and remote address, psock\n"
     "  storage   sk_storage values by socket, decoded by the value layout\n"
-    "  stats     psocks: their programs, map links and queued bytes\n"
+    "  stats     psocks: their programs, map links, ingress queue (INGRESS_Q:\n"
+    "            bytes waiting for the reader; INGRESS_IN: bytes ever put there)\n"
+    "            and byte counters per direction (tx: sk_msg sends, rx: sk_skb\n"
+    "            receive) and in total, where\n"
+    "              in + pushed - popped = passed + dropped + redirected + queued\n"
+    "            (queued: held now, corked or mid-send; RUNS: verdict runs);\n"
+    "            then each verdict program's rules with their `if` and `do`\n"
+    "            and how many runs each rule decided (HITS) and how\n"
     "--json prints one JSON document: {\"processes\": [{\"process\": {...},\n"
-    "\"maps\": [...], \"sockets\": [...], \"storage\": [...], \"psocks\": [...]}]},\n"
-    "keys as documented in README.md.\n"
+    "\"maps\": [...], \"sockets\": [...], \"storage\": [...], \"psocks\": [...],\n"
+    "\"programs\": [...]}]}, keys as documented in README.md.\n"
     "\n"
     "exit status: 0, or 1 when PID has no control socket or answers with an error.\n";
 
@@ -96,13 +103,48 @@ void print_storage(const nlohmann::json& storage) {
   }
 }
 
+std::string num(const nlohmann::json& obj, const char* key) {
+  return std::to_string(obj.is_object() ? obj.value(key, 0ULL) : 0ULL);
+}
+
 void print_psocks(const nlohmann::json& psocks) {
   printf("psocks\n");
-  Table t({"COOKIE", "FD", "LOCAL", "REMOTE", "PROGRAMS", "LINKS", "QUEUED"});
+  Table t({"COOKIE", "FD", "LOCAL", "REMOTE", "PROGRAMS", "LINKS", "INGRESS_Q", "INGRESS_IN"});
   for (const auto& p : psocks)
     t.add({std::to_string(p.value("cookie", 0ULL)), fd_list(p["fds"]),
            or_dash(p.value("local", "")), or_dash(p.value("remote", "")), pairs(p["programs"]),
-           std::to_string(p.value("links", 0)), std::to_string(p.value("ingress_bytes", 0ULL))});
+           std::to_string(p.value("links", 0)), std::to_string(p.value("ingress_bytes", 0ULL)),
+           num(p["stats"], "ingress_in")});
+  fputs(t.render("  ").c_str(), stdout);
+  if (psocks.empty()) return;
+  printf("  bytes: in + pushed - popped = passed + dropped + redirected + queued\n");
+  Table c({"COOKIE", "DIR", "IN", "PUSHED", "POPPED", "PASSED", "DROPPED", "REDIRECTED", "QUEUED",
+           "RUNS"});
+  for (const auto& p : psocks) {
+    const nlohmann::json& st = p["stats"];
+    for (const char* dir : {"tx", "rx", "total"}) {
+      const nlohmann::json& d = st.is_object() && st.contains(dir) ? st[dir] : nlohmann::json();
+      c.add({std::to_string(p.value("cookie", 0ULL)), dir, num(d, "in"), num(d, "pushed"),
+             num(d, "popped"), num(d, "passed"), num(d, "dropped"), num(d, "redirected"),
+             num(d, "queued"), d.is_object() && d.contains("runs") ? num(d, "runs") : "-"});
+    }
+  }
+  fputs(c.render("  ").c_str(), stdout);
+}
+
+void print_programs(const nlohmann::json& programs) {
+  printf("programs (per rule: runs in which the rule held, and what they decided)\n");
+  if (programs.empty()) {
+    printf("  (no verdict programs)\n");
+    return;
+  }
+  Table t({"PROGRAM", "TYPE", "RULE", "HITS", "PASSED", "DROPPED", "REDIRECTED", "IF", "DO"});
+  for (const auto& p : programs)
+    for (const auto& r : p["rules"])
+      t.add({p.value("name", ""), p.value("type", ""),
+             r["rule"].is_string() ? r["rule"].get<std::string>() : r["rule"].dump(),
+             num(r, "hits"), num(r, "passed"), num(r, "dropped"), num(r, "redirected"),
+             one_line(r.value("if", ""), 60), one_line(r.value("do", ""), 60)});
   fputs(t.render("  ").c_str(), stdout);
 }
 
@@ -115,6 +157,7 @@ void print_text(const nlohmann::json& dump) {
   if (dump.contains("sockets")) print_sockets(dump["sockets"]);
   if (dump.contains("storage")) print_storage(dump["storage"]);
   if (dump.contains("psocks")) print_psocks(dump["psocks"]);
+  if (dump.contains("programs")) print_programs(dump["programs"]);
 }
 
 }  // namespace

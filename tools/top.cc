@@ -1,6 +1,6 @@
 // sockshim top [PID] [--once] [--interval MS]: a live view of the psocks of
 // shimmed processes, refreshed every second: per socket, bytes per second in,
-// passed, dropped, redirected, and the ingress queue depth. q quits.
+// passed, dropped, redirected, the bytes held and the ingress queue depth. q quits.
 #include <poll.h>
 #include <termios.h>
 #include <unistd.h>
@@ -25,10 +25,13 @@ constexpr const char kTopUsage[] =
     "usage: sockshim top [PID] [--interval MS] [--once]\n"
     "\n"
     "A live view of the psocks of the process PID (default: every process of this\n"
-    "user under the shim), refreshed every second: per socket, the sk_msg verdict\n"
-    "runs per second (messages in, passed, dropped, redirected) since the previous\n"
-    "refresh, the bytes in its ingress queue, and the totals. Sorted by IN/s,\n"
-    "busiest first. q quits.\n"
+    "user under the shim), refreshed every second: per socket, the bytes per\n"
+    "second (both directions, sk_msg and sk_skb) that came in, were passed,\n"
+    "dropped and redirected since the previous refresh (IN/s .. REDIR/s, in B, K,\n"
+    "M, G: powers of 1024), the bytes its programs hold now (HELD: corked or\n"
+    "mid-send), the bytes waiting in its ingress queue for the reader (INGRESS_Q),\n"
+    "and the byte totals since the psock was made (IN, PASSED, DROPPED,\n"
+    "REDIRECTED). Sorted by IN/s, then IN, busiest first. q quits.\n"
     "  --interval MS   refresh period (default 1000)\n"
     "  --once          print one screen, without clearing the terminal, and exit\n";
 
@@ -42,22 +45,31 @@ struct Row {
   Sample now, rate;
 };
 
-std::string human(double bytes) {
-  const char* unit[] = {"B", "KiB", "MiB", "GiB"};
+// A byte count in one word: 812B, 12.4K, 3.0M (powers of 1024).
+std::string human(uint64_t bytes) {
+  const char* unit[] = {"B", "K", "M", "G", "T"};
+  double v = static_cast<double>(bytes);
   int u = 0;
-  while (bytes >= 1024 && u < 3) {
-    bytes /= 1024;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
     ++u;
   }
   char buf[32];
-  snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+  snprintf(buf, sizeof buf, u ? "%.1f%s" : "%.0f%s", v, unit[u]);
   return buf;
 }
 
 Sample sample_of(const nlohmann::json& psock) {
-  const nlohmann::json& s = psock.contains("stats") ? psock["stats"] : nlohmann::json::object();
-  return {s.value("in", 0ULL), s.value("passed", 0ULL), s.value("dropped", 0ULL),
-          s.value("redirected", 0ULL)};
+  const nlohmann::json none = nlohmann::json::object();
+  const nlohmann::json& st = psock.contains("stats") ? psock["stats"] : none;
+  const nlohmann::json& t = st.contains("total") ? st["total"] : none;
+  return {t.value("in", 0ULL), t.value("passed", 0ULL), t.value("dropped", 0ULL),
+          t.value("redirected", 0ULL)};
+}
+
+uint64_t held_of(const nlohmann::json& psock) {
+  if (!psock.contains("stats") || !psock["stats"].contains("total")) return 0;
+  return psock["stats"]["total"].value("queued", 0ULL);
 }
 
 class RawTerminal {
@@ -153,16 +165,16 @@ int top_main(int argc, char** argv) {
     });
 
     Table t({"PID", "COOKIE", "FD", "LOCAL", "REMOTE", "IN/s", "PASS/s", "DROP/s", "REDIR/s",
-             "QUEUED", "IN", "PASSED", "DROPPED", "REDIRECTED"});
+             "HELD", "INGRESS_Q", "IN", "PASSED", "DROPPED", "REDIRECTED"});
     for (const Row& r : rows) {
       std::string fds;
       for (const auto& fd : r.psock["fds"]) fds += (fds.empty() ? "" : ",") + fd.dump();
       t.add({std::to_string(r.pid), std::to_string(r.psock.value("cookie", 0ULL)),
              fds.empty() ? "-" : fds, r.psock.value("local", "-"), r.psock.value("remote", "-"),
-             std::to_string(r.rate.in), std::to_string(r.rate.passed),
-             std::to_string(r.rate.dropped), std::to_string(r.rate.redirected),
-             human(static_cast<double>(r.psock.value("ingress_bytes", 0ULL))),
-             std::to_string(r.now.in), std::to_string(r.now.passed), std::to_string(r.now.dropped),
+             human(r.rate.in), human(r.rate.passed), human(r.rate.dropped),
+             human(r.rate.redirected), std::to_string(held_of(r.psock)),
+             std::to_string(r.psock.value("ingress_bytes", 0ULL)), std::to_string(r.now.in),
+             std::to_string(r.now.passed), std::to_string(r.now.dropped),
              std::to_string(r.now.redirected)});
     }
     if (!once) fputs("\033[H\033[2J", stdout);

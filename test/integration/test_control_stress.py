@@ -60,7 +60,9 @@ def main():
             fail(f"{len(errors)} of 50 concurrent requests failed: {errors[:3]}")
         note("ok: 50 requests at once answered")
         psock = request(path, "dump")["result"]["psocks"]
-        if len(psock) != 1 or psock[0]["stats"]["dropped"] != 0:
+        tx = psock[0]["stats"]["tx"] if len(psock) == 1 else {}
+        if not tx or tx["dropped"] != 0 or tx["in"] == 0 or \
+                tx["in"] != tx["passed"] + tx["queued"]:
             fail(f"psocks during traffic: {psock!r}")
         target.stdin.close()
         result = json.loads(target.stdout.readline())

@@ -1,5 +1,6 @@
 """`sockshim top` driven in a real terminal (tmux): its screen shows the psocks
-of a live process with their traffic, refreshes, and q quits it."""
+of a live process with their traffic in bytes (rates and totals that move with
+it, matching what the process sent), refreshes, and q quits it."""
 
 import json
 import os
@@ -13,6 +14,7 @@ from harness import PYTHON, SOCKSHIM, fail, note
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLICY = os.path.join(os.path.dirname(os.path.dirname(HERE)), "policy", "examples", "drop_and_loop.json")
 
+# Per round 1000 bytes passed and 4 dropped, 100 rounds a second at most.
 TRAFFIC = r"""
 import socket, sys, time
 srv = socket.create_server(("127.0.0.1", 0))
@@ -22,13 +24,28 @@ print(__import__("os").getpid(), flush=True)
 end = time.monotonic() + 60
 while time.monotonic() < end and not sys.stdin.closed:
     c.send(b"x" * 1000)
-    s.recv(65536)
+    got = 0
+    while got < 1000:
+        got += len(s.recv(65536))
     try:
         c.send(b"DROP")
     except OSError:
         pass
     time.sleep(0.01)
 """
+
+HEADER = ["PID", "COOKIE", "FD", "LOCAL", "REMOTE", "IN/s", "PASS/s", "DROP/s", "REDIR/s", "HELD",
+          "INGRESS_Q", "IN", "PASSED", "DROPPED", "REDIRECTED"]
+
+
+def rate(text):
+    """A rate cell (812B, 12.4K, 3.0M) in bytes per second."""
+    scale = {"B": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+    return float(text[:-1]) * scale[text[-1]]
+
+
+def cells(row):
+    return dict(zip(HEADER, row.split()))
 
 
 def tmux(*args, check=True):
@@ -58,25 +75,36 @@ def main():
         while time.monotonic() < deadline:
             text = screen()
             rows = [l for l in text.splitlines() if l.split() and l.split()[0] == pid]
-            # The totals (IN, PASSED, DROPPED) count up with the traffic.
-            if rows and len(rows[0].split()) == 15 and int(rows[0].split()[-4]) > 10 \
-                    and int(rows[0].split()[-2]) > 5:
+            # Second screen on: the rates are bytes over the last second.
+            if rows and len(rows[0].split()) == len(HEADER) and rate(cells(rows[0])["IN/s"]) > 0:
                 break
             time.sleep(0.3)
         else:
             fail(f"top never showed the psock's traffic:\n{text}")
         header = next(l for l in text.splitlines() if l.startswith("PID"))
-        if header.split() != ["PID", "COOKIE", "FD", "LOCAL", "REMOTE", "IN/s", "PASS/s", "DROP/s",
-                              "REDIR/s", "QUEUED", "IN", "PASSED", "DROPPED", "REDIRECTED"]:
+        if header.split() != HEADER:
             fail(f"header: {header!r}")
+        row = cells(rows[0])
+        total_in, passed, dropped = int(row["IN"]), int(row["PASSED"]), int(row["DROPPED"])
+        # Bytes, not messages: 1000 passed for every 4 dropped, and every byte
+        # in went one way or the other (the PASS sends go out whole).
+        rounds = passed // 1000
+        if passed < 1000 or passed % 1000 or dropped not in (4 * rounds, 4 * rounds - 4) \
+                or total_in != passed + dropped + int(row["HELD"]) or int(row["REDIRECTED"]) \
+                or row["INGRESS_Q"] != "0":
+            fail(f"totals are not the traffic's bytes: {row}")
+        # At most 100 rounds a second (and a refresh a little late): at least one round.
+        if not 1000 <= rate(row["PASS/s"]) <= 150 * 1000 or not 4 <= rate(row["DROP/s"]) <= 600:
+            fail(f"rates are not the traffic's: {row}")
         if "sockshim top: 1 processes, 1 psocks, every 1000 ms  (q quits)" not in text:
             fail(f"title line:\n{text}")
         note("ok: top shows the psock with its rates and totals:\n" + "\n".join(
             l for l in text.splitlines() if l.strip()))
-        first = rows[0]
         time.sleep(2.5)
-        if screen() == text and first in screen():
-            fail("top did not refresh")
+        later = [l for l in screen().splitlines() if l.split() and l.split()[0] == pid]
+        if not later or int(cells(later[0])["IN"]) <= total_in:
+            fail(f"top did not refresh: IN stayed {total_in}:\n{screen()}")
+        note(f"ok: IN moved from {total_in} to {cells(later[0])['IN']} bytes")
         tmux("send-keys", "-t", "top", "q")
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and tmux("has-session", "-t", "top", check=False).returncode == 0:

@@ -1,0 +1,190 @@
+"""Byte counters that add up: a process under the shim sends known byte counts
+through PASS, DROP (and a sticky drop), egress and ingress redirects, push,
+pop, cork, partial non-blocking sends and sendfile (copied and zero-copy);
+`sockshim dump --json` taken while it pauses must show, per psock,
+in + pushed - popped == passed + dropped + redirected + queued, and each
+counter equal to what the readers got and the sender lost. Then the same
+invariant on dumps taken during continuous traffic, and exact totals after."""
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+from harness import PYTHON, SOCKSHIM, fail, note
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+POLICY = os.path.join(HERE, "counters_policy.json")
+KEYS = ("in", "pushed", "popped", "passed", "dropped", "redirected", "queued")
+
+
+def dump(pid, env, *sections):
+    proc = subprocess.run([SOCKSHIM, "dump", str(pid), *sections, "--json"], env=env,
+                          capture_output=True, text=True, timeout=20)
+    if proc.returncode != 0:
+        fail(f"dump: {proc.returncode} {proc.stderr}")
+    return json.loads(proc.stdout)["processes"][0]
+
+
+def psocks(d):
+    return {p["cookie"]: p for p in d["psocks"]}
+
+
+def adds_up(counters, what):
+    c = counters
+    if c["in"] + c["pushed"] - c["popped"] != c["passed"] + c["dropped"] + c["redirected"] + c["queued"]:
+        fail(f"{what}: in + pushed - popped != passed + dropped + redirected + queued: {c}")
+
+
+def check_invariant(d, what):
+    for p in d["psocks"]:
+        st = p["stats"]
+        if set(st) != {"tx", "rx", "total", "ingress_in", "queued"} or \
+                any(set(st[k]) - {"runs"} != set(KEYS) for k in ("tx", "rx", "total")):
+            fail(f"{what}: stats keys {json.dumps(st)}")
+        for direction in ("tx", "rx", "total"):
+            adds_up(st[direction], f"{what}, psock {p['cookie']} {direction}")
+        for k in KEYS:
+            if st["total"][k] != st["tx"][k] + st["rx"][k]:
+                fail(f"{what}: total.{k} is not tx + rx: {st}")
+
+
+def expect_tx(p, what, **want):
+    tx = p["stats"]["tx"]
+    for k, v in want.items():
+        if tx[k] != v:
+            fail(f"{what}: tx.{k} = {tx[k]}, expected {v}; tx = {tx}")
+
+
+def ask(target, cmd):
+    target.stdin.write(cmd + "\n")
+    target.stdin.flush()
+    line = target.stdout.readline()
+    if not line:
+        fail(f"the target died on {cmd!r}")
+    return json.loads(line)
+
+
+def fixed_phase(target, pid, env):
+    r = ask(target, "fixed")
+    ck, sent, exp, got = r["cookies"], r["sent"], r["expect"], r["got"]
+    for name in ("a", "b", "c", "s", "z"):
+        if got[name] != exp[name]:
+            fail(f"reader {name} got {got[name]} bytes, expected {exp[name]}")
+    if exp["eacces"] != 2 or sent["n"] == 0:
+        fail(f"traffic: {r}")
+    d = dump(pid, env)
+    check_invariant(d, "paused")
+    ps = psocks(d)
+    expect_tx(ps[ck["a"]], "a (mixed)", **{
+        "in": sent["a"], "pushed": exp["pushed_a"], "popped": exp["popped_a"],
+        "passed": got["a"], "dropped": exp["dropped_a"], "redirected": got["b"] + got["c"],
+        "queued": 0})
+    expect_tx(ps[ck["k"]], "k (corked)", **{"in": 4000, "queued": 4000, "passed": 0})
+    expect_tx(ps[ck["n"]], "n (partial sends)", **{"in": sent["n"], "passed": sent["n"],
+                                                     "dropped": 0, "queued": 0})
+    expect_tx(ps[ck["s"]], "s (sticky drop)", **{"in": 1200, "passed": got["s"], "dropped": 900})
+    expect_tx(ps[ck["z"]], "z (zero-copy sendfile)", **{"in": 300000, "passed": got["z"]})
+    expect_tx(ps[ck["b"]], "b (egress target)", **{"in": 0, "redirected": 0})
+    c = ps[ck["c"]]
+    if c["stats"]["ingress_in"] != got["c"] or c["ingress_bytes"] != 0 or \
+            c["stats"]["queued"] != c["stats"]["ingress_in"]:
+        fail(f"c (ingress target): {c}, its reader got {got['c']}")
+    note(f"ok: paused dump matches the traffic: a sent {sent['a']} B "
+         f"(passed {got['a']}, dropped {exp['dropped_a']}, redirected {got['b'] + got['c']}), "
+         f"k holds 4000 corked, n took {sent['n']} of its non-blocking sends, s dropped 900 "
+         f"after its sticky drop, z sent 300000 by zero-copy sendfile")
+
+    hits = {p["name"]: {str(r["rule"]): r for r in p["rules"]} for p in d["programs"]}
+    route = hits["route"]
+    for rule, n in (("1", 2), ("2", 2), ("3", 2), ("4", 1), ("5", 1), ("6", 1)):
+        if route[rule]["hits"] != n:
+            fail(f"route rule {rule} ({route[rule]['if']}): {route[rule]['hits']} hits, expected {n}")
+    if route["1"]["dropped"] != 2 or route["2"]["redirected"] != 2 or route["0"]["passed"] < 2 \
+            or route["0"]["if"] != 'data prefix "P"' or route["3"]["do"] != "redirect socks[2] ingress" \
+            or hits["sticky"]["0"]["hits"] != 1 or route["default"]["hits"] != 0:
+        fail(f"rule counters: {json.dumps(d['programs'])}")
+    note("ok: per-rule hits: " + ", ".join(f"{k}: {v['hits']}" for k, v in route.items()))
+
+    text = subprocess.run([SOCKSHIM, "dump", str(pid), "stats"], env=env, capture_output=True,
+                          text=True, timeout=20).stdout
+    row = next((l.split() for l in text.splitlines()
+                if l.split()[:2] == [str(ck["a"]), "tx"]), None)
+    if row != [str(ck["a"]), "tx", str(sent["a"]), str(exp["pushed_a"]), str(exp["popped_a"]),
+               str(got["a"]), str(exp["dropped_a"]), str(got["b"] + got["c"]), "0",
+               row[-1] if row else ""]:
+        fail(f"dump stats text, row of a:\n{text}")
+    if "programs (per rule" not in text or 'data prefix "E"' not in text:
+        fail(f"dump stats text, programs:\n{text}")
+    note("ok: the text dump shows the same numbers")
+
+    r = ask(target, "flush")
+    d = dump(pid, env, "stats")
+    check_invariant(d, "after the cork filled")
+    expect_tx(psocks(d)[ck["k"]], "k (flushed)",
+              **{"in": 10000, "queued": 0, "passed": r["got"]["k"]})
+    if r["got"]["k"] != 10000:
+        fail(f"k's reader got {r['got']['k']} after the cork filled")
+    note("ok: the cork's 10000 bytes went out when it filled; nothing held")
+    return ck
+
+
+def streaming_phase(target, pid, env, ck):
+    ask(target, "stream")
+    before = None
+    checked = 0
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        d = dump(pid, env, "stats")
+        check_invariant(d, f"dump {checked} during traffic")
+        a = psocks(d)[ck["a"]]["stats"]["total"]
+        if before:
+            for k in ("in", "passed", "dropped", "redirected", "pushed", "popped"):
+                if a[k] < before[k]:
+                    fail(f"a's {k} went back from {before[k]} to {a[k]}")
+        before = a
+        checked += 1
+    first_in = before["in"]
+    r = ask(target, "stop")
+    sent, got, exp = r["sent"], r["got"], r["expect"]
+    d = dump(pid, env, "stats")
+    check_invariant(d, "after the traffic")
+    ps = psocks(d)
+    expect_tx(ps[ck["a"]], "a after the traffic", **{
+        "in": sent["a"], "pushed": exp["pushed_a"], "popped": exp["popped_a"],
+        "passed": got["a"], "dropped": exp["dropped_a"], "redirected": got["b"] + got["c"],
+        "queued": 0})
+    k = ps[ck["k"]]["stats"]["tx"]
+    if k["in"] != sent["k"] or k["passed"] != got["k"] or k["queued"] != sent["k"] - got["k"]:
+        fail(f"k after the traffic: {k}, sent {sent['k']}, its reader got {got['k']}")
+    if sent["a"] <= first_in:
+        fail("the traffic did not move")
+    note(f"ok: {checked} dumps during traffic all add up; after it a sent {sent['a']} B, "
+         f"k holds {k['queued']} B corked of {sent['k']}")
+
+
+def main():
+    runtime = tempfile.mkdtemp(prefix="sockshim-counters-")
+    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
+    env.pop("LD_PRELOAD", None)
+    target = subprocess.Popen([SOCKSHIM, "run", "-p", POLICY, "--", PYTHON,
+                               os.path.join(HERE, "counters_target.py")],
+                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = target.pid
+        ck = fixed_phase(target, pid, env)
+        streaming_phase(target, pid, env, ck)
+        target.stdin.write("exit\n")
+        target.stdin.flush()
+        if target.wait(timeout=30) != 0:
+            fail(f"the target exited {target.returncode}")
+    finally:
+        if target.poll() is None:
+            target.kill()
+            target.wait(timeout=20)
+    print("PASS counters", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+// The send path's byte counters as dump shows them: every case of
+// KERNEL-SEMANTICS.md §3 that frees, gives back or holds bytes, each checked
+// against in + pushed - popped == passed + dropped + redirected + queued.
+#include <errno.h>
+#include <signal.h>
+
+#include "core/control_maps.h"
+#include "test/unit/send/send_test_util.h"
+
+using namespace send_test;
+
+namespace {
+
+// The tx counters of fd's psock, from the dump.
+nlohmann::json tx_of(int fd) {
+  uint64_t cookie = sockshim_socket_cookie(fd);
+  for (const auto& p : sockshim::control::dump_psocks())
+    if (p["cookie"] == cookie) return p["stats"]["tx"];
+  FAIL("no psock for fd " << fd);
+  return {};
+}
+
+void adds_up(const nlohmann::json& c) {
+  INFO(c.dump());
+  CHECK(c["in"].get<uint64_t>() + c["pushed"].get<uint64_t>() - c["popped"].get<uint64_t>() ==
+        c["passed"].get<uint64_t>() + c["dropped"].get<uint64_t>() +
+            c["redirected"].get<uint64_t>() + c["queued"].get<uint64_t>());
+}
+
+}  // namespace
+
+TEST_CASE("Counters: apply 3 + DROP counts all 10 bytes dropped, though send() says 7",
+          "[send][stats]") {
+  load(msg_policy(R"([{"do": [{"apply_bytes": 3}, "drop"]}])"));
+  Pair pr;
+  connect_pair(pr);
+  insert("tx", 0, pr.c);
+  CHECK(::send(pr.c, "0123456789", 10, 0) == 7);
+  CHECK(::send(pr.c, "01234", 5, 0) == -1);  // the sticky drop
+  auto tx = tx_of(pr.c);
+  CHECK(tx["in"] == 15);
+  CHECK(tx["dropped"] == 15);
+  CHECK(tx["runs"] == 1);
+  adds_up(tx);
+}
+
+TEST_CASE("Counters: push and pop change the bytes passed, counted apart", "[send][stats]") {
+  load(msg_policy(R"([{"do": [{"push_data": {"start": 0, "bytes": "abc"}},
+                               {"pop_data": {"start": 5, "len": 1}}, "pass"]}])"));
+  Pair pr;
+  connect_pair(pr);
+  insert("tx", 0, pr.c);
+  CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
+  CHECK(read_some(pr.p, 12).size() == 12);
+  auto tx = tx_of(pr.c);
+  CHECK(tx["in"] == 10);
+  CHECK(tx["pushed"] == 2);  // the run's net growth: 3 pushed, 1 popped
+  CHECK(tx["popped"] == 0);
+  CHECK(tx["passed"] == 12);
+  adds_up(tx);
+}
+
+TEST_CASE("Counters: a redirect kept by apply_bytes to a target that closed drops",
+          "[send][stats]") {
+  load(msg_policy(
+      R"([{"do": [{"apply_bytes": 1000},
+                  {"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
+  Pair a;
+  connect_pair(a);
+  auto* b = new Pair;
+  connect_pair(*b);
+  insert("tx", 0, a.c);
+  insert("redir", 0, b->c);
+  CHECK(::send(a.c, "0123456789", 10, 0) == 10);
+  delete b;
+  CHECK(::send(a.c, "01234", 5, MSG_NOSIGNAL) == -1);
+  CHECK(errno == EPIPE);
+  auto tx = tx_of(a.c);
+  CHECK(tx["in"] == 15);
+  CHECK(tx["redirected"] == 10);
+  CHECK(tx["dropped"] == 5);
+  adds_up(tx);
+}
+
+TEST_CASE("Counters: corked bytes are queued; a redirect of part of the cork drops the rest",
+          "[send][stats]") {
+  load(msg_policy(
+      R"([{"do": [{"cork_bytes": 10}, {"apply_bytes": 4},
+                  {"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
+  Pair a, b;
+  connect_pair(a);
+  connect_pair(b);
+  insert("tx", 0, a.c);
+  insert("redir", 0, b.c);
+  CHECK(::send(a.c, "0123", 4, 0) == 4);
+  auto tx = tx_of(a.c);
+  CHECK(tx["in"] == 4);
+  CHECK(tx["queued"] == 4);
+  adds_up(tx);
+  CHECK(::send(a.c, "456789", 6, 0) == 6);
+  CHECK(read_some(b.c, 10, 300) == "0123");
+  tx = tx_of(a.c);
+  CHECK(tx["in"] == 10);
+  CHECK(tx["redirected"] == 4);
+  CHECK(tx["dropped"] == 6);
+  CHECK(tx["queued"] == 0);
+  adds_up(tx);
+}
+
+TEST_CASE("Counters: a non-blocking send that comes back short counts what went", "[send][stats]") {
+  load(msg_policy(R"([{"if": {"data": {"prefix": "x"}}, "do": ["pass"]}])"));
+  Pair pr;
+  connect_pair(pr);
+  int small = 4096;
+  REQUIRE(setsockopt(pr.c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  REQUIRE(setsockopt(pr.p, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  insert("tx", 0, pr.c);
+  set_nonblock(pr.c);
+  std::string block(65536, 'x');
+  uint64_t took = 0;
+  for (int i = 0; i < 100; ++i) {
+    ssize_t r = ::send(pr.c, block.data(), block.size(), 0);
+    if (r < 0) break;
+    took += static_cast<uint64_t>(r);
+  }
+  CHECK(errno == EAGAIN);
+  auto tx = tx_of(pr.c);
+  CHECK(tx["in"] == took);
+  CHECK(tx["passed"] == took);
+  CHECK(tx["dropped"] == 0);
+  CHECK(tx["queued"] == 0);
+}
