@@ -73,9 +73,6 @@ using Insert = std::function<int(int p1, int target)>;
 // of c1 and p1, and each reader's end.
 Outcome run_traffic(const Row& row, const Insert& insert);
 
-// The redirect target of a row (c2 for egress, p2 for ingress), -1 for none.
-int redirect_target(const Row& row, int c2, int p2);
-
 std::string show(const std::string& bytes);  // printable, long runs elided
 std::string describe(const Outcome& o);      // one line per probe and reader
 

@@ -107,10 +107,12 @@ std::string probe_recv(int fd, bool wait) {
 std::string probe_so_error(int fd, bool wait) {
   int err = 0;
   socklen_t len = sizeof err;
+  int r;
   const auto start = Clock::now();
-  while (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0 && wait &&
+  while ((r = getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)) == 0 && err == 0 && wait &&
          Clock::now() - start < kProbeLimit)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (r) return "SO_ERROR p1: " + errno_name(errno);
   return "SO_ERROR p1: " + (err ? errno_name(err) : std::string("0"));
 }
 
@@ -125,14 +127,14 @@ void settle(const Drain& d, size_t want) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
 }
 
-ssize_t write_all(int fd, const std::string& b) {
+// One write, its result as -errno on failure.
+ssize_t write_one(int fd, const std::string& b) {
   ssize_t r = write(fd, b.data(), b.size());
   moved();
   return r < 0 ? -errno : r;
 }
 
-}  // namespace
-
+// The row's redirect target: c2 for egress, p2 for ingress, -1 for none.
 int redirect_target(const Row& row, int c2, int p2) {
   switch (row.progs.action) {
     case Action::redirect_egress:
@@ -143,6 +145,8 @@ int redirect_target(const Row& row, int c2, int p2) {
       return -1;
   }
 }
+
+}  // namespace
 
 Outcome run_traffic(const Row& row, const Insert& insert) {
   Outcome o;
@@ -164,7 +168,7 @@ Outcome run_traffic(const Row& row, const Insert& insert) {
   for (const Step& s : row.script) {
     switch (s.kind) {
       case Step::write:
-        o.writes.push_back(write_all(c1, s.bytes));
+        o.writes.push_back(write_one(c1, s.bytes));
         break;
       case Step::insert:
         do_insert();
@@ -187,7 +191,7 @@ Outcome run_traffic(const Row& row, const Insert& insert) {
   std::thread t2(read_loop, p2, &d2, &stop), t3(read_loop, c1, &d3, &stop),
       t4(read_loop, c2, &d4, &stop);
   for (const std::string& w : row.writes) {
-    o.writes.push_back(write_all(c1, w));
+    o.writes.push_back(write_one(c1, w));
     if (row.pace_ms) std::this_thread::sleep_for(std::chrono::milliseconds(row.pace_ms));
   }
   if (row.eof_early) shutdown(c1, SHUT_WR);
