@@ -154,9 +154,11 @@ std::string rule_do_text(const policy::Rule& rule, const policy::Policy& pol) {
       case Kind::cork_bytes:
         t += " " + std::to_string(a.a);
         break;
-      case Kind::push_data:
-      case Kind::pop_data:
-      case Kind::pull_data:
+      case Kind::push_data:  // start, bytes (the fill's length)
+        t += " " + std::to_string(a.a) + "," + std::to_string(a.bytes.size());
+        break;
+      case Kind::pop_data:   // start, len
+      case Kind::pull_data:  // start, end
         t += " " + std::to_string(a.a) + "," + std::to_string(a.b);
         break;
       case Kind::storage:

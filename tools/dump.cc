@@ -122,7 +122,17 @@ void print_psocks(const nlohmann::json& psocks) {
            "RUNS"});
   for (const auto& p : psocks) {
     const nlohmann::json& st = p["stats"];
-    for (const char* dir : {"tx", "rx", "total"}) {
+    // A direction without programs or traffic is left out, and the total with it.
+    auto used = [&](const char* dir, const char* prog1, const char* prog2) {
+      return p["programs"].contains(prog1) || p["programs"].contains(prog2) ||
+             (st.is_object() && st.contains(dir) && st[dir].value("in", 0ULL) > 0);
+    };
+    bool tx = used("tx", "sk_msg", "sk_msg"), rx = used("rx", "stream_verdict", "skb_verdict");
+    std::vector<const char*> dirs;
+    if (tx) dirs.push_back("tx");
+    if (rx) dirs.push_back("rx");
+    if (tx && rx) dirs.push_back("total");
+    for (const char* dir : dirs) {
       const nlohmann::json& d = st.is_object() && st.contains(dir) ? st[dir] : nlohmann::json();
       c.add({std::to_string(p.value("cookie", 0ULL)), dir, num(d, "in"), num(d, "pushed"),
              num(d, "popped"), num(d, "passed"), num(d, "dropped"), num(d, "redirected"),

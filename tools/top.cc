@@ -1,6 +1,6 @@
 // sockshim top [PID] [--once] [--interval MS]: a live view of the psocks of
 // shimmed processes, refreshed every second: per socket, bytes per second in,
-// passed, dropped, redirected, the bytes held and the ingress queue depth. q quits.
+// passed, dropped, redirected, the bytes queued (held) and the ingress queue depth. q quits.
 #include <poll.h>
 #include <termios.h>
 #include <unistd.h>
@@ -28,7 +28,7 @@ constexpr const char kTopUsage[] =
     "user under the shim), refreshed every second: per socket, the bytes per\n"
     "second (both directions, sk_msg and sk_skb) that came in, were passed,\n"
     "dropped and redirected since the previous refresh (IN/s .. REDIR/s, in B, K,\n"
-    "M, G: powers of 1024), the bytes its programs hold now (HELD: corked or\n"
+    "M, G: powers of 1024), the bytes its programs hold now (QUEUED: corked, or\n"
     "mid-send), the bytes waiting in its ingress queue for the reader (INGRESS_Q),\n"
     "and the byte totals since the psock was made (IN, PASSED, DROPPED,\n"
     "REDIRECTED). Sorted by IN/s, then IN, busiest first. q quits.\n"
@@ -165,7 +165,7 @@ int top_main(int argc, char** argv) {
     });
 
     Table t({"PID", "COOKIE", "FD", "LOCAL", "REMOTE", "IN/s", "PASS/s", "DROP/s", "REDIR/s",
-             "HELD", "INGRESS_Q", "IN", "PASSED", "DROPPED", "REDIRECTED"});
+             "QUEUED", "INGRESS_Q", "IN", "PASSED", "DROPPED", "REDIRECTED"});
     for (const Row& r : rows) {
       std::string fds;
       for (const auto& fd : r.psock["fds"]) fds += (fds.empty() ? "" : ",") + fd.dump();

@@ -34,7 +34,7 @@ while time.monotonic() < end and not sys.stdin.closed:
     time.sleep(0.01)
 """
 
-HEADER = ["PID", "COOKIE", "FD", "LOCAL", "REMOTE", "IN/s", "PASS/s", "DROP/s", "REDIR/s", "HELD",
+HEADER = ["PID", "COOKIE", "FD", "LOCAL", "REMOTE", "IN/s", "PASS/s", "DROP/s", "REDIR/s", "QUEUED",
           "INGRESS_Q", "IN", "PASSED", "DROPPED", "REDIRECTED"]
 
 
@@ -90,7 +90,7 @@ def main():
         # in went one way or the other (the PASS sends go out whole).
         rounds = passed // 1000
         if passed < 1000 or passed % 1000 or dropped not in (4 * rounds, 4 * rounds - 4) \
-                or total_in != passed + dropped + int(row["HELD"]) or int(row["REDIRECTED"]) \
+                or total_in != passed + dropped + int(row["QUEUED"]) or int(row["REDIRECTED"]) \
                 or row["INGRESS_Q"] != "0":
             fail(f"totals are not the traffic's bytes: {row}")
         # At most 100 rounds a second (and a refresh a little late): at least one round.
