@@ -74,6 +74,29 @@ std::vector<Row> rows() {
   drop.expect_p1 = frames[0] + frames[2] + frames[5];
   r.push_back(drop);
 
+  Row many{"3b length_prefix frames + pass: 100 frames in one write arrive intact"};
+  many.progs = {Parser::length_prefix, 0, 0, VerdictType::stream, Action::pass};
+  // Frames of one size: the kernel's parser, like its verdict, reads the
+  // header at the start of the skb, not of the frame (4.1), so only equal
+  // frames are cut the same way by both.
+  std::string hundred;
+  for (int i = 0; i < 100; ++i) hundred += frame("message " + std::to_string(100 + i));
+  many.writes = {hundred};
+  many.expect_p1 = hundred;
+  many.note = "sockmap_strp 'multiple packets'";
+  r.push_back(many);
+
+  Row part{"3c length_prefix frame + pass: a split header and body give nothing until whole"};
+  part.progs = many.progs;
+  const std::string whole = frame("hello world");
+  part.script = {kInsert,  write(whole.substr(0, 2)), sleep_ms(50),
+                 kRecv,    write(whole.substr(2, 5)), sleep_ms(50),
+                 kRecv,    write(whole.substr(7)),    sleep_ms(100),
+                 kRecvWait};
+  part.expect_probes = {kEagain, kEagain, recv_got(whole)};
+  part.note = "sockmap_strp 'partial read'";
+  r.push_back(part);
+
   Row f10{"4a parser fixed 10 + pass: one 20-byte write -> 20 bytes"};
   f10.progs = {Parser::fixed, 10, 0, VerdictType::stream, Action::pass};
   f10.writes = {pattern(20, 3)};
