@@ -91,8 +91,9 @@ DirSnapshot dir_snapshot(const PsockDirStats& s) noexcept {
 
 void rule_stats_count(const policy::Program& prog, int32_t rule, policy::Verdict v) noexcept {
   // The program this thread counted last: a send loop finds it without the lock.
-  thread_local const policy::Program* last = nullptr;
-  thread_local ProgCounters* last_counters = nullptr;
+  // initial-exec: a preloaded library's TLS must not allocate on first use.
+  [[gnu::tls_model("initial-exec")]] thread_local const policy::Program* last = nullptr;
+  [[gnu::tls_model("initial-exec")]] thread_local ProgCounters* last_counters = nullptr;
   ProgCounters* pc = last == &prog ? last_counters : find(prog, true);
   if (!pc) return;
   last = &prog;
