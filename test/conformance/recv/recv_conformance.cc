@@ -205,6 +205,8 @@ std::vector<Row> rows() {
   pr.progs.action = Action::redirect_egress;
   pr.expect_probes = {kEagain, kEagain};
   pr.expect_p1.clear();
+  // p1 enters rx before c2 enters redir: the kernel runs the old bytes at the
+  // first read, when the target is in place, so none is lost.
   pr.expect_p2 = early + late;
   r.push_back(pr);
 

@@ -63,7 +63,8 @@ struct Outcome {
   Reader p1, p2, c1, c2;
 };
 
-// Puts p1 into rx[0] and, when target >= 0, target into redir[0]. 0 or -errno.
+// Puts p1 into rx[0], then (when target >= 0) target into redir[0], in that
+// order. 0 or -errno.
 using Insert = std::function<int(int p1, int target)>;
 
 // Runs a row's traffic on fresh loopback connections c1<->p1 and c2<->p2:
