@@ -1,14 +1,12 @@
+// poll, ppoll, select and pselect over sockets with a psock.
 #include "core/skmsg_poll.h"
 
 #include <errno.h>
 
-#include <algorithm>
-#include <atomic>
-#include <mutex>
-#include <new>
 #include <vector>
 
-#include "core/psock.h"
+#include "core/poll_deadline.h"
+#include "core/psock_poll.h"
 #include "core/real.h"
 #include "core/registry.h"
 #include "core/skmsg_ingress.h"
@@ -18,6 +16,8 @@ namespace {
 
 constexpr short kReadEvents = POLLIN | POLLRDNORM;
 
+}  // namespace
+
 PsockRef psock_at(int fd) noexcept {
   Socket* s = registry::peek(fd);
   if (!s || !s->psock.load(std::memory_order_acquire)) return {};
@@ -25,31 +25,18 @@ PsockRef psock_at(int fd) noexcept {
   return r ? psock_get(r.get()) : PsockRef();
 }
 
-// An epoll registration of a psock's eventfd standing in for socket fd.
-struct Shadow {
-  int ep, fd, event_fd;
-  const Psock* psock;
-  uint64_t generation;
-  uint64_t data;  // the socket's event data, which the eventfd reports too
-};
-
-struct Shadows {
-  std::mutex lock;
-  std::vector<Shadow> list;
-  std::atomic<int> count{0};
-};
-
-Shadows& shadows() noexcept {
-  static Shadows* s = new Shadows;  // leaked on purpose: hooks run during exit
-  return *s;
+short psock_revents(Psock* p, short events) noexcept {
+  return static_cast<short>(sk_psock_poll(p) & (events | POLLHUP | POLLERR));
 }
-
-}  // namespace
 
 bool psock_poll_wanted(const pollfd* fds, nfds_t n) noexcept {
   for (nfds_t i = 0; i < n; ++i)
     if (Socket* s = registry::peek(fds[i].fd))
-      if (s->psock.load(std::memory_order_relaxed) && (fds[i].events & kReadEvents)) return true;
+      if (Psock* p = s->psock.load(std::memory_order_relaxed))
+        // Without read interest only an engine-read socket's POLLHUP differs.
+        if ((fds[i].events & kReadEvents) || p->progs.stream_verdict.load() ||
+            p->progs.skb_verdict.load())
+          return true;
   return false;
 }
 
@@ -57,37 +44,55 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
   struct Entry {
     nfds_t index;
     PsockRef psock;
+    bool rx;
   };
   std::vector<Entry> ps;
   std::vector<pollfd> all;
   try {
-    for (nfds_t i = 0; i < n; ++i)
-      if (fds[i].events & kReadEvents)
-        if (PsockRef p = psock_at(fds[i].fd)) ps.push_back({i, std::move(p)});
     all.assign(fds, fds + n);
+    for (nfds_t i = 0; i < n; ++i)
+      if (PsockRef p = psock_at(fds[i].fd)) {
+        bool rx = psock_rx(p.get());
+        if (!rx && !(fds[i].events & kReadEvents)) continue;
+        // The kernel is asked only for what the engine does not stand in for.
+        if (rx) all[i].events &= static_cast<short>(~kRxMasked);
+        ps.push_back({i, std::move(p), rx});
+      }
+    all.reserve(n + ps.size());
   } catch (...) {
     errno = ENOMEM;
     return -1;
   }
+  const PollDeadline deadline = poll_deadline(timeout);
+  const bool once = timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
   for (;;) {
     bool ready = false;
-    for (auto& e : ps) ready = ready || sk_psock_readable(e.psock.get());
+    for (auto& e : ps) ready = ready || psock_revents(e.psock.get(), fds[e.index].events) != 0;
     all.resize(n);
     if (!ready)
       for (auto& e : ps)
         if (int efd = ingress_event_fd(e.psock.get()); efd >= 0) all.push_back({efd, POLLIN, 0});
     const timespec zero{0, 0};
-    int r = real::ppoll(all.data(), all.size(), ready ? &zero : timeout, mask);
+    timespec left;
+    int r =
+        real::ppoll(all.data(), all.size(), ready ? &zero : poll_remaining(deadline, &left), mask);
     if (r < 0) return r;
-    int count = 0;
     for (nfds_t i = 0; i < n; ++i) fds[i].revents = all[i].revents;
-    for (auto& e : ps)
-      if (sk_psock_readable(e.psock.get()))
-        fds[e.index].revents |= static_cast<short>(fds[e.index].events & kReadEvents);
+    for (auto& e : ps) {
+      pollfd& f = fds[e.index];
+      if (e.rx) {
+        f.revents &= static_cast<short>(~kRxHidden);
+        // A hang-up the kernel reports on every call is the engine's to give:
+        // stop asking the kernel, or this loop would spin until it does.
+        if (f.revents == 0 && (all[e.index].revents & POLLHUP)) all[e.index].fd = -1;
+      }
+      f.revents |= psock_revents(e.psock.get(), f.events);
+    }
+    int count = 0;
     for (nfds_t i = 0; i < n; ++i) count += fds[i].revents != 0;
-    // Only an eventfd of a queue that another reader emptied woke us: wait again.
-    if (count == 0 && r > 0) continue;
-    return count;
+    // Otherwise only an eventfd woke us (another reader emptied the queue), or
+    // the kernel reported what is hidden: wait again for what is left.
+    if (count > 0 || once || (r == 0 && !ready) || poll_expired(deadline)) return count;
   }
 }
 
@@ -142,108 +147,6 @@ int psock_pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeou
     }
   }
   return count;
-}
-
-void psock_epoll_ctl(int ep, int op, int fd, const epoll_event* event) noexcept {
-  int saved = errno;
-  Shadows& sh = shadows();
-  if (op == EPOLL_CTL_DEL || op == EPOLL_CTL_MOD) {
-    std::lock_guard g(sh.lock);
-    auto it = std::find_if(sh.list.begin(), sh.list.end(),
-                           [&](const Shadow& s) { return s.ep == ep && s.fd == fd; });
-    if (it != sh.list.end()) {
-      if (op == EPOLL_CTL_DEL) {
-        real::epoll_ctl(ep, EPOLL_CTL_DEL, it->event_fd, nullptr);
-        sh.list.erase(it);
-        sh.count.fetch_sub(1, std::memory_order_relaxed);
-      } else {
-        epoll_event ev = *event;
-        ev.events &= EPOLLIN | EPOLLRDNORM | EPOLLET | EPOLLONESHOT;
-        real::epoll_ctl(ep, EPOLL_CTL_MOD, it->event_fd, &ev);
-        it->data = event->data.u64;
-      }
-      errno = saved;
-      return;
-    }
-  }
-  if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && event) {
-    if (PsockRef p = psock_at(fd)) {
-      int efd = ingress_event_fd(p.get());
-      epoll_event ev = *event;
-      ev.events &= EPOLLIN | EPOLLRDNORM | EPOLLET | EPOLLONESHOT;
-      std::lock_guard g(sh.lock);
-      if (efd >= 0 && real::epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev) == 0) {
-        try {
-          sh.list.push_back({ep, fd, efd, p.get(), p->generation.load(std::memory_order_relaxed),
-                             event->data.u64});
-          sh.count.fetch_add(1, std::memory_order_relaxed);
-        } catch (...) {
-          real::epoll_ctl(ep, EPOLL_CTL_DEL, efd, nullptr);
-        }
-      }
-    }
-  }
-  errno = saved;
-}
-
-bool psock_epoll_wanted(int ep) noexcept {
-  Shadows& sh = shadows();
-  if (sh.count.load(std::memory_order_relaxed) == 0) return false;
-  std::lock_guard g(sh.lock);
-  return std::any_of(sh.list.begin(), sh.list.end(), [&](const Shadow& s) { return s.ep == ep; });
-}
-
-int psock_epoll_fixup(int ep, epoll_event* events, int n) noexcept {
-  int saved = errno;
-  Shadows& sh = shadows();
-  std::lock_guard g(sh.lock);
-  int out = 0;
-  for (int i = 0; i < n; ++i) {
-    epoll_event ev = events[i];
-    // The stand-in of a psock that went away (socket closed, or out of its
-    // maps) is removed; its event counts only if the socket itself is ready.
-    auto it = std::find_if(sh.list.begin(), sh.list.end(),
-                           [&](const Shadow& s) { return s.ep == ep && s.data == ev.data.u64; });
-    if (it != sh.list.end()) {
-      Socket* sk = registry::peek(it->fd);
-      Psock* p = sk ? sk->psock.load(std::memory_order_acquire) : nullptr;
-      if (p != it->psock || p->generation.load(std::memory_order_relaxed) != it->generation) {
-        int fd = it->fd;
-        real::epoll_ctl(ep, EPOLL_CTL_DEL, it->event_fd, nullptr);
-        sh.list.erase(it);
-        sh.count.fetch_sub(1, std::memory_order_relaxed);
-        pollfd pf{fd, static_cast<short>(ev.events & (EPOLLIN | EPOLLOUT | EPOLLPRI)), 0};
-        if (!sk || real::poll(&pf, 1, 0) <= 0) continue;
-        ev.events = static_cast<uint32_t>(pf.revents);
-      }
-    }
-    bool merged = false;
-    for (int j = 0; j < out; ++j)
-      if (events[j].data.u64 == ev.data.u64) {
-        events[j].events |= ev.events;
-        merged = true;
-        break;
-      }
-    if (!merged) events[out++] = ev;
-  }
-  errno = saved;
-  return out;
-}
-
-void psock_poll_forget(int event_fd) noexcept {
-  Shadows& sh = shadows();
-  std::lock_guard g(sh.lock);
-  auto it = std::remove_if(sh.list.begin(), sh.list.end(), [&](const Shadow& s) {
-    if (s.event_fd != event_fd) return false;
-    real::epoll_ctl(s.ep, EPOLL_CTL_DEL, s.event_fd, nullptr);
-    return true;
-  });
-  sh.count.fetch_sub(static_cast<int>(sh.list.end() - it), std::memory_order_relaxed);
-  sh.list.erase(it, sh.list.end());
-}
-
-void skmsg_poll_after_fork_child() noexcept {
-  new (&shadows().lock) std::mutex();
 }
 
 }  // namespace sockshim

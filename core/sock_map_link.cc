@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/skmsg_poll.h"
 #include "core/sock_state.h"
 #include "core/socket.h"
 
@@ -136,6 +137,7 @@ int SockMapBase::link(Socket* sk, int fd, Psock** out) noexcept {
     psock_put(psock);
     return -EOPNOTSUPP;
   }
+  psock_poll_link(sk);
   *out = psock;
   return 0;
 }
@@ -171,6 +173,7 @@ void SockMapBase::unref(Psock* psock, const void* link_raw) noexcept {
       psock->rx = PsockRx::none;
     }
   }
+  psock_poll_link(psock->sk());
   psock_put(psock);
 }
 

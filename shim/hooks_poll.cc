@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 
+#include "core/poll_deadline.h"
 #include "core/skmsg_poll.h"
 #include "shim/hook.h"
 
@@ -22,16 +23,30 @@ timespec* ms_to_timespec(int timeout, timespec* ts) noexcept {
   return ts;
 }
 
-// epoll_wait on an instance holding psock stand-ins: merge and filter; a wait
-// that only saw stale stand-ins waits again.
+// An epoll wait while registrations carry the shim's tokens: fix up what the
+// kernel returned; a wait that only saw events the application must not see
+// waits again for what is left of its timeout.
 template <typename Wait>
-int epoll_wait_psock(int ep, epoll_event* events, Wait&& wait) noexcept {
+[[gnu::noinline]] int epoll_wait_psock(epoll_event* events, const timespec* timeout,
+                                       Wait&& wait) noexcept {
+  const PollDeadline deadline = poll_deadline(timeout);
+  const bool once = timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
+  const timespec* left = timeout;
+  timespec rest;
   for (;;) {
-    int r = wait();
-    if (r <= 0 || !psock_epoll_wanted(ep)) return r;
-    int n = psock_epoll_fixup(ep, events, r);
-    if (n > 0) return n;
+    int r = wait(left);
+    if (r <= 0) return r;
+    int n = psock_epoll_fixup(events, r);
+    if (n > 0 || once) return n;
+    left = poll_remaining(deadline, &rest);
+    if (left && left->tv_sec == 0 && left->tv_nsec == 0) return 0;
   }
+}
+
+// An epoll_wait timeout in milliseconds, rounded up, as the kernel rounds it.
+int to_ms(const timespec* t) noexcept {
+  if (!t) return -1;
+  return static_cast<int>(t->tv_sec * 1000 + (t->tv_nsec + 999999) / 1000000);
 }
 
 }  // namespace
@@ -86,33 +101,51 @@ SOCKSHIM_HOOK int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec
 }
 
 SOCKSHIM_HOOK int epoll_create(int size) {
-  return real::epoll_create(size);
+  int ep = real::epoll_create(size);
+  if (ep >= 0 && psock_epoll_wanted()) [[unlikely]]
+    psock_epoll_created(ep);
+  return ep;
 }
 
 SOCKSHIM_HOOK int epoll_create1(int flags) {
-  return real::epoll_create1(flags);
+  int ep = real::epoll_create1(flags);
+  if (ep >= 0 && psock_epoll_wanted()) [[unlikely]]
+    psock_epoll_created(ep);
+  return ep;
 }
 
 SOCKSHIM_HOOK int epoll_ctl(int ep, int op, int fd, epoll_event* event) {
-  int r = real::epoll_ctl(ep, op, fd, event);
-  if (r == 0)
-    if (Socket* s = registry::peek(fd); s && s->psock.load(std::memory_order_relaxed)) [[unlikely]]
-      psock_epoll_ctl(ep, op, fd, event);
-  return r;
+  if (registry::peek(fd)) [[unlikely]]
+    return psock_epoll_ctl(ep, op, fd, event);
+  return real::epoll_ctl(ep, op, fd, event);
 }
 
 SOCKSHIM_HOOK int epoll_wait(int ep, epoll_event* events, int max, int timeout) {
-  return epoll_wait_psock(ep, events, [&] { return real::epoll_wait(ep, events, max, timeout); });
+  if (psock_epoll_wanted()) [[unlikely]] {
+    timespec ts;
+    return epoll_wait_psock(events, ms_to_timespec(timeout, &ts), [&](const timespec* t) {
+      return real::epoll_wait(ep, events, max, to_ms(t));
+    });
+  }
+  return real::epoll_wait(ep, events, max, timeout);
 }
 
 SOCKSHIM_HOOK int epoll_pwait(int ep, epoll_event* events, int max, int timeout,
                               const sigset_t* mask) {
-  return epoll_wait_psock(ep, events,
-                          [&] { return real::epoll_pwait(ep, events, max, timeout, mask); });
+  if (psock_epoll_wanted()) [[unlikely]] {
+    timespec ts;
+    return epoll_wait_psock(events, ms_to_timespec(timeout, &ts), [&](const timespec* t) {
+      return real::epoll_pwait(ep, events, max, to_ms(t), mask);
+    });
+  }
+  return real::epoll_pwait(ep, events, max, timeout, mask);
 }
 
 SOCKSHIM_HOOK int epoll_pwait2(int ep, epoll_event* events, int max, const timespec* timeout,
                                const sigset_t* mask) {
-  return epoll_wait_psock(ep, events,
-                          [&] { return real::epoll_pwait2(ep, events, max, timeout, mask); });
+  if (psock_epoll_wanted()) [[unlikely]]
+    return epoll_wait_psock(events, timeout, [&](const timespec* t) {
+      return real::epoll_pwait2(ep, events, max, t, mask);
+    });
+  return real::epoll_pwait2(ep, events, max, timeout, mask);
 }

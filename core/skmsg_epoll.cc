@@ -1,0 +1,361 @@
+// epoll over sockets with a psock: the record of the application's
+// registrations (core/epoll_watch.h), what is installed for each while its
+// socket has a psock, and the fix-up of what epoll_wait returns.
+//
+// Lock order: the records' lock is taken last. Nothing under it reaches
+// psock_ext() or sk_psock_poll(): psock_poll_forget() runs under the
+// psock_ext table's lock and takes the records' lock.
+#include <errno.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/epoll_watch.h"
+#include "core/loaded_policy.h"
+#include "core/psock_poll.h"
+#include "core/real.h"
+#include "core/registry.h"
+#include "core/skmsg_ingress.h"
+#include "core/skmsg_poll.h"
+
+namespace sockshim {
+namespace {
+
+constexpr uint32_t kFlags = EPOLLET | EPOLLONESHOT | EPOLLWAKEUP | EPOLLEXCLUSIVE;
+constexpr uint32_t kOwnBits =
+    EPOLLOUT | EPOLLWRNORM | EPOLLWRBAND | EPOLLPRI | EPOLLRDBAND | EPOLLMSG;
+
+// A socket's psock as its registrations need it, found outside the records' lock.
+struct PsockState {
+  PsockRef ref;
+  int event_fd = -1;
+  bool rx = false;
+};
+
+PsockState psock_state(Socket* sk, uint64_t cookie) noexcept {
+  PsockState s;
+  if (sk->cookie != cookie) return s;
+  s.ref = psock_get(sk);
+  if (s.ref && sk->cookie != cookie) s.ref.reset();
+  if (!s.ref) return s;
+  s.event_fd = ingress_event_fd(s.ref.get());
+  s.rx = psock_rx(s.ref.get());
+  return s;
+}
+
+// The socket's own registration: the application's, or while a psock stands
+// in for its receive side, without that side; disarmed after EPOLLONESHOT fired.
+epoll_event own_event(const EpollWatch& w) noexcept {
+  epoll_event ev{};
+  ev.events = w.events;
+  ev.data.u64 = w.psock ? w.token | kWatchOwn : w.data;
+  if (w.rx) {
+    ev.events &= ~static_cast<uint32_t>(kRxMasked);
+    // Left with nothing but the hang-up the kernel reports unasked, the
+    // registration would report it on every wait while the engine holds it
+    // back: once per change is enough.
+    if (!(ev.events & kOwnBits)) ev.events |= EPOLLET;
+  }
+  if (w.fired) ev.events &= kFlags;
+  return ev;
+}
+
+bool wants_shadow(const EpollWatch& w) noexcept {
+  return w.psock && (w.rx || (w.events & (EPOLLIN | EPOLLRDNORM)));
+}
+
+epoll_event shadow_event(const EpollWatch& w) noexcept {
+  epoll_event ev{};
+  ev.events = w.fired ? EPOLLONESHOT : EPOLLIN | (w.events & (EPOLLET | EPOLLONESHOT));
+  ev.data.u64 = w.token;
+  return ev;
+}
+
+void drop_shadow(EpollWatch& w) noexcept {
+  if (w.shadow_fd < 0) return;
+  real::epoll_ctl(w.ep, EPOLL_CTL_DEL, w.shadow_fd, nullptr);
+  w.shadow_fd = -1;
+}
+
+// Installs the shadow w needs (or removes it), after w's fields changed.
+void sync_shadow(EpollWatch& w, int event_fd) noexcept {
+  if (!wants_shadow(w) || event_fd < 0) {
+    drop_shadow(w);
+    return;
+  }
+  epoll_event ev = shadow_event(w);
+  if (w.shadow_fd == event_fd) {
+    real::epoll_ctl(w.ep, EPOLL_CTL_MOD, event_fd, &ev);
+    return;
+  }
+  drop_shadow(w);
+  // EEXIST: a dup of the socket registered in the same ep already has it;
+  // that registration reports the psock.
+  if (real::epoll_ctl(w.ep, EPOLL_CTL_ADD, event_fd, &ev) == 0) w.shadow_fd = event_fd;
+}
+
+// Brings what ep holds for w in line with the socket's psock. False when the
+// application's registration is gone (the record should go).
+bool apply(EpollWatch& w, const PsockState& ps) noexcept {
+  const Psock* p = ps.ref.get();
+  uint64_t gen = p ? p->generation.load(std::memory_order_relaxed) : 0;
+  if (w.psock == p && w.generation == gen && w.rx == ps.rx) {
+    sync_shadow(w, ps.event_fd);
+    return true;
+  }
+  EpollWatch next = w;
+  next.psock = p;
+  next.generation = gen;
+  next.rx = p && ps.rx;
+  epoll_event ev = own_event(next);
+  if (real::epoll_ctl(w.ep, EPOLL_CTL_MOD, w.fd, &ev) != 0) {
+    // EINVAL (an EPOLLEXCLUSIVE registration cannot change): left as it is.
+    if (errno != ENOENT && errno != EBADF) return true;
+    drop_shadow(w);
+    return false;
+  }
+  if (w.shadow_fd >= 0 && (w.psock != p || w.generation != gen)) drop_shadow(w);
+  w.psock = next.psock;
+  w.generation = next.generation;
+  w.rx = next.rx;
+  sync_shadow(w, ps.event_fd);
+  return true;
+}
+
+// Whether epoll_ctl on a socket is recorded: only while a policy (which alone
+// makes psocks) is loaded, so a program without one pays nothing.
+bool recording() noexcept {
+  return current_policy() != nullptr;
+}
+
+}  // namespace
+
+int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
+  EpollWatches& ws = epoll_watches();
+  Socket* sk = registry::peek(fd);
+  const bool record = sk && recording();
+  if (!record && ws.count.load(std::memory_order_relaxed) == 0)
+    return real::epoll_ctl(ep, op, fd, event);
+  const uint64_t cookie = sk ? sk->cookie : 0;
+  PsockState ps = sk && op != EPOLL_CTL_DEL ? psock_state(sk, cookie) : PsockState();
+  std::lock_guard g(ws.lock);
+  EpollWatch* w = ws.find(ep, fd);
+  int saved;
+  if (op == EPOLL_CTL_DEL || !event) {
+    int r = real::epoll_ctl(ep, op, fd, event);
+    saved = errno;
+    if (r == 0 && w) {
+      drop_shadow(*w);
+      ws.erase(w);
+    }
+    errno = saved;
+    return r;
+  }
+  if (op == EPOLL_CTL_ADD && w) {
+    // The registration it recorded went with its socket or its epoll instance.
+    saved = errno;
+    drop_shadow(*w);
+    ws.erase(w);
+    errno = saved;
+    w = nullptr;
+  }
+  const bool fresh = !w;
+  if (fresh && (!record || !(w = ws.insert(ep, fd, sk, cookie))))
+    return real::epoll_ctl(ep, op, fd, event);
+  EpollWatch next = *w;
+  next.events = event->events;
+  next.data = event->data.u64;
+  next.fired = false;
+  next.psock = ps.ref.get();
+  next.generation = ps.ref ? ps.ref->generation.load(std::memory_order_relaxed) : 0;
+  next.rx = ps.ref && ps.rx;
+  epoll_event ev = own_event(next);
+  int r = real::epoll_ctl(ep, op, fd, &ev);
+  saved = errno;
+  if (r != 0) {
+    if (fresh) ws.erase(w);
+  } else {
+    if (w->psock != next.psock || w->generation != next.generation) drop_shadow(*w);
+    next.shadow_fd = w->shadow_fd;
+    *w = next;
+    sync_shadow(*w, ps.event_fd);
+  }
+  errno = saved;
+  return r;
+}
+
+bool psock_epoll_wanted() noexcept {
+  return epoll_watches().count.load(std::memory_order_relaxed) != 0;
+}
+
+namespace {
+
+// One watch seen in an epoll_wait result: what its record said then, and what
+// its events add up to.
+struct Seen {
+  EpollWatch w;
+  uint32_t own = 0;  // the socket's own registration reported these
+  uint32_t report = 0;
+  int first = -1;  // index of its first event
+};
+
+// The events the application gets for s, from the kernel's bits and its psock.
+// Sets *stale when the record no longer matches the socket's psock.
+uint32_t evaluate(const Seen& s, bool* stale) noexcept {
+  const EpollWatch& w = s.w;
+  PsockRef p;
+  if (w.sk && w.sk->cookie == w.cookie) {
+    p = psock_get(w.sk);
+    if (p && w.sk->cookie != w.cookie) p.reset();
+  }
+  const bool rx = p && psock_rx(p.get());
+  uint32_t bits = s.own;
+  *stale = p.get() != w.psock ||
+           (p && (p->generation.load(std::memory_order_relaxed) != w.generation || rx != w.rx));
+  if (*stale) {
+    // What ep reported was installed for another state: ask the kernel now.
+    bits = 0;
+    pollfd pf{w.fd, static_cast<short>(w.events & ~kFlags), 0};
+    if (registry::peek(w.fd) == w.sk && real::poll(&pf, 1, 0) > 0)
+      bits = static_cast<uint16_t>(pf.revents);
+  }
+  if (rx) bits &= ~static_cast<uint32_t>(kRxHidden);
+  if (p) bits |= static_cast<uint16_t>(psock_revents(p.get(), static_cast<short>(w.events)));
+  return bits & (w.events | EPOLLHUP | EPOLLERR) & ~kFlags;
+}
+
+}  // namespace
+
+int psock_epoll_fixup(epoll_event* events, int n) noexcept {
+  int i0 = 0;
+  while (i0 < n && !is_watch_token(events[i0].data.u64)) ++i0;
+  if (i0 == n) return n;
+  EpollWatches& ws = epoll_watches();
+  int saved = errno;
+  std::vector<Seen> seen;
+  std::vector<int> owner(static_cast<size_t>(n), -1);  // event -> seen, -2 dropped
+  try {
+    seen.reserve(static_cast<size_t>(n - i0));
+    std::lock_guard g(ws.lock);
+    for (int i = i0; i < n; ++i) {
+      uint64_t token = events[i].data.u64;
+      if (!is_watch_token(token)) continue;
+      EpollWatch* w = ws.find_token(token);
+      if (!w) {
+        owner[i] = -2;  // a registration already removed
+        continue;
+      }
+      auto it = std::find_if(seen.begin(), seen.end(),
+                             [&](const Seen& s) { return s.w.token == w->token; });
+      if (it == seen.end()) it = seen.insert(seen.end(), Seen{*w, 0, 0, i});
+      owner[i] = static_cast<int>(it - seen.begin());
+      if (token & kWatchOwn) it->own |= events[i].events;
+    }
+  } catch (...) {
+    errno = saved;
+    return n;  // no memory: give the events as they are rather than none
+  }
+  std::vector<Socket*> resync;
+  for (Seen& s : seen) {
+    bool stale;
+    s.report = evaluate(s, &stale);
+    if (stale && s.w.sk) {
+      try {
+        resync.push_back(s.w.sk);
+      } catch (...) {
+      }
+    }
+  }
+  {
+    std::lock_guard g(ws.lock);
+    for (Seen& s : seen) {
+      EpollWatch* w = ws.find_token(s.w.token);
+      if (!w || w->fired) {
+        s.report = 0;
+        continue;
+      }
+      if (!(w->events & EPOLLONESHOT)) continue;
+      // EPOLLONESHOT: one report until the application rearms; the kernel
+      // disarmed the registration that fired, the other is disarmed here. One
+      // that fired for nothing the application sees is armed again.
+      if (s.report) w->fired = true;
+      epoll_event own = own_event(*w);
+      real::epoll_ctl(w->ep, EPOLL_CTL_MOD, w->fd, &own);
+      if (w->shadow_fd >= 0) {
+        epoll_event sh = shadow_event(*w);
+        real::epoll_ctl(w->ep, EPOLL_CTL_MOD, w->shadow_fd, &sh);
+      }
+    }
+  }
+  int out = 0;
+  for (int i = 0; i < n; ++i) {
+    if (owner[i] == -1) {
+      events[out++] = events[i];
+      continue;
+    }
+    if (owner[i] < 0) continue;
+    const Seen& s = seen[static_cast<size_t>(owner[i])];
+    if (s.first != i || !s.report) continue;
+    events[out].events = s.report;
+    events[out].data.u64 = s.w.data;
+    ++out;
+  }
+  for (Socket* sk : resync) psock_poll_link(sk);
+  errno = saved;
+  return out;
+}
+
+void psock_poll_link(Socket* sk) noexcept {
+  EpollWatches& ws = epoll_watches();
+  if (ws.count.load(std::memory_order_relaxed) == 0) return;
+  int saved = errno;
+  PsockState ps = psock_state(sk, sk->cookie);
+  {
+    std::lock_guard g(ws.lock);
+    auto [lo, hi] = ws.by_sk.equal_range(sk);
+    std::vector<EpollWatch*> gone;
+    for (auto it = lo; it != hi; ++it) {
+      EpollWatch& w = *it->second;
+      // A record of an earlier socket at this address: its registrations went with it.
+      if (w.cookie != sk->cookie || !apply(w, ps)) {
+        drop_shadow(w);
+        try {
+          gone.push_back(&w);
+        } catch (...) {
+        }
+      }
+    }
+    for (EpollWatch* w : gone) ws.erase(w);
+  }
+  errno = saved;
+}
+
+void psock_poll_forget(int event_fd) noexcept {
+  EpollWatches& ws = epoll_watches();
+  if (ws.count.load(std::memory_order_relaxed) == 0) return;
+  std::lock_guard g(ws.lock);
+  for (auto& [key, w] : ws.by_key)
+    if (w.shadow_fd == event_fd) drop_shadow(w);
+}
+
+void psock_epoll_created(int ep) noexcept {
+  EpollWatches& ws = epoll_watches();
+  if (ws.count.load(std::memory_order_relaxed) == 0) return;
+  std::lock_guard g(ws.lock);
+  std::vector<EpollWatch*> stale;
+  for (auto& [key, w] : ws.by_key)
+    if (w.ep == ep) {
+      try {
+        stale.push_back(&w);
+      } catch (...) {
+      }
+    }
+  // Their registrations died with the old instance; only the records remain.
+  for (EpollWatch* w : stale) ws.erase(w);
+}
+
+void skmsg_poll_after_fork_child() noexcept {
+  epoll_watches_after_fork_child();
+}
+
+}  // namespace sockshim
