@@ -398,6 +398,18 @@ static void* insert_then_send(void* arg) {
   return NULL;
 }
 
+static void check_blocked_before_insertion(void) {
+  int ep = ep_add(R, EPOLLIN, 9);
+  pthread_t t;
+  pthread_create(&t, NULL, insert_then_send, NULL);
+  int e = ep_once(EPOLL_WAIT, ep, 9, 3000);
+  pthread_join(t, NULL);
+  CHECK(e == EPOLLIN, "blocked before insertion: %#x", e);
+  drain();
+  close(ep);
+  printf("ok wait blocked before insertion\n");
+}
+
 // EPOLLRDHUP: reported once the peer's FIN is due, not before.
 static void check_rdhup(enum Call c) {
   if (mode == DROP) return;
@@ -472,6 +484,26 @@ static void check_fork(void) {
   printf("ok fork child\n");
 }
 
+// R closed while registered, with bytes queued: the kernel drops its
+// registration with the last fd; its shadow must not report it (nor spin).
+static void check_closed_while_registered(void) {
+  const uint64_t data = 0xc105ed;
+  int ep = ep_add(R, EPOLLIN, data);
+  if (mode != DROP) {
+    arrive("gone");
+    CHECK(ep_once(EPOLL_WAIT, ep, data, 2000) == EPOLLIN, "closed: not readable before the close");
+  }
+  close(R);
+  struct epoll_event out[4];
+  double t0 = now_ms();
+  int r = epoll_wait(ep, out, 4, 300);
+  double took = now_ms() - t0;
+  CHECK(r == 0 && took >= 295, "closed: epoll_wait gave %d (data %#llx) after %.0f ms", r,
+        r > 0 ? (unsigned long long)out[0].data.u64 : 0ULL, took);
+  close(ep);
+  printf("ok closed while registered\n");
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) DIE("usage: readiness_probe msg|pass|redirect|drop");
   const char* names[] = {"msg", "pass", "redirect", "drop"};
@@ -504,20 +536,19 @@ int main(int argc, char** argv) {
   check_fork();
   check_removed();
 
-  // A fresh pair: a wait that blocked before R entered its map, then the FIN.
-  close(a1), close(b1), close(a2), close(b2);
-  connect_pairs();
-  if (mode != DROP) {
-    int ep = ep_add(R, EPOLLIN, 9);
-    pthread_t t;
-    pthread_create(&t, NULL, insert_then_send, NULL);
-    int e = ep_once(EPOLL_WAIT, ep, 9, 3000);
-    pthread_join(t, NULL);
-    CHECK(e == EPOLLIN, "blocked before insertion: %#x", e);
-    drain();
-    close(ep);
-    printf("ok wait blocked before insertion\n");
-    for (int c = EPOLL_WAIT; c <= EPOLL_WAIT; ++c) check_rdhup((enum Call)c);
+  // Fresh pairs: a wait that blocked before R entered its map; the FIN under
+  // each epoll call; a close while registered.
+  for (int c = EPOLL_WAIT; c <= NCALLS; ++c) {
+    close(a1), close(b1), close(a2), close(b2);
+    connect_pairs();
+    if (c == EPOLL_WAIT && mode != DROP)
+      check_blocked_before_insertion();
+    else
+      insert_all();
+    if (c < NCALLS)
+      check_rdhup((enum Call)c);
+    else
+      check_closed_while_registered();
   }
   printf(failures ? "FAILED: %d\n" : "PASS\n", failures);
   return failures ? 1 : 0;
