@@ -52,6 +52,9 @@ struct EpollWatches {
   std::unordered_multimap<const Socket*, EpollWatch*> by_sk;
   uint64_t next_id = 0;
   std::atomic<int> count{0};  // records
+  // Set for good once a registration carried a token: from then on every epoll
+  // wait looks for them (one that raced with a record's removal included).
+  std::atomic<bool> tokens_used{false};
 
   static uint64_t key(int ep, int fd) noexcept {
     return static_cast<uint64_t>(static_cast<uint32_t>(ep)) << 32 | static_cast<uint32_t>(fd);

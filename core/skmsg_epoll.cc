@@ -46,6 +46,7 @@ PsockState psock_state(Socket* sk, uint64_t cookie) noexcept {
 // The socket's own registration: the application's, or while a psock stands
 // in for its receive side, without that side; disarmed after EPOLLONESHOT fired.
 epoll_event own_event(const EpollWatch& w) noexcept {
+  if (w.psock) epoll_watches().tokens_used.store(true, std::memory_order_relaxed);
   epoll_event ev{};
   ev.events = w.events;
   ev.data.u64 = w.psock ? w.token | kWatchOwn : w.data;
@@ -151,14 +152,16 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
     errno = saved;
     return r;
   }
-  if (op == EPOLL_CTL_ADD && w) {
-    // The registration it recorded went with its socket or its epoll instance.
+  // An ADD over a record: if the kernel takes it, the registration recorded
+  // went with its epoll instance (the record is reused) or with its socket.
+  if (op == EPOLL_CTL_ADD && w && (w->sk != sk || w->cookie != cookie)) {
     saved = errno;
     drop_shadow(*w);
     ws.erase(w);
     errno = saved;
     w = nullptr;
   }
+  const bool stale = op == EPOLL_CTL_ADD && w;
   const bool fresh = !w;
   if (fresh && (!record || !(w = ws.insert(ep, fd, sk, cookie))))
     return real::epoll_ctl(ep, op, fd, event);
@@ -175,7 +178,7 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
   if (r != 0) {
     if (fresh) ws.erase(w);
   } else {
-    if (w->psock != next.psock || w->generation != next.generation) drop_shadow(*w);
+    if (stale || w->psock != next.psock || w->generation != next.generation) drop_shadow(*w);
     next.shadow_fd = w->shadow_fd;
     *w = next;
     sync_shadow(*w, ps.event_fd);
@@ -185,7 +188,7 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
 }
 
 bool psock_epoll_wanted() noexcept {
-  return epoll_watches().count.load(std::memory_order_relaxed) != 0;
+  return epoll_watches().tokens_used.load(std::memory_order_relaxed);
 }
 
 namespace {

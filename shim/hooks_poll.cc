@@ -102,15 +102,13 @@ SOCKSHIM_HOOK int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec
 
 SOCKSHIM_HOOK int epoll_create(int size) {
   int ep = real::epoll_create(size);
-  if (ep >= 0 && psock_epoll_wanted()) [[unlikely]]
-    psock_epoll_created(ep);
+  if (ep >= 0) psock_epoll_created(ep);
   return ep;
 }
 
 SOCKSHIM_HOOK int epoll_create1(int flags) {
   int ep = real::epoll_create1(flags);
-  if (ep >= 0 && psock_epoll_wanted()) [[unlikely]]
-    psock_epoll_created(ep);
+  if (ep >= 0) psock_epoll_created(ep);
   return ep;
 }
 
