@@ -152,6 +152,16 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
     errno = saved;
     return r;
   }
+  if (op == EPOLL_CTL_MOD && w && !w->psock && !ps.ref) {
+    // The common case of a socket outside every map: the record follows.
+    int r = real::epoll_ctl(ep, op, fd, event);
+    if (r == 0) {
+      w->events = event->events;
+      w->data = event->data.u64;
+      w->fired = false;
+    }
+    return r;
+  }
   // An ADD over a record: if the kernel takes it, the registration recorded
   // went with its epoll instance (the record is reused) or with its socket.
   if (op == EPOLL_CTL_ADD && w && (w->sk != sk || w->cookie != cookie)) {
