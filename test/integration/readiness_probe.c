@@ -321,6 +321,11 @@ static void check_epoll_modes(enum Call c) {
   e1 = ep_once(c, ep, data, 2000);
   e2 = ep_once(c, ep, data, 200);
   CHECK(e1 > 0 && (e1 & EPOLLIN) && e2 == 0, "%s ET: %#x then %#x", n, e1, e2);
+  // The kernel reports an edge per arrival even when the reader left bytes.
+  // The shim's eventfd changes only when the queue goes from empty to not.
+  arrive("etx");
+  e2 = ep_once(c, ep, data, 300);
+  if (e2 != EPOLLIN) printf("KNOWN %s ET: no edge for an arrival onto unread bytes (%#x)\n", n, e2);
   drain();
   arrive("et2");
   e1 = ep_once(c, ep, data, 2000);
@@ -345,6 +350,20 @@ static void check_epoll_modes(enum Call c) {
   CHECK(ep_once(c, ep, data, 100) == 0, "%s ONESHOT: reported after the read", n);
   close(ep);
   printf("ok %s EPOLLONESHOT\n", n);
+
+  // A dup of the epoll fd reports the same registrations, with their data.
+  ep = ep_add(R, EPOLLIN, data);
+  int dup_ep = dup(ep);
+  arrive("dup");
+  e1 = ep_once(c, dup_ep, data, 2000);
+  CHECK(e1 == EPOLLIN, "%s dup'd epoll fd: %#x", n, e1);
+  close(ep);
+  e1 = ep_once(c, dup_ep, data, 0);
+  CHECK(e1 == EPOLLIN, "%s dup'd epoll fd, original closed: %#x", n, e1);
+  drain();
+  CHECK(ep_once(c, dup_ep, data, 100) == 0, "%s dup'd epoll fd: reported after the read", n);
+  close(dup_ep);
+  printf("ok %s dup'd epoll fd\n", n);
 
   // EPOLLOUT is the kernel's, with or without the shim.
   ep = ep_add(R, EPOLLIN | EPOLLOUT, data);
