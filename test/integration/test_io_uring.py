@@ -8,6 +8,7 @@ usage: test_io_uring.py URING_PROBE
 """
 
 import os
+import select
 import subprocess
 import sys
 import time
@@ -23,6 +24,12 @@ require('http').createServer((q, r) => r.end('hello from node'))
 """
 LOG_LINE = "io_uring_setup refused (ENOSYS) while a policy is loaded"
 
+
+
+def first_line(proc, timeout=20):
+    """The first line proc prints, or "" when it prints none within timeout."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().decode().strip() if ready else ""
 
 def probe(binary, mode, **extra):
     env = harness.environment(mode, **extra)
@@ -66,8 +73,9 @@ def node_rings(mode, **extra):
     proc = subprocess.Popen(["node", "-e", NODE_SERVER, str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        if proc.stdout.readline().decode().strip() != "listening":
-            harness.fail(f"{mode}: node did not start: {proc.stderr.read().decode()[-800:]}")
+        if first_line(proc) != "listening":
+            proc.kill()
+            harness.fail(f"{mode}: node did not start: {proc.communicate()[1].decode()[-800:]}")
         deadline = time.monotonic() + 20
         while True:
             try:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import random
+import select
 import socket
 import subprocess
 import sys
@@ -34,6 +35,12 @@ CONNECTIONS = 6
 DEADLINE = 90  # seconds for one run's client work
 TIMEOUT = 30  # seconds any one socket operation may wait
 
+
+
+def first_line(proc, timeout=20):
+    """The first line proc prints, or "" when it prints none within timeout."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().decode().strip() if ready else ""
 
 def server_argv(kind, port):
     if kind == "node":
@@ -212,9 +219,10 @@ def scenario(kind, policy, mode, directory):
                               stderr=subprocess.PIPE)
     conns = []
     try:
-        if server.stdout.readline().decode().strip() != "listening":
+        if first_line(server) != "listening":
+            server.kill()
             harness.fail(f"{mode}: {kind} server did not start: "
-                         f"{server.stderr.read().decode()[-800:]}")
+                         f"{server.communicate()[1].decode()[-800:]}")
         reports, conns = run_clients(kind, port)
         if kind == "node":
             reports.append(curl_post(port, directory))
