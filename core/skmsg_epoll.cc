@@ -28,6 +28,7 @@ constexpr uint32_t kOwnBits =
 // A socket's psock as its registrations need it, found outside the records' lock.
 struct PsockState {
   PsockRef ref;
+  uint64_t generation = 0;
   int event_fd = -1;
   bool rx = false;
 };
@@ -38,6 +39,7 @@ PsockState psock_state(Socket* sk, uint64_t cookie) noexcept {
   s.ref = psock_get(sk);
   if (s.ref && sk->cookie != cookie) s.ref.reset();
   if (!s.ref) return s;
+  s.generation = s.ref->generation.load(std::memory_order_relaxed);
   s.event_fd = ingress_event_fd(s.ref.get());
   s.rx = psock_rx(s.ref.get());
   return s;
@@ -123,6 +125,14 @@ bool apply(EpollWatch& w, const PsockState& ps) noexcept {
   return true;
 }
 
+// True when sk's psock is no longer the one (or in the state) ps describes.
+bool changed_since(Socket* sk, const PsockState& ps) noexcept {
+  Psock* now = sk->psock.load(std::memory_order_acquire);
+  if (now != ps.ref.get()) return true;
+  return now && (now->generation.load(std::memory_order_relaxed) != ps.generation ||
+                 psock_rx(now) != ps.rx);
+}
+
 // Whether epoll_ctl on a socket is recorded: only while a policy (which alone
 // makes psocks) is loaded, so a program without one pays nothing.
 bool recording() noexcept {
@@ -131,14 +141,11 @@ bool recording() noexcept {
 
 }  // namespace
 
-int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
-  EpollWatches& ws = epoll_watches();
-  Socket* sk = registry::peek(fd);
-  const bool record = sk && recording();
-  if (!record && ws.count.load(std::memory_order_relaxed) == 0)
-    return real::epoll_ctl(ep, op, fd, event);
-  const uint64_t cookie = sk ? sk->cookie : 0;
-  PsockState ps = sk && op != EPOLL_CTL_DEL ? psock_state(sk, cookie) : PsockState();
+namespace {
+
+// epoll_ctl with ps, sk's psock as read just before, under the records' lock.
+int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Socket* sk,
+               uint64_t cookie, bool record, const PsockState& ps) noexcept {
   std::lock_guard g(ws.lock);
   EpollWatch* w = ws.find(ep, fd);
   int saved;
@@ -194,6 +201,23 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
     sync_shadow(*w, ps.event_fd);
   }
   errno = saved;
+  return r;
+}
+
+}  // namespace
+
+int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
+  EpollWatches& ws = epoll_watches();
+  Socket* sk = registry::peek(fd);
+  const bool record = sk && recording();
+  if (!record && ws.count.load(std::memory_order_relaxed) == 0)
+    return real::epoll_ctl(ep, op, fd, event);
+  const uint64_t cookie = sk ? sk->cookie : 0;
+  PsockState ps = sk && op != EPOLL_CTL_DEL ? psock_state(sk, cookie) : PsockState();
+  int r = record_ctl(ws, ep, op, fd, event, sk, cookie, record, ps);
+  // The socket entered or left a map while this ran: its psock_poll_link may
+  // have come before the record.
+  if (r == 0 && record && op != EPOLL_CTL_DEL && changed_since(sk, ps)) psock_poll_link(sk);
   return r;
 }
 
@@ -322,23 +346,28 @@ void psock_poll_link(Socket* sk) noexcept {
   EpollWatches& ws = epoll_watches();
   if (ws.count.load(std::memory_order_relaxed) == 0) return;
   int saved = errno;
-  PsockState ps = psock_state(sk, sk->cookie);
-  {
-    std::lock_guard g(ws.lock);
-    auto [lo, hi] = ws.by_sk.equal_range(sk);
-    std::vector<EpollWatch*> gone;
-    for (auto it = lo; it != hi; ++it) {
-      EpollWatch& w = *it->second;
-      // A record of an earlier socket at this address: its registrations went with it.
-      if (w.cookie != sk->cookie || !apply(w, ps)) {
-        drop_shadow(w);
-        try {
-          gone.push_back(&w);
-        } catch (...) {
+  // The state is read before the lock: one that changed meanwhile (a link or
+  // unlink racing with this one) is applied again.
+  for (int round = 0; round < 4; ++round) {
+    PsockState ps = psock_state(sk, sk->cookie);
+    {
+      std::lock_guard g(ws.lock);
+      auto [lo, hi] = ws.by_sk.equal_range(sk);
+      std::vector<EpollWatch*> gone;
+      for (auto it = lo; it != hi; ++it) {
+        EpollWatch& w = *it->second;
+        // A record of an earlier socket at this address: its registrations went with it.
+        if (w.cookie != sk->cookie || !apply(w, ps)) {
+          drop_shadow(w);
+          try {
+            gone.push_back(&w);
+          } catch (...) {
+          }
         }
       }
+      for (EpollWatch* w : gone) ws.erase(w);
     }
-    for (EpollWatch* w : gone) ws.erase(w);
+    if (!changed_since(sk, ps)) break;
   }
   errno = saved;
 }

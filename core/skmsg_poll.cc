@@ -34,8 +34,9 @@ bool psock_poll_wanted(const pollfd* fds, nfds_t n) noexcept {
     if (Socket* s = registry::peek(fds[i].fd))
       if (Psock* p = s->psock.load(std::memory_order_relaxed))
         // Without read interest only an engine-read socket's POLLHUP differs.
-        if ((fds[i].events & kReadEvents) || p->progs.stream_verdict.load() ||
-            p->progs.skb_verdict.load())
+        if ((fds[i].events & kReadEvents) ||
+            p->progs.stream_verdict.load(std::memory_order_relaxed) ||
+            p->progs.skb_verdict.load(std::memory_order_relaxed))
           return true;
   return false;
 }
