@@ -12,12 +12,6 @@ namespace {
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
 
-// Writers are serialised (the send lock): a load and a store is enough, and
-// cheaper than a locked add.
-void add(std::atomic<uint64_t>& c, uint64_t n) noexcept {
-  if (n) c.store(c.load(kRelaxed) + n, kRelaxed);
-}
-
 struct RuleCounters {
   std::atomic<uint64_t> hits{0}, passed{0}, dropped{0}, redirected{0};
 };
@@ -58,21 +52,6 @@ ProgCounters* find(const policy::Program& prog, bool create) noexcept {
 }
 
 }  // namespace
-
-void tx_commit(PsockDirStats& s, const TxStep& step, uint64_t held) noexcept {
-  uint32_t q = s.seq.load(kRelaxed);
-  s.seq.store(q + 1, kRelaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  s.in.store(s.in.load(kRelaxed) + static_cast<uint64_t>(step.in), kRelaxed);
-  add(s.pushed, step.pushed);
-  add(s.popped, step.popped);
-  add(s.passed, step.passed);
-  add(s.dropped, step.dropped);
-  add(s.redirected, step.redirected);
-  add(s.runs, step.runs);
-  s.held.store(held, kRelaxed);
-  s.seq.store(q + 2, std::memory_order_release);
-}
 
 DirSnapshot dir_snapshot(const PsockDirStats& s) noexcept {
   DirSnapshot d;

@@ -46,10 +46,12 @@ struct SendCtx {
   bool nonblock;
   bool real_error = false;  // the error came from a real send, which raised SIGPIPE itself
   std::optional<PreRun> prerun;
-  // Counters: the message this call is working on (the cork or its own), and
-  // the bytes it counted in, which is all a short count can give back.
+  // Counters: the message this call is working on (the cork or its own), the
+  // bytes it counted in, which is all a short count can give back, and counts
+  // not yet published (they go with the next change, before anything waits).
   const SkMsg* flight = nullptr;
   uint64_t taken = 0;
+  TxStep pending;
 };
 
 // What the send path holds right now: its cork and the message in flight.
@@ -59,8 +61,30 @@ uint64_t held(const SendCtx& c) noexcept {
   return n;
 }
 
-void tx_count(SendCtx& c, const TxStep& step) noexcept {
+// Counts step later, with the next tx_count: nothing waits in between.
+void tx_note(SendCtx& c, const TxStep& step) noexcept {
+  TxStep& p = c.pending;
+  p.in += step.in;
+  p.pushed += step.pushed;
+  p.popped += step.popped;
+  p.runs += step.runs;
+}
+
+// Publishes step, what is pending, and the bytes held now.
+void tx_count(SendCtx& c, TxStep step) noexcept {
+  const TxStep& p = c.pending;
+  step.in += p.in;
+  step.pushed += p.pushed;
+  step.popped += p.popped;
+  step.runs += p.runs;
+  c.pending = {};
   tx_commit(c.e.stats.tx, step, held(c));
+}
+
+// Publishes what is pending, if anything.
+void tx_flush(SendCtx& c) noexcept {
+  const TxStep& p = c.pending;
+  if (p.in || p.pushed || p.popped || p.runs) tx_count(c, {});
 }
 
 // freed bytes of this call's message are gone. The caller was told about
@@ -151,7 +175,7 @@ Verdict run_program(SendCtx& c, SkMsg& msg, Socket** target, bool* ingress) noex
     log::internal_error("sk_msg verdict", ex.what());
     v = Verdict::drop;
   }
-  tx_count(c, {.runs = 1});
+  tx_note(c, {.runs = 1});
   return v;
 }
 
@@ -200,8 +224,8 @@ int send_verdict(SendCtx& c, SkMsg& msg, bool is_cork, int64_t* copied, bool eno
       run_verdict(c, msg);
       delta -= msg.size();
       if (delta)
-        tx_count(c, {.pushed = delta < 0 ? static_cast<uint64_t>(-delta) : 0,
-                     .popped = delta > 0 ? static_cast<uint64_t>(delta) : 0});
+        tx_note(c, {.pushed = delta < 0 ? static_cast<uint64_t>(-delta) : 0,
+                    .popped = delta > 0 ? static_cast<uint64_t>(delta) : 0});
     }
     if (msg.cork_bytes() && msg.cork_bytes() > msg.size() && !enospc) {
       psock->cork_bytes = msg.cork_bytes() - msg.size();
@@ -217,6 +241,8 @@ int send_verdict(SendCtx& c, SkMsg& msg, bool is_cork, int64_t* copied, bool eno
     int ret = 0;
     bool cork_freed = false;
     const uint32_t before = msg.size();
+    // A dump while the bytes go out (a send may wait) sees them held.
+    if (e.eval != SkEval::drop) tx_count(c, {});
     switch (e.eval) {
       case SkEval::pass:
         ret = push(c.fd, msg, tosend, c.flags, c.nonblock, false);
@@ -412,7 +438,7 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
     sk_msg_reset_window(msg_tx);
     copied += static_cast<int64_t>(copy);
     c.taken += copy;
-    tx_count(c, {.in = static_cast<int64_t>(copy)});
+    tx_note(c, {.in = static_cast<int64_t>(copy)});
     left -= copy;
     // Skip empty iovecs so the next copy starts at data.
     while (iv < iovcnt && iov[iv].iov_len == 0) ++iv;
@@ -429,6 +455,8 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
     c.flight = nullptr;
     if (err < 0) break;
   }
+  // Bytes that went into the cork, a run that ended in it.
+  tx_flush(c);
   if (copied > 0) return static_cast<ssize_t>(copied);
   if (err < 0) {
     // sk_stream_error: EPIPE raises SIGPIPE unless MSG_NOSIGNAL (a real send did it already).
@@ -508,7 +536,10 @@ ssize_t tcp_bpf_sendfile(int out, Socket* sk, int in, off64_t* offset, size_t co
       }
       if (plain_pass(pre)) {
         ssize_t r = real::sendfile64(out, in, offset, n);
-        if (r <= 0) return done ? static_cast<ssize_t>(done) : r;
+        if (r <= 0) {
+          tx_flush(c);
+          return done ? static_cast<ssize_t>(done) : r;
+        }
         tx_count(c, {.in = r, .passed = static_cast<uint64_t>(r)});
         done += static_cast<size_t>(r);
         if (static_cast<size_t>(r) < n) break;
