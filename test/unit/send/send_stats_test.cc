@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "core/control_maps.h"
+#include "core/rule_text.h"
 #include "test/unit/send/send_test_util.h"
 
 using namespace send_test;
@@ -129,4 +130,27 @@ TEST_CASE("Counters: a non-blocking send that comes back short counts what went"
   CHECK(tx["passed"] == took);
   CHECK(tx["dropped"] == 0);
   CHECK(tx["queued"] == 0);
+}
+
+TEST_CASE("Rule text: each rule's `if` and `do` in the policy's vocabulary", "[send][stats]") {
+  load(msg_policy(R"([
+    {"if": {"local_port": 6379, "remote_ip4": "127.0.0.1", "data": {"prefix": "GET\n"}},
+     "do": [{"apply_bytes": 64}, {"redirect": {"map": "redir", "key": 2, "flags": ["BPF_F_INGRESS"]}}]},
+    {"if": {"any": [{"size": {"range": [1, 9]}}, {"not": {"remote_port": [1, 2]}}]},
+     "do": [{"push_data": {"start": 0, "bytes": "ab"}}, "pass"]},
+    {"if": {"data": {"at": 2, "be16": 258}}, "do": ["drop"]},
+    {"do": [{"cork_bytes": 5}]}])"));
+  auto lp = sockshim::current_policy();
+  REQUIRE(lp);
+  const auto& rules = lp->policy->program("v")->compiled().rules;
+  REQUIRE(rules.size() == 4);
+  const auto& pol = *lp->policy;
+  CHECK(sockshim::rule_if_text(rules[0], pol) ==
+        "local_port=6379 and remote_ip4=127.0.0.1 and data prefix \"GET\\x0a\"");
+  CHECK(sockshim::rule_do_text(rules[0], pol) == "apply_bytes 64, redirect redir[2] ingress");
+  CHECK(sockshim::rule_if_text(rules[1], pol) == "(size in [1..9] or not (remote_port in {1,2}))");
+  CHECK(sockshim::rule_do_text(rules[1], pol) == "push_data 0,2, pass");
+  CHECK(sockshim::rule_if_text(rules[2], pol) == "data[2].be16=258");
+  CHECK(sockshim::rule_if_text(rules[3], pol) == "always");
+  CHECK(sockshim::rule_do_text(rules[3], pol) == "cork_bytes 5");
 }
