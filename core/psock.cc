@@ -7,6 +7,7 @@
 #include <new>
 #include <vector>
 
+#include "core/sk_psock_rx.h"
 #include "core/socket.h"
 
 namespace sockshim {
@@ -86,6 +87,8 @@ Psock* psock_init(Socket* sk) noexcept {
   if (!p) return nullptr;
   p->sk_ = sk;
   p->rx = PsockRx::none;
+  p->rx_reads = p->rx_eof = p->rx_aborted = false;
+  p->rx_err = 0;
   p->tx_enabled.store(true, std::memory_order_relaxed);
   p->generation.fetch_add(1, std::memory_order_relaxed);
   p->refcnt_.store(1, std::memory_order_relaxed);
@@ -112,6 +115,8 @@ void Psock::drop() noexcept {
   Psock* self = this;
   sk_->psock.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
   tx_enabled.store(false, std::memory_order_relaxed);
+  // The engine's fds and held bytes go; nobody else can reach it now.
+  sk_psock_rx_drop(this);
   for (auto* prog :
        {&progs.msg_parser, &progs.stream_parser, &progs.stream_verdict, &progs.skb_verdict})
     prog->store(nullptr, std::memory_order_relaxed);
@@ -126,6 +131,8 @@ void Psock::drop() noexcept {
     std::lock_guard g(ingress_lock);
     ingress_msg.clear();
     ingress_bytes = 0;
+    rx_reads = rx_eof = rx_aborted = false;
+    rx_err = 0;
     SkMsgBytes().swap(cork);
     cork_bytes = 0;
     apply_bytes = 0;

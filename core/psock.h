@@ -71,6 +71,13 @@ class Psock {
   uint32_t apply_bytes = 0;
   std::atomic<uint64_t> generation{0};  // bumped by psock_init: state kept beside a psock resets
 
+  // While the receive engine reads the socket (core/sk_psock_rx.cc) its reader
+  // sees only ingress_msg, then what the engine says is due. Under ingress_lock.
+  bool rx_reads = false;
+  bool rx_eof = false;      // EOF is due: every byte read before it has been applied
+  bool rx_aborted = false;  // the stream parser stopped for good: reads give EAGAIN
+  int rx_err = 0;           // a socket error due (recv or SO_ERROR reports it once)
+
   // Appends a message to ingress_msg (the receive and redirect paths).
   void ingress_enqueue(SkMsgBytes msg) noexcept;
   size_t ingress_queued() noexcept;

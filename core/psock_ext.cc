@@ -1,12 +1,12 @@
 #include "core/psock_ext.h"
 
-#include <condition_variable>
 #include <mutex>
 #include <new>
 #include <unordered_map>
 
 #include "core/real.h"
 #include "core/registry.h"
+#include "core/sk_psock_rx.h"
 #include "core/skmsg_poll.h"
 
 namespace sockshim {
@@ -42,8 +42,10 @@ void reset(PsockExt& e) noexcept {
     real::close(e.event_fd);
   }
   e.event_fd = -1;
+  e.event_ready = false;
   e.rcvbuf.store(0, std::memory_order_relaxed);
   e.fd_hint.store(-1, std::memory_order_relaxed);
+  sk_psock_rx_reset(e);
 }
 
 }  // namespace
@@ -92,10 +94,15 @@ int socket_fd(Socket* sk) noexcept {
 void psock_ext_after_fork_child() noexcept {
   ExtTable& t = table();
   new (&t.lock) std::mutex();
+  sk_psock_rx_after_fork_child();
   for (auto& [p, slot] : t.by_psock) {
     new (&slot->ext.tx_lock) std::mutex();
-    new (&slot->ext.space_lock) std::mutex();
-    new (&slot->ext.space) std::condition_variable();
+    new (&slot->ext.sk_fd_lock) std::mutex();
+    new (&slot->ext.waiters_lock) std::mutex();
+    auto* psock = const_cast<Psock*>(p);
+    bool live = psock->refcnt() > 0 && psock->generation.load(std::memory_order_relaxed) ==
+                                           slot->generation.load(std::memory_order_relaxed);
+    sk_psock_rx_fork_child(live ? psock : nullptr, slot->ext);
   }
 }
 

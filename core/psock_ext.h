@@ -6,9 +6,9 @@
 // clears a sticky drop and frees corked bytes of a psock that went away.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <vector>
 
 #include "core/psock.h"
 #include "core/psock_stats.h"
@@ -16,6 +16,15 @@
 #include "policy/sk_msg.h"
 
 namespace sockshim {
+
+struct SkPsockRx;
+
+// A psock waiting for another to make room, named so that a recycled psock is
+// not mistaken for it.
+struct RxWaiter {
+  Psock* psock;
+  uint64_t generation;
+};
 
 // psock->eval: the verdict that applies to the next bytes without a run.
 enum class SkEval : uint8_t { none, pass, drop, redirect };
@@ -33,13 +42,33 @@ struct PsockExt {
 
   PsockStats stats;
 
-  // Readers: an eventfd readable exactly while ingress_msg holds bytes, made
+  // Readers: an eventfd readable exactly while sk_psock_readable() holds, made
   // on the first wait (poll, epoll, blocking recv); under psock->ingress_lock.
   int event_fd = -1;
-  // Senders blocked on a full ingress queue wait here; readers notify.
-  std::mutex space_lock;
-  std::condition_variable space;
-  uint32_t space_waiters = 0;  // under space_lock
+  bool event_ready = false;  // event_fd holds a count (under ingress_lock)
+  // Senders blocked on a full ingress queue poll space_fd, an eventfd that a
+  // reader freeing room (or the psock stopping) signals; made on the first
+  // wait, under ingress_lock.
+  int space_fd = -1;
+  std::atomic<uint32_t> space_waiters{0};
+
+  // The receive engine (core/sk_psock_rx.cc). sk_fd is its own dup of the
+  // socket, made internal, for reading (a psock it reads) and for egress
+  // redirects (a target); every call on it holds sk_fd_lock, so a stop may
+  // close it from any thread, at once. rx is the loop thread's working state.
+  std::mutex sk_fd_lock;
+  int sk_fd = -1;
+  uint32_t sk_fd_events = 0;          // what the event loop watches on sk_fd
+  std::atomic<bool> rx_on{false};     // the engine reads this socket
+  std::atomic<uint64_t> rx_epoch{0};  // bumped by every start and stop
+  std::atomic<uint64_t> rx_fork{0};   // the fork count of the process that started it
+  std::atomic<uint64_t> rx_held{0};   // bytes read and not yet applied
+  SkPsockRx* rx = nullptr;            // made on first start, kept with the slot
+  // Sources whose verdict waits for room in this queue or for this socket to
+  // become writable; each is run again when that happens.
+  std::mutex waiters_lock;
+  std::vector<RxWaiter> waiters;
+  std::atomic<bool> has_waiters{false};
 
   // Limits of the ingress queue and the fd the socket was last seen at.
   std::atomic<int> rcvbuf{0};

@@ -7,16 +7,18 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include <time.h>
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "core/loaded_policy.h"
 #include "core/psock_ext.h"
 #include "core/real.h"
 #include "core/registry.h"
 #include "core/sk_msg_ring.h"
+#include "core/sk_psock_rx.h"
 #include "core/tcp_bpf.h"
 #include "policy/compiled.h"
 
@@ -86,9 +88,50 @@ void drain_event(int efd) noexcept {
   errno = saved;
 }
 
-void wake_senders(PsockExt& e) noexcept {
-  std::lock_guard g(e.space_lock);
-  if (e.space_waiters) e.space.notify_all();
+// sk_psock_readable under p->ingress_lock.
+bool readable_locked(Psock* p) noexcept {
+  return p->ingress_bytes > 0 || (p->rx_reads && (p->rx_eof || p->rx_aborted || p->rx_err));
+}
+
+// Keeps the eventfd readable exactly while p is; under p->ingress_lock.
+void sync_event_locked(Psock* p, PsockExt& e) noexcept {
+  if (e.event_fd < 0) return;
+  bool ready = readable_locked(p);
+  if (ready == e.event_ready) return;
+  if (ready)
+    signal_event(e.event_fd);
+  else
+    drain_event(e.event_fd);
+  e.event_ready = ready;
+}
+
+// A blocked sender's wake-up: an eventfd signalled when room appears.
+int space_fd(Psock* p, PsockExt& e) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  if (e.space_fd < 0) {
+    int saved = errno;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd >= 0) e.space_fd = registry::make_internal(fd);
+    errno = saved;
+  }
+  return e.space_fd;
+}
+
+size_t queue_room(Psock* p, size_t limit) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return p->ingress_bytes < limit ? limit - p->ingress_bytes : 0;
+}
+
+// Appends chunk to p's queue; under nothing.
+void enqueue(Psock* p, PsockExt& e, SkMsgBytes chunk) noexcept {
+  size_t n = chunk.size();
+  {
+    std::lock_guard g(p->ingress_lock);
+    p->ingress_bytes += n;
+    p->ingress_msg.push_back(std::move(chunk));
+    sync_event_locked(p, e);
+  }
+  e.stats.ingress_in.fetch_add(n, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -110,12 +153,7 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
       sk_msg_consume_front(msg, bytes);
       return 0;
     }
-    size_t room;
-    {
-      std::lock_guard g(target->ingress_lock);
-      room = target->ingress_bytes < limit ? limit - target->ingress_bytes : 0;
-    }
-    if (room > 0) {
+    if (size_t room = queue_room(target, limit); room > 0) {
       uint32_t n = static_cast<uint32_t>(std::min<size_t>(room, bytes));
       SkMsgBytes chunk;
       try {
@@ -123,31 +161,78 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
       } catch (...) {
         return -ENOMEM;
       }
-      {
-        std::lock_guard g(target->ingress_lock);
-        bool was_empty = target->ingress_bytes == 0;
-        target->ingress_bytes += n;
-        target->ingress_msg.push_back(std::move(chunk));
-        if (was_empty && e.event_fd >= 0) signal_event(e.event_fd);
-      }
-      e.stats.ingress_in.fetch_add(n, std::memory_order_relaxed);
+      enqueue(target, e, std::move(chunk));
       bytes -= n;
       continue;
     }
     // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
     if (nonblock || (sender_fd >= 0 && fd_nonblocking(sender_fd))) return -EAGAIN;
-    std::unique_lock g(e.space_lock);
-    ++e.space_waiters;
-    bool full;
-    {
-      std::lock_guard q(target->ingress_lock);
-      full = target->ingress_bytes >= limit;
+    int sfd = space_fd(target, e);
+    if (sfd < 0) return -ENOMEM;
+    // Drain, then look: room freed after the look signals the fd again.
+    e.space_waiters.fetch_add(1, std::memory_order_acq_rel);
+    drain_event(sfd);
+    if (queue_room(target, limit) == 0 && !stopping(target)) {
+      pollfd pf{sfd, POLLIN, 0};
+      int r = real::poll(&pf, 1, -1);
+      if (r < 0 && errno == EINTR) {
+        e.space_waiters.fetch_sub(1, std::memory_order_acq_rel);
+        return -EINTR;
+      }
     }
-    // The timeout bounds a wait on a target that stops while we sleep.
-    if (full) e.space.wait_for(g, std::chrono::milliseconds(20));
-    --e.space_waiters;
+    e.space_waiters.fetch_sub(1, std::memory_order_acq_rel);
   }
   return 0;
+}
+
+size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes) noexcept {
+  if (bytes.empty()) return 0;
+  PsockExt& e = psock_ext(target);
+  g_ingress_used.store(true, std::memory_order_relaxed);
+  size_t n = std::min(queue_room(target, queue_limit(target, e)), bytes.size());
+  if (n == 0) return 0;
+  try {
+    enqueue(target, e, SkMsgBytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n)));
+  } catch (...) {
+    return 0;
+  }
+  return n;
+}
+
+void sk_psock_space_signal(Psock* p) noexcept {
+  PsockExt& e = psock_ext(p);
+  if (e.space_waiters.load(std::memory_order_acquire) == 0) return;
+  int fd;
+  {
+    std::lock_guard g(p->ingress_lock);
+    fd = e.space_fd;
+  }
+  if (fd >= 0) signal_event(fd);
+}
+
+void sk_psock_rx_reading(Psock* p, bool on) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::lock_guard g(p->ingress_lock);
+  p->rx_reads = on;
+  p->rx_eof = p->rx_aborted = false;
+  sync_event_locked(p, e);
+}
+
+void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::lock_guard g(p->ingress_lock);
+  p->rx_eof = p->rx_eof || eof;
+  p->rx_aborted = p->rx_aborted || aborted;
+  if (err) p->rx_err = err;
+  sync_event_locked(p, e);
+}
+
+void sk_psock_ingress_discard(Psock* p) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::lock_guard g(p->ingress_lock);
+  p->ingress_msg.clear();
+  p->ingress_bytes = 0;
+  sync_event_locked(p, e);
 }
 
 size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noexcept {
@@ -183,9 +268,10 @@ size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noex
     e = &psock_ext(p);
     {
       std::lock_guard g(p->ingress_lock);
-      if (p->ingress_bytes == 0 && e->event_fd >= 0) drain_event(e->event_fd);
+      sync_event_locked(p, *e);
     }
-    wake_senders(*e);
+    sk_psock_space_signal(p);
+    if (e->has_waiters.load(std::memory_order_acquire)) sk_psock_rx_wake(p);
   }
   return copied;
 }
@@ -196,17 +282,46 @@ size_t sk_psock_msg_inq(Psock* p) noexcept {
 }
 
 bool sk_psock_readable(Psock* p) noexcept {
-  return sk_psock_msg_inq(p) > 0;
+  sk_psock_rx_active(p, -1);
+  std::lock_guard g(p->ingress_lock);
+  return readable_locked(p);
 }
 
 short sk_psock_poll(Psock* p) noexcept {
-  return sk_psock_readable(p) ? POLLIN | POLLRDNORM : 0;
+  sk_psock_rx_active(p, -1);
+  std::lock_guard g(p->ingress_lock);
+  short ev = readable_locked(p) ? POLLIN | POLLRDNORM : 0;
+  if (p->rx_reads) {
+    if (p->rx_eof) ev |= POLLRDHUP;
+    if (p->rx_err) ev |= POLLERR;
+    if (p->rx_eof && p->rx_err) ev |= POLLHUP;  // reset
+  }
+  return ev;
 }
 
-int psock_fionread(int fd) noexcept {
+void psock_fionread(int fd, int* value) noexcept {
   SocketRef s = registry::get(fd);
   PsockRef p = s ? psock_get(s.get()) : PsockRef();
-  return p ? static_cast<int>(sk_psock_msg_inq(p.get())) : 0;
+  if (!p) return;
+  // The engine reads the socket: what the kernel holds has not passed the
+  // verdict yet and is not the reader's (tcp_bpf_ioctl counts the queue only).
+  std::lock_guard g(p->ingress_lock);
+  if (p->rx_reads)
+    *value = static_cast<int>(p->ingress_bytes);
+  else
+    *value += static_cast<int>(p->ingress_bytes);
+}
+
+void psock_so_error(int fd, void* value, socklen_t* len) noexcept {
+  if (!value || !len || *len < sizeof(int) || *static_cast<int*>(value) != 0) return;
+  SocketRef s = registry::get(fd);
+  PsockRef p = s ? psock_get(s.get()) : PsockRef();
+  if (!p) return;
+  std::lock_guard g(p->ingress_lock);
+  if (!p->rx_err) return;
+  *static_cast<int*>(value) = p->rx_err;
+  p->rx_err = 0;
+  sync_event_locked(p.get(), psock_ext(p.get()));
 }
 
 int ingress_event_fd(Psock* p) noexcept {
@@ -216,7 +331,8 @@ int ingress_event_fd(Psock* p) noexcept {
     int saved = errno;
     e.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     errno = saved;
-    if (e.event_fd >= 0 && p->ingress_bytes > 0) signal_event(e.event_fd);
+    e.event_ready = false;
+    sync_event_locked(p, e);
   }
   return e.event_fd;
 }
@@ -261,35 +377,143 @@ bool policy_may_queue() noexcept {
 
 }  // namespace
 
+namespace {
+
+// The reader's iovecs past the first `skip` bytes (a MSG_WAITALL read that
+// goes on after a short copy).
+struct IovTail {
+  std::vector<iovec> v;
+  IovTail(const msghdr* msg, size_t skip) {
+    for (size_t i = 0; i < msg->msg_iovlen; ++i) {
+      const iovec& io = msg->msg_iov[i];
+      if (skip >= io.iov_len) {
+        skip -= io.iov_len;
+        continue;
+      }
+      v.push_back({static_cast<char*>(io.iov_base) + skip, io.iov_len - skip});
+      skip = 0;
+    }
+  }
+};
+
+// What an engine-read psock's reader gets once its queue is empty: 0 (wait),
+// 1 (EOF), -1 with errno (the socket error, taken; or EAGAIN after a parser
+// error). With bytes already copied the error stays for the next read.
+int rx_due(Psock* p, bool copied) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::lock_guard g(p->ingress_lock);
+  if (p->ingress_bytes > 0) return 0;
+  if (p->rx_aborted) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (p->rx_err && !copied) {
+    errno = p->rx_err;
+    p->rx_err = 0;
+    sync_event_locked(p, e);
+    return -1;
+  }
+  return p->rx_eof || p->rx_err ? 1 : 0;
+}
+
+int64_t now_ms() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+void clear_header(msghdr* msg) noexcept {
+  msg->msg_namelen = 0;
+  msg->msg_controllen = 0;
+  msg->msg_flags = 0;
+}
+
+}  // namespace
+
 ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock) noexcept {
+  if (flags & MSG_ERRQUEUE) return real::recvmsg(fd, msg, flags);
   nonblock = nonblock || (flags & MSG_DONTWAIT);
+  bool rx = sk_psock_rx_active(p, fd);
   size_t want = 0;
   for (size_t i = 0; i < msg->msg_iovlen; ++i) want += msg->msg_iov[i].iov_len;
-  if (!nonblock && !policy_may_queue() && sk_psock_msg_inq(p) == 0)
+  if (!rx && !nonblock && !policy_may_queue() && sk_psock_msg_inq(p) == 0)
     return real::recvmsg(fd, msg, flags);
+  if (want == 0) return rx ? 0 : real::recvmsg(fd, msg, flags);
+  const bool peek = flags & MSG_PEEK;
+  const bool waitall = (flags & MSG_WAITALL) && !peek;
+  size_t copied = 0;
+  int64_t deadline = -1;  // SO_RCVTIMEO, asked on the first wait
+  bool asked_timeout = false;
   for (;;) {
-    if (want > 0) {
-      size_t n = sk_msg_recvmsg(p, msg->msg_iov, msg->msg_iovlen, flags);
-      if (n > 0) {
-        msg->msg_namelen = 0;
-        msg->msg_controllen = 0;
-        msg->msg_flags = 0;
-        return static_cast<ssize_t>(n);
-      }
+    IovTail tail(msg, copied);
+    const iovec* iov = copied ? tail.v.data() : msg->msg_iov;
+    const size_t iovcnt = copied ? tail.v.size() : msg->msg_iovlen;
+    copied += sk_msg_recvmsg(p, iov, iovcnt, flags);
+    if (copied == want || (copied > 0 && !waitall)) {
+      clear_header(msg);
+      return static_cast<ssize_t>(copied);
     }
-    ssize_t r = real::recvmsg(fd, msg, flags | MSG_DONTWAIT);
-    if (r >= 0 || errno != EAGAIN || nonblock) return r;
+    if (rx) {
+      int due = rx_due(p, copied > 0);
+      if (due != 0 || !sk_psock_rx_active(p, fd)) {
+        if (copied > 0) {
+          clear_header(msg);
+          return static_cast<ssize_t>(copied);
+        }
+        if (due < 0) return -1;
+        if (due > 0) {
+          clear_header(msg);
+          return 0;
+        }
+        rx = false;  // stopped meanwhile: the socket's own bytes are the reader's again
+        continue;
+      }
+    } else {
+      // The socket's own bytes, after the queue (order is not kept, as in the kernel).
+      msghdr m = *msg;
+      IovTail t2(msg, copied);
+      if (copied) {
+        m.msg_iov = t2.v.data();
+        m.msg_iovlen = t2.v.size();
+      }
+      ssize_t r = real::recvmsg(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+      if (r > 0) {
+        copied += static_cast<size_t>(r);
+        if (copied == want || !waitall) {
+          msg->msg_namelen = m.msg_namelen;
+          msg->msg_controllen = m.msg_controllen;
+          msg->msg_flags = m.msg_flags;
+          return static_cast<ssize_t>(copied);
+        }
+        continue;
+      }
+      if (r == 0 || errno != EAGAIN) return copied ? static_cast<ssize_t>(copied) : r;
+    }
     // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
-    if (fd_nonblocking(fd)) {
+    if (nonblock || fd_nonblocking(fd)) {
+      if (copied) return static_cast<ssize_t>(copied);
       errno = EAGAIN;
       return -1;
     }
+    if (!asked_timeout) {
+      asked_timeout = true;
+      int t = recv_timeout_ms(fd);
+      if (t >= 0) deadline = now_ms() + t;
+    }
+    int timeout = -1;
+    if (deadline >= 0) timeout = static_cast<int>(std::max<int64_t>(0, deadline - now_ms()));
     int efd = ingress_event_fd(p);
-    pollfd pf[2] = {{fd, POLLIN, 0}, {efd, POLLIN, 0}};
-    int pr = real::poll(pf, efd >= 0 ? 2 : 1, recv_timeout_ms(fd));
-    if (pr < 0) return -1;
-    if (pr == 0) {
-      errno = EAGAIN;
+    pollfd pf[2] = {{efd, POLLIN, 0}, {fd, POLLIN, 0}};
+    // With the engine only the queue's eventfd says anything to the reader.
+    nfds_t n = rx ? 1 : 2;
+    if (efd < 0) {
+      pf[0] = pf[1];
+      n = 1;
+    }
+    int pr = real::poll(pf, n, timeout);
+    if (pr <= 0) {
+      if (copied) return static_cast<ssize_t>(copied);
+      if (pr == 0) errno = EAGAIN;
       return -1;
     }
   }

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "core/psock.h"
 #include "policy/sk_msg.h"
@@ -20,12 +21,33 @@ namespace sockshim {
 
 // Moves the first `bytes` of msg into target's ingress queue and erases them
 // from msg. 0 once all moved; -EAGAIN when the queue is full and the sender
-// does not wait (what moved stays moved and is gone from msg). A target that
-// left its maps takes the bytes and discards them, as the kernel's stopping
-// psock does.
+// does not wait; -EINTR when a signal interrupted the wait (what moved stays
+// moved and is gone from msg). A target that left its maps takes the bytes and
+// discards them, as the kernel's stopping psock does. A waiting sender sleeps
+// until the target's reader frees room or the target stops.
 // sender_fd (or -1) is asked for O_NONBLOCK before a wait.
 int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonblock,
                     int sender_fd) noexcept;
+
+// Appends as much of bytes to target's queue as its limit lets in, without
+// waiting; returns how much. The receive engine's PASS and ingress redirect.
+size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes) noexcept;
+
+// Wakes senders waiting for room in p's queue (it has room, or p stops).
+void sk_psock_space_signal(Psock* p) noexcept;
+
+// The receive engine reads p's socket (on) or no longer does; and what it
+// found that p's reader is due once the queue is empty: EOF, a socket error,
+// a stopped parser (whose reads then give EAGAIN).
+void sk_psock_rx_reading(Psock* p, bool on) noexcept;
+void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept;
+
+// Discards p's queued bytes (a fork child's copies of its parent's).
+void sk_psock_ingress_discard(Psock* p) noexcept;
+
+// getsockopt(SO_ERROR) on fd returned 0 in *value: a socket error the receive
+// engine took from the kernel for fd's reader is reported (once) instead.
+void psock_so_error(int fd, void* value, socklen_t* len) noexcept;
 
 // O_NONBLOCK of fd as the kernel has it.
 bool fd_nonblocking(int fd) noexcept;
@@ -48,19 +70,23 @@ bool sk_psock_readable(Psock* p) noexcept;
 // engine reads, also POLLRDHUP / POLLHUP / POLLERR once its EOF or error is due).
 short sk_psock_poll(Psock* p) noexcept;
 
-// FIONREAD's share of fd's psock queue: its queued bytes, 0 without a psock.
-// (Added to the socket's own count: 6.18 gives only the queue, bpf-next adds
-// the socket's bytes when there is no verdict; sockshim always adds them.)
-int psock_fionread(int fd) noexcept;
+// FIONREAD on fd, given the kernel's count in *value: a socket the receive
+// engine reads counts its queue only (tcp_bpf_ioctl); otherwise the queue is
+// added to the socket's own count (6.18 gives only the queue, bpf-next adds
+// the socket's bytes when there is no verdict; sockshim always adds them).
+void psock_fionread(int fd, int* value) noexcept;
 
-// An eventfd readable exactly while p's queue holds bytes (made on first use),
+// An eventfd readable exactly while sk_psock_readable(p) (made on first use),
 // or -1 when it cannot be made.
 int ingress_event_fd(Psock* p) noexcept;
 
-// Reads from a socket with a psock: the queue first, then the socket's own
-// bytes; a blocking caller waits for either (tcp_bpf_recvmsg). Returns what
-// recvmsg would, errno set on -1. msg may carry a name and control buffer: both
-// come back empty for queued bytes.
+// Reads from a socket with a psock (tcp_bpf_recvmsg, tcp_bpf_recvmsg_parser):
+// the queue first, then, unless the receive engine reads the socket, its own
+// bytes; with the engine, EOF and errors come after the queued bytes. A
+// blocking caller waits for either (up to SO_RCVTIMEO: EAGAIN); a signal ends
+// the wait with EINTR, or with the bytes copied so far. MSG_PEEK, MSG_WAITALL
+// and MSG_DONTWAIT as for TCP. Returns what recvmsg would, errno set on -1.
+// msg may carry a name and control buffer: both come back empty for queued bytes.
 ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock) noexcept;
 
 }  // namespace sockshim

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/sk_psock_rx.h"
 #include "core/skmsg_poll.h"
 #include "core/sock_state.h"
 #include "core/socket.h"
@@ -137,6 +138,7 @@ int SockMapBase::link(Socket* sk, int fd, Psock** out) noexcept {
     psock_put(psock);
     return -EOPNOTSUPP;
   }
+  if (psock->rx != PsockRx::none) sk_psock_start_rx(psock, fd);
   psock_poll_link(sk);
   *out = psock;
   return 0;
@@ -173,6 +175,7 @@ void SockMapBase::unref(Psock* psock, const void* link_raw) noexcept {
       psock->rx = PsockRx::none;
     }
   }
+  if (strp_stop || verdict_stop) sk_psock_stop_rx(psock);
   psock_poll_link(psock->sk());
   psock_put(psock);
 }
@@ -204,8 +207,10 @@ void sock_map_close(Socket* sk) noexcept {
     link.map->unlink(psock.get(), link);
     link.map->unlinkers_.fetch_sub(1, std::memory_order_acq_rel);
   }
-  // sk_psock_stop: nothing more is sent through it; corked bytes are freed.
+  // sk_psock_stop: nothing more is sent through it; corked bytes are freed;
+  // the engine's dup of the socket goes now, so the close is the last.
   psock->tx_enabled.store(false, std::memory_order_relaxed);
+  sk_psock_stop_rx(psock.get());
   std::lock_guard ig(psock->ingress_lock);
   SkMsgBytes().swap(psock->cork);
   psock->cork_bytes = 0;

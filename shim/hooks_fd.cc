@@ -129,7 +129,7 @@ SOCKSHIM_HOOK int ioctl(int fd, unsigned long request, ...) {
   if (r == 0 && request == FIONREAD) [[unlikely]]
     if (Socket* s = registry::peek(fd); s && s->psock.load(std::memory_order_relaxed)) {
       int saved = errno;
-      *reinterpret_cast<int*>(arg) += psock_fionread(fd);
+      psock_fionread(fd, reinterpret_cast<int*>(arg));
       errno = saved;
     }
   if (r == 0 && request == FIONBIO)

@@ -2,6 +2,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/psock.h"
@@ -146,6 +147,48 @@ msghdr one_iov_msg(iovec* iov, void* buf, size_t len) noexcept {
   return m;
 }
 
+// do_recvmmsg over the psock's reads: one recvmsg per entry; after the first,
+// MSG_WAITFORONE stops waiting and the timeout is checked between entries. An
+// error after some entries ends the call with their count.
+[[gnu::cold, gnu::noinline]] int psock_recvmmsg(int fd, mmsghdr* vec, unsigned n, int flags,
+                                                timespec* timeout) noexcept {
+  timespec end{};
+  if (timeout) {
+    if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000) {
+      errno = EINVAL;
+      return -1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += timeout->tv_sec;
+    end.tv_nsec += timeout->tv_nsec;
+    if (end.tv_nsec >= 1000000000) {
+      end.tv_sec += 1;
+      end.tv_nsec -= 1000000000;
+    }
+  }
+  const int entry_flags = flags & ~MSG_WAITFORONE;
+  unsigned i = 0;
+  for (; i < n; ++i) {
+    int f = entry_flags | (i > 0 && (flags & MSG_WAITFORONE) ? MSG_DONTWAIT : 0);
+    ssize_t r = psock_recv(fd, &vec[i].msg_hdr, f);
+    if (r < 0) {
+      if (i == 0) return -1;
+      break;
+    }
+    vec[i].msg_len = static_cast<unsigned>(r);
+    if (timeout) {
+      timespec now{};
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec > end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec)) {
+        ++i;
+        break;
+      }
+    }
+  }
+  for (unsigned k = 0; k < i; ++k) track_passed_fds(&vec[k].msg_hdr);
+  return static_cast<int>(i);
+}
+
 [[gnu::cold, gnu::noinline]] ssize_t psock_recv_one(int fd, void* buf, size_t len,
                                                     int flags) noexcept {
   iovec iov;
@@ -252,6 +295,9 @@ SOCKSHIM_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 }
 
 SOCKSHIM_HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int n, int flags, timespec* timeout) {
+  Socket* s = registry::peek(fd);
+  if (s && has_psock(s)) [[unlikely]]
+    return psock_recvmmsg(fd, vec, n, flags, timeout);
   int r = socket_call(fd, [&] { return real::recvmmsg(fd, vec, n, flags, timeout); });
   if (r > 0) {
     int saved = errno;

@@ -1,0 +1,647 @@
+#include "core/sk_psock_rx.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "core/event_loop.h"
+#include "core/log.h"
+#include "core/psock_ext.h"
+#include "core/real.h"
+#include "core/registry.h"
+#include "core/skb_verdict.h"
+#include "core/skmsg_ingress.h"
+#include "core/strparser.h"
+
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+namespace sockshim {
+
+// The loop thread's working state for one psock (and Psock::drop's, and the
+// fork child's, when nobody else can reach it).
+struct SkPsockRx {
+  uint64_t epoch = 0;  // the start (PsockExt::rx_epoch) this state belongs to
+  Strparser strp;      // bytes read and not yet given to a verdict
+  // A frame, or the rest of one, whose verdict ran and whose effect waits for
+  // room (ingress) or writability (egress) at its target.
+  std::vector<uint8_t> pending;
+  size_t pending_off = 0;
+  policy::Verdict verdict = policy::Verdict::pass;
+  Socket* target = nullptr;  // type-stable; target_cookie tells if it is still that socket
+  uint64_t target_cookie = 0;
+  bool ingress = false;
+  bool eof = false;  // the socket said EOF or failed: nothing more to read
+  int read_err = 0;
+  bool aborted = false;
+  size_t rcvbuf = 0;  // the socket's SO_RCVBUF, the parser's frame limit
+  int timer_fd = -1;  // the partial-frame timer (only with SO_RCVTIMEO)
+  bool timer_armed = false;
+};
+
+namespace {
+
+using policy::Verdict;
+
+constexpr size_t kReadChunk = 65536;
+// Reads per turn, so one busy socket does not starve the others; the rest is
+// posted as a task.
+constexpr int kReadBudget = 16;
+constexpr uint32_t kRxEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr uint32_t kTargetEvents = EPOLLOUT | EPOLLET;
+
+// Forks this process came from; an engine started before the last is not ours.
+std::atomic<uint64_t> g_fork_count{0};
+
+uint64_t generation(Psock* p) noexcept {
+  return p->generation.load(std::memory_order_acquire);
+}
+
+void on_event(Psock* p, uint64_t gen, uint32_t events) noexcept;
+
+void close_timer(SkPsockRx& st) noexcept {
+  if (st.timer_fd < 0) return;
+  if (EventLoop* loop = EventLoop::get()) loop->unwatch(st.timer_fd);
+  registry::close_internal(st.timer_fd);
+  st.timer_fd = -1;
+  st.timer_armed = false;
+}
+
+// Closes p's engine fd; the caller holds e.sk_fd_lock.
+void close_fd_locked(PsockExt& e) noexcept {
+  if (e.sk_fd < 0) return;
+  if (e.sk_fd_events)
+    if (EventLoop* loop = EventLoop::get()) loop->unwatch(e.sk_fd);
+  // A number the program closed behind us (a close-all loop) is not ours any more.
+  if (registry::is_internal(registry::peek(e.sk_fd))) registry::close_internal(e.sk_fd);
+  e.sk_fd = -1;
+  e.sk_fd_events = 0;
+}
+
+// A new dup of sk, made internal, or -1. fd is one of sk's fds or -1; the
+// dup is checked to be sk (by cookie), since the number may have been reused.
+int dup_socket(Socket* sk, int fd) noexcept {
+  if (fd < 0) fd = socket_fd(sk);
+  if (fd < 0) return -1;
+  int d = real::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (d < 0) return -1;
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  if (sk->cookie != 0 &&
+      (real::getsockopt(d, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0 || cookie != sk->cookie)) {
+    real::close(d);
+    return -1;
+  }
+  return registry::make_internal(d);
+}
+
+// Makes sure p has an engine fd watched for at least `events`; the caller
+// holds e.sk_fd_lock. False when none can be made.
+bool open_fd_locked(Psock* p, PsockExt& e, int app_fd, uint32_t events) noexcept {
+  if (e.sk_fd >= 0 && !registry::is_internal(registry::peek(e.sk_fd))) {
+    // The program closed it: its watch went with the file only if no other fd remained.
+    if (EventLoop* loop = EventLoop::get()) loop->unwatch(e.sk_fd);
+    e.sk_fd = -1;
+    e.sk_fd_events = 0;
+  }
+  if (e.sk_fd >= 0 && (e.sk_fd_events & events) == events) return true;
+  Socket* sk = p->sk();
+  if (!sk) return false;
+  EventLoop* loop = EventLoop::get();
+  if (!loop) return false;
+  if (e.sk_fd < 0) {
+    e.sk_fd = dup_socket(sk, app_fd);
+    if (e.sk_fd < 0) return false;
+  } else {
+    loop->unwatch(e.sk_fd);
+  }
+  const uint32_t want = e.sk_fd_events | events;
+  const uint64_t gen = generation(p);
+  if (!loop->watch(e.sk_fd, want, [p, gen](uint32_t ev) { on_event(p, gen, ev); })) {
+    e.sk_fd_events = 0;
+    close_fd_locked(e);
+    return false;
+  }
+  e.sk_fd_events = want;
+  return true;
+}
+
+SkPsockRx& state(PsockExt& e) noexcept {
+  if (!e.rx) {
+    e.rx = new (std::nothrow) SkPsockRx;
+    if (!e.rx) std::terminate();
+  }
+  return *e.rx;
+}
+
+void held_sub(PsockExt& e, size_t n) noexcept {
+  e.rx_held.fetch_sub(n, std::memory_order_relaxed);
+}
+
+// Held bytes go, counted as dropped (a stop, a drop, an EOF mid-frame).
+void discard(PsockExt& e, SkPsockRx& st) noexcept {
+  size_t n = st.strp.buffered() + (st.pending.size() - st.pending_off);
+  if (n) {
+    e.stats.rx.apply(Verdict::drop, n);
+    held_sub(e, n);
+  }
+  st.strp.clear();
+  std::vector<uint8_t>().swap(st.pending);
+  st.pending_off = 0;
+  st.target = nullptr;
+  st.eof = st.aborted = false;
+  st.read_err = 0;
+  st.rcvbuf = 0;
+  close_timer(st);
+}
+
+void add_waiter(Psock* target, Psock* source) noexcept {
+  PsockExt& t = psock_ext(target);
+  std::lock_guard g(t.waiters_lock);
+  const uint64_t gen = generation(source);
+  for (const RxWaiter& w : t.waiters)
+    if (w.psock == source && w.generation == gen) return;
+  try {
+    t.waiters.push_back({source, gen});
+  } catch (...) {
+    return;
+  }
+  t.has_waiters.store(true, std::memory_order_release);
+}
+
+std::vector<RxWaiter> take_waiters(PsockExt& e) noexcept {
+  std::vector<RxWaiter> out;
+  if (!e.has_waiters.load(std::memory_order_acquire)) return out;
+  std::lock_guard g(e.waiters_lock);
+  out.swap(e.waiters);
+  e.has_waiters.store(false, std::memory_order_release);
+  return out;
+}
+
+void work(Psock* p) noexcept;
+
+// Runs each waiter again (on the loop thread).
+void run_waiters(const std::vector<RxWaiter>& ws) noexcept {
+  for (const RxWaiter& w : ws) {
+    if (!psock_try_get(w.psock)) continue;
+    PsockRef ref(w.psock);
+    if (generation(w.psock) == w.generation) work(w.psock);
+  }
+}
+
+enum class Applied : uint8_t { done, blocked };
+
+// Sends bytes out of target's socket (skb_send_sock). *sent is what left.
+// blocked: the send would block; EPOLLOUT on target's fd runs the source again.
+Applied egress(Psock* source, Psock* target, std::span<const uint8_t> bytes, size_t* sent,
+               int* err) noexcept {
+  PsockExt& t = psock_ext(target);
+  *sent = 0;
+  *err = 0;
+  std::lock_guard g(t.sk_fd_lock);
+  if (!open_fd_locked(target, t, -1, kTargetEvents)) {
+    *err = EPIPE;
+    return Applied::done;
+  }
+  while (*sent < bytes.size()) {
+    ssize_t r = real::send(t.sk_fd, bytes.data() + *sent, bytes.size() - *sent,
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r > 0) {
+      *sent += static_cast<size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) {
+      add_waiter(target, source);
+      return Applied::blocked;
+    }
+    *err = r < 0 ? errno : EPIPE;
+    return Applied::done;
+  }
+  return Applied::done;
+}
+
+// sk_psock_verdict_apply for bytes of one frame: what completed is counted
+// and subtracted from held; the rest waits (blocked) or was dropped.
+Applied apply(Psock* p, PsockExt& e, Verdict v, Psock* target, bool ingress,
+              std::span<const uint8_t> bytes, size_t* done) noexcept {
+  *done = bytes.size();
+  if (v == Verdict::pass) {
+    target = p;
+    ingress = true;
+  }
+  // A target that is stopping (or that an error disabled) takes nothing.
+  if (v == Verdict::drop || !target || !target->tx_enabled.load(std::memory_order_relaxed)) {
+    e.stats.rx.apply(Verdict::drop, bytes.size());
+    held_sub(e, bytes.size());
+    return Applied::done;
+  }
+  size_t moved = 0;
+  Applied res = Applied::done;
+  if (ingress) {
+    moved = sk_psock_ingress_push(target, bytes);
+    if (moved < bytes.size()) {
+      // Register first, then look again: a reader that freed room in between
+      // has seen the waiter.
+      add_waiter(target, p);
+      moved += sk_psock_ingress_push(target, bytes.subspan(moved));
+      if (moved < bytes.size()) res = Applied::blocked;
+    }
+  } else {
+    int err = 0;
+    res = egress(p, target, bytes, &moved, &err);
+    if (err) {
+      // sk_psock_report_error: the target takes no more redirects.
+      target->tx_enabled.store(false, std::memory_order_relaxed);
+      e.stats.rx.apply(v, moved);
+      e.stats.rx.apply(Verdict::drop, bytes.size() - moved);
+      held_sub(e, bytes.size());
+      return Applied::done;
+    }
+  }
+  e.stats.rx.apply(v, moved);
+  held_sub(e, moved);
+  *done = moved;
+  return res;
+}
+
+// Keeps what a blocked verdict did not apply, with its target.
+void keep_pending(SkPsockRx& st, Verdict v, Psock* target, bool ingress,
+                  std::span<const uint8_t> rest) noexcept {
+  try {
+    st.pending.assign(rest.begin(), rest.end());
+  } catch (...) {
+    log::error("receive engine: out of memory holding {} bytes", rest.size());
+    std::terminate();
+  }
+  st.pending_off = 0;
+  st.verdict = v;
+  st.target = target ? target->sk() : nullptr;
+  st.target_cookie = st.target ? st.target->cookie : 0;
+  st.ingress = ingress;
+}
+
+// The pending target, if it is still the socket the verdict chose and still
+// has its psock.
+PsockRef pending_target(SkPsockRx& st) noexcept {
+  if (!st.target || st.target->cookie != st.target_cookie) return {};
+  PsockRef t = psock_get(st.target);
+  if (!t || st.target->cookie != st.target_cookie) return {};
+  return t;
+}
+
+// False while the pending bytes still wait.
+bool flush_pending(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
+  if (st.pending_off == st.pending.size()) return true;
+  std::span<const uint8_t> rest(st.pending.data() + st.pending_off,
+                                st.pending.size() - st.pending_off);
+  PsockRef t;
+  if (st.verdict == Verdict::redirect) t = pending_target(st);
+  size_t done = 0;
+  Applied r = apply(p, e, st.verdict, t.get(), st.ingress, rest, &done);
+  st.pending_off += done;
+  if (r == Applied::blocked) return false;
+  std::vector<uint8_t>().swap(st.pending);
+  st.pending_off = 0;
+  st.target = nullptr;
+  return true;
+}
+
+void abort_strp(Psock* p, PsockExt& e, SkPsockRx& st, int err) noexcept {
+  log::info("receive engine: stream parser stopped on socket cookie {}: {}",
+            p->sk() ? p->sk()->cookie : 0, strerror(err));
+  st.aborted = true;
+  size_t n = st.strp.buffered();
+  if (n) {
+    e.stats.rx.apply(Verdict::drop, n);
+    held_sub(e, n);
+  }
+  st.strp.clear();
+  close_timer(st);
+  sk_psock_rx_report(p, false, err, true);
+}
+
+void on_timer(Psock* p, uint64_t gen, uint64_t epoch) noexcept;
+
+// strp's message timer: armed on a partial frame when SO_RCVTIMEO is set.
+void arm_timer(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
+  if (st.timer_armed) return;
+  timeval tv{};
+  socklen_t len = sizeof tv;
+  {
+    std::lock_guard g(e.sk_fd_lock);
+    if (e.sk_fd < 0 || real::getsockopt(e.sk_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) != 0) return;
+  }
+  if (tv.tv_sec == 0 && tv.tv_usec == 0) return;
+  EventLoop* loop = EventLoop::get();
+  if (!loop) return;
+  if (st.timer_fd < 0) {
+    int t = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (t < 0) return;
+    st.timer_fd = registry::make_internal(t);
+    const uint64_t gen = generation(p), epoch = st.epoch;
+    if (!loop->watch(st.timer_fd, EPOLLIN,
+                     [p, gen, epoch](uint32_t) { on_timer(p, gen, epoch); })) {
+      registry::close_internal(st.timer_fd);
+      st.timer_fd = -1;
+      return;
+    }
+  }
+  itimerspec its{};
+  its.it_value.tv_sec = tv.tv_sec;
+  its.it_value.tv_nsec = tv.tv_usec * 1000;
+  st.timer_armed = timerfd_settime(st.timer_fd, 0, &its, nullptr) == 0;
+}
+
+void disarm_timer(SkPsockRx& st) noexcept {
+  if (!st.timer_armed) return;
+  itimerspec its{};
+  timerfd_settime(st.timer_fd, 0, &its, nullptr);
+  st.timer_armed = false;
+}
+
+// Cuts and applies the buffered frames. False when a verdict's effect waits,
+// the parser stopped, or the engine was stopped meanwhile.
+bool run_frames(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
+  while (st.strp.buffered() > 0 && !st.aborted) {
+    const policy::Program* verdict = p->progs.stream_verdict.load(std::memory_order_acquire);
+    if (!verdict) verdict = p->progs.skb_verdict.load(std::memory_order_acquire);
+    const policy::Program* parser = p->progs.stream_parser.load(std::memory_order_acquire);
+    if (!verdict || !e.rx_on.load(std::memory_order_acquire)) return false;
+    size_t len = st.strp.buffered();  // verdict only: each chunk read is one message
+    if (parser) {
+      int64_t r = st.strp.parse(*parser, st.rcvbuf);
+      if (r < 0) {
+        abort_strp(p, e, st, static_cast<int>(-r));
+        return false;
+      }
+      if (r == 0) {
+        arm_timer(p, e, st);
+        return true;
+      }
+      len = static_cast<size_t>(r);
+      disarm_timer(st);
+    }
+    std::span<const uint8_t> frame = st.strp.head(len);
+    SkbVerdict v = skb_verdict_run(p, *verdict, frame);
+    size_t done = 0;
+    Applied r = apply(p, e, v.verdict, v.target.get(), v.ingress, frame, &done);
+    if (r == Applied::blocked)
+      keep_pending(st, v.verdict, v.target.get(), v.ingress, frame.subspan(done));
+    st.strp.consume(len);
+    if (r == Applied::blocked) return false;
+  }
+  return !st.aborted;
+}
+
+size_t source_rcvbuf(PsockExt& e) noexcept {
+  int v = 0;
+  socklen_t len = sizeof v;
+  std::lock_guard g(e.sk_fd_lock);
+  if (e.sk_fd < 0 || real::getsockopt(e.sk_fd, SOL_SOCKET, SO_RCVBUF, &v, &len) != 0 || v <= 0)
+    return 131072;
+  return static_cast<size_t>(v);
+}
+
+// Reads one chunk into buf: > 0 bytes, 0 EOF, -1 with errno (EAGAIN: nothing now).
+ssize_t read_chunk(PsockExt& e, uint8_t* buf, size_t len) noexcept {
+  std::lock_guard g(e.sk_fd_lock);
+  if (e.sk_fd < 0 || !registry::is_internal(registry::peek(e.sk_fd))) {
+    errno = EAGAIN;
+    return -1;
+  }
+  ssize_t r;
+  do r = real::recv(e.sk_fd, buf, len, MSG_DONTWAIT);
+  while (r < 0 && errno == EINTR);
+  return r;
+}
+
+// One turn of the engine on p (sk_psock_backlog and data_ready in one): the
+// waiting bytes first, then the buffered frames, then new reads.
+void work(Psock* p) noexcept {
+  PsockExt& e = psock_ext(p);
+  SkPsockRx& st = state(e);
+  const uint64_t epoch = e.rx_epoch.load(std::memory_order_acquire);
+  if (st.epoch != epoch) {
+    discard(e, st);
+    st.epoch = epoch;
+  }
+  if (!e.rx_on.load(std::memory_order_acquire)) {
+    discard(e, st);
+    return;
+  }
+  if (e.rx_fork.load(std::memory_order_relaxed) != g_fork_count.load(std::memory_order_relaxed))
+    return;
+  if (!flush_pending(p, e, st) || !run_frames(p, e, st)) return;
+  if (st.rcvbuf == 0) st.rcvbuf = source_rcvbuf(e);
+  thread_local uint8_t buf[kReadChunk];
+  // Without a parser each chunk is one message; with one, `whole` frames what
+  // one read gives, which must stay within rcvbuf as an skb does.
+  const size_t chunk = std::min(kReadChunk, st.rcvbuf);
+  int budget = kReadBudget;
+  while (!st.eof && !st.aborted) {
+    if (budget-- == 0) {
+      // More may wait: go on after the other sockets had their turn.
+      const uint64_t gen = generation(p);
+      if (EventLoop* loop = EventLoop::get()) loop->post([p, gen] { on_event(p, gen, EPOLLIN); });
+      return;
+    }
+    ssize_t r = read_chunk(e, buf, chunk);
+    if (r < 0 && errno == EAGAIN) break;
+    if (r <= 0) {
+      st.eof = true;
+      st.read_err = r < 0 ? errno : 0;
+      break;
+    }
+    e.stats.rx.take(static_cast<uint64_t>(r));
+    e.rx_held.fetch_add(static_cast<uint64_t>(r), std::memory_order_relaxed);
+    try {
+      st.strp.feed({buf, static_cast<size_t>(r)});
+    } catch (...) {
+      log::error("receive engine: out of memory buffering {} bytes", r);
+      std::terminate();
+    }
+    if (!run_frames(p, e, st)) return;
+  }
+  if (st.eof) {
+    // A partial frame at EOF is never completed (strparser frees it).
+    if (size_t n = st.strp.buffered()) {
+      e.stats.rx.apply(Verdict::drop, n);
+      held_sub(e, n);
+      st.strp.clear();
+    }
+    close_timer(st);
+    sk_psock_rx_report(p, true, st.read_err, false);
+  }
+}
+
+void on_event(Psock* p, uint64_t gen, uint32_t events) noexcept {
+  if (!psock_try_get(p)) return;
+  PsockRef ref(p);
+  if (generation(p) != gen) return;
+  PsockExt& e = psock_ext(p);
+  if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) run_waiters(take_waiters(e));
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) work(p);
+}
+
+void on_timer(Psock* p, uint64_t gen, uint64_t epoch) noexcept {
+  if (!psock_try_get(p)) return;
+  PsockRef ref(p);
+  if (generation(p) != gen) return;
+  PsockExt& e = psock_ext(p);
+  if (!e.rx) return;
+  SkPsockRx& st = *e.rx;
+  uint64_t expirations;
+  if (st.timer_fd >= 0) (void)!real::read(st.timer_fd, &expirations, sizeof expirations);
+  if (st.epoch != epoch || !st.timer_armed) return;
+  st.timer_armed = false;
+  if (st.strp.partial() && !st.aborted) abort_strp(p, e, st, ETIMEDOUT);
+}
+
+// Wakes whatever waits on p after it stopped: sources with bytes for it, and
+// senders blocked on its queue.
+void wake_all(Psock* p, PsockExt& e) noexcept {
+  std::vector<RxWaiter> ws = take_waiters(e);
+  if (!ws.empty())
+    if (EventLoop* loop = EventLoop::get()) loop->post([ws = std::move(ws)] { run_waiters(ws); });
+  sk_psock_space_signal(p);
+}
+
+}  // namespace
+
+void sk_psock_start_rx(Psock* psock, int fd) noexcept {
+  if (registry::in_vfork_child()) return;
+  PsockExt& e = psock_ext(psock);
+  const uint64_t forks = g_fork_count.load(std::memory_order_relaxed);
+  if (e.rx_on.load(std::memory_order_acquire) && e.rx_fork.load(std::memory_order_relaxed) == forks)
+    return;
+  int saved = errno;
+  e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
+  e.rx_fork.store(forks, std::memory_order_relaxed);
+  e.rx_on.store(true, std::memory_order_release);
+  sk_psock_rx_reading(psock, true);
+  bool ok;
+  {
+    std::lock_guard g(e.sk_fd_lock);
+    ok = open_fd_locked(psock, e, fd, kRxEvents);
+  }
+  if (!ok) {
+    // The application keeps reading its socket itself.
+    log::error("receive engine: cannot watch socket cookie {}; its programs do not run",
+               psock->sk() ? psock->sk()->cookie : 0);
+    e.rx_on.store(false, std::memory_order_release);
+    sk_psock_rx_reading(psock, false);
+  }
+  errno = saved;
+}
+
+void sk_psock_stop_rx(Psock* psock) noexcept {
+  PsockExt& e = psock_ext(psock);
+  int saved = errno;
+  const bool was_on = e.rx_on.exchange(false, std::memory_order_acq_rel);
+  if (was_on) {
+    e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
+    sk_psock_rx_reading(psock, false);
+  }
+  {
+    std::lock_guard g(e.sk_fd_lock);
+    close_fd_locked(e);
+  }
+  wake_all(psock, e);
+  if (was_on) {
+    // The loop thread drops what the engine held.
+    const uint64_t gen = generation(psock);
+    if (EventLoop* loop = EventLoop::get())
+      loop->post([psock, gen] {
+        if (!psock_try_get(psock)) return;
+        PsockRef ref(psock);
+        if (generation(psock) == gen) work(psock);
+      });
+  }
+  errno = saved;
+}
+
+void sk_psock_rx_drop(Psock* psock) noexcept {
+  sk_psock_stop_rx(psock);
+  PsockExt& e = psock_ext(psock);
+  // No reference is left: the loop thread cannot be working on it.
+  if (e.rx) discard(e, *e.rx);
+}
+
+void sk_psock_rx_wake(Psock* psock) noexcept {
+  PsockExt& e = psock_ext(psock);
+  std::vector<RxWaiter> ws = take_waiters(e);
+  if (ws.empty()) return;
+  if (EventLoop* loop = EventLoop::get()) loop->post([ws = std::move(ws)] { run_waiters(ws); });
+}
+
+bool sk_psock_rx_active(Psock* psock, int fd) noexcept {
+  PsockExt& e = psock_ext(psock);
+  if (!e.rx_on.load(std::memory_order_acquire)) return false;
+  if (e.rx_fork.load(std::memory_order_relaxed) != g_fork_count.load(std::memory_order_relaxed)) {
+    // Inherited over fork: this process's engine takes over now.
+    e.rx_on.store(false, std::memory_order_release);
+    sk_psock_start_rx(psock, fd);
+  }
+  return e.rx_on.load(std::memory_order_acquire);
+}
+
+size_t sk_psock_rx_held(Psock* psock) noexcept {
+  return psock_ext(psock).rx_held.load(std::memory_order_relaxed);
+}
+
+void sk_psock_rx_reset(PsockExt& e) noexcept {
+  e.rx_on.store(false, std::memory_order_relaxed);
+  e.rx_held.store(0, std::memory_order_relaxed);
+  {
+    std::lock_guard g(e.sk_fd_lock);
+    close_fd_locked(e);
+  }
+  if (e.rx) {
+    discard(e, *e.rx);
+    e.rx->epoch = 0;
+  }
+  std::lock_guard g(e.waiters_lock);
+  e.waiters.clear();
+  e.has_waiters.store(false, std::memory_order_relaxed);
+}
+
+void sk_psock_rx_after_fork_child() noexcept {
+  g_fork_count.fetch_add(1, std::memory_order_relaxed);
+}
+
+void sk_psock_rx_fork_child(Psock* psock, PsockExt& e) noexcept {
+  // The loop thread is gone: no unwatch, just our copies of its fds.
+  if (e.sk_fd >= 0 && registry::is_internal(registry::peek(e.sk_fd)))
+    registry::close_internal(e.sk_fd);
+  e.sk_fd = -1;
+  e.sk_fd_events = 0;
+  e.waiters.clear();
+  e.has_waiters.store(false, std::memory_order_relaxed);
+  if (e.rx) {
+    SkPsockRx& st = *e.rx;
+    if (st.timer_fd >= 0) registry::close_internal(st.timer_fd);
+    st.timer_fd = -1;
+    st.timer_armed = false;
+    // The parent's bytes: never applied here.
+    size_t n = st.strp.buffered() + (st.pending.size() - st.pending_off);
+    e.stats.rx.in.fetch_sub(n, std::memory_order_relaxed);
+    st.strp.clear();
+    std::vector<uint8_t>().swap(st.pending);
+    st.pending_off = 0;
+    st.target = nullptr;
+  }
+  e.rx_held.store(0, std::memory_order_relaxed);
+  if (psock && e.rx_on.load(std::memory_order_relaxed)) sk_psock_ingress_discard(psock);
+}
+
+}  // namespace sockshim

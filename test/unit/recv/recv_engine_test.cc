@@ -1,0 +1,327 @@
+// The receive engine: the stream parser's frame kinds, verdicts and their
+// effects, bytes that predate insertion, backpressure and EOF ordering, and
+// parser errors (KERNEL-SEMANTICS.md §4.1, §4.2).
+#include <errno.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+
+#include "test/unit/recv/recv_test_util.h"
+
+using namespace recv_test;
+
+namespace {
+
+// Counts each verdict run and the frame sizes it saw, then passes.
+const char* kCountPass =
+    R"([{"do": [{"storage": {"map": "runs", "create": true, "add": {"n": 1}}},
+                {"storage": {"map": "bytes", "create": true, "add": {"n": "len"}}}, "pass"]}])";
+
+}  // namespace
+
+TEST_CASE("Stream parser: fixed frames are cut, the tail waits for the rest", "[recv][strp]") {
+  load(skb_policy(R"({"fixed": 4})", kCountPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  send_all(a.c, "aaaabbbbcc");
+  CHECK(read_some(a.p, 8) == "aaaabbbb");
+  CHECK(quiet(a.p));
+  CHECK(storage("runs", a.p) == 2);
+  send_all(a.c, "cc");
+  CHECK(read_some(a.p, 4) == "cccc");
+  CHECK(storage("runs", a.p) == 3);
+  CHECK(storage("bytes", a.p) == 12);
+  RxCounts c = rx_counts(a.p);
+  CHECK(c.in == 12);
+  CHECK(c.passed == 12);
+  CHECK(c.runs == 3);
+  CHECK(c.balanced());
+}
+
+TEST_CASE("Stream parser: whole frames take what one read gives", "[recv][strp]") {
+  load(skb_policy(R"("whole")", kCountPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  send_all(a.c, "hello");
+  CHECK(read_some(a.p, 5) == "hello");
+  CHECK(storage("runs", a.p) == 1);
+  CHECK(rx_counts(a.p).balanced());
+}
+
+TEST_CASE("Stream parser: delimiter frames end after the delimiter", "[recv][strp]") {
+  load(skb_policy(R"({"delimiter": "\n", "max": 64})", kCountPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  send_all(a.c, "one\ntwo\nthr");
+  CHECK(read_some(a.p, 8) == "one\ntwo\n");
+  CHECK(quiet(a.p));
+  send_all(a.c, "ee\n");
+  CHECK(read_some(a.p, 6) == "three\n");
+  CHECK(storage("runs", a.p) == 3);
+  RxCounts c = rx_counts(a.p);
+  CHECK(c.held == 0);
+  CHECK(c.balanced());
+}
+
+TEST_CASE("Stream parser: length_prefix frames, one dropped by its content", "[recv][strp]") {
+  load(skb_policy(
+      R"({"length_prefix": {"offset": 0, "size": 2, "endian": "big", "adjust": 2}, "max": 1024})",
+      R"([{"if": {"data": {"at": 2, "u8": 88}}, "do": ["drop"]}, {"do": ["pass"]}])"));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  std::string frames = std::string("\0\3abc", 5) + std::string("\0\2XY", 4) +
+                       std::string("\0\4defg", 6) + std::string("\0\5h", 3);
+  send_all(a.c, frames);
+  CHECK(read_some(a.p, 11) == std::string("\0\3abc\0\4defg", 11));
+  CHECK(quiet(a.p));
+  send_all(a.c, "ijkl");
+  CHECK(read_some(a.p, 7) == std::string("\0\5hijkl", 7));
+  RxCounts c = rx_counts(a.p);
+  CHECK(c.dropped == 4);
+  CHECK(c.passed == 18);
+  CHECK(c.balanced());
+}
+
+TEST_CASE("Stream parser: a frame over max stops the parser: EAGAIN, SO_ERROR, POLLERR",
+          "[recv][strp]") {
+  load(skb_policy(R"({"delimiter": "\n", "max": 8})", kPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  send_all(a.c, "ok\n0123456789");
+  CHECK(read_some(a.p, 3) == "ok\n");
+  pollfd pf{a.p, POLLIN, 0};
+  REQUIRE(eventually([&] { return ::poll(&pf, 1, 0) == 1 && (pf.revents & POLLERR); }));
+  char buf[16];
+  errno = 0;
+  CHECK(::recv(a.p, buf, sizeof buf, 0) == -1);  // blocking, yet EAGAIN at once
+  CHECK(errno == EAGAIN);
+  int err = 0;
+  socklen_t len = sizeof err;
+  REQUIRE(getsockopt(a.p, SOL_SOCKET, SO_ERROR, &err, &len) == 0);
+  CHECK(err == EMSGSIZE);
+  REQUIRE(getsockopt(a.p, SOL_SOCKET, SO_ERROR, &err, &len) == 0);
+  CHECK(err == 0);  // reported once
+  ::poll(&pf, 1, 0);
+  CHECK(!(pf.revents & POLLERR));
+  // The parser stays stopped: later bytes are not delivered.
+  send_all(a.c, "more\n");
+  CHECK(::recv(a.p, buf, sizeof buf, MSG_DONTWAIT) == -1);
+  CHECK(errno == EAGAIN);
+  CHECK(rx_counts(a.p).balanced());
+}
+
+TEST_CASE("Stream parser: a length prefix shorter than its header is EBADMSG", "[recv][strp]") {
+  load(skb_policy(R"({"length_prefix": {"offset": 0, "size": 1}})", kPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  send_all(a.c, std::string("\0abc", 4));
+  int err = 0;
+  socklen_t len = sizeof err;
+  REQUIRE(eventually(
+      [&] { return getsockopt(a.p, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0; }));
+  CHECK(err == EBADMSG);
+}
+
+TEST_CASE("Verdict alone: PASS, and bytes that predate insertion go through it", "[recv]") {
+  load(skb_policy("", kCountPass));
+  Pair a;
+  connect_pair(a);
+  send_all(a.c, "early");
+  REQUIRE(eventually([&] {
+    int n = 0;
+    return ioctl(a.p, FIONREAD, &n) == 0 && n == 5;
+  }));
+  insert("rx", 0, a.p);
+  CHECK(read_some(a.p, 5) == "early");
+  CHECK(storage("runs", a.p) >= 1);
+  send_all(a.c, "late");
+  CHECK(read_some(a.p, 4) == "late");
+  CHECK(rx_counts(a.p).passed == 9);
+}
+
+TEST_CASE("Verdict alone: DROP takes bytes that predate insertion too", "[recv]") {
+  load(skb_policy("", R"([{"do": ["drop"]}])"));
+  Pair a;
+  connect_pair(a);
+  send_all(a.c, "early");
+  REQUIRE(eventually([&] {
+    int n = 0;
+    return ioctl(a.p, FIONREAD, &n) == 0 && n == 5;
+  }));
+  insert("rx", 0, a.p);
+  REQUIRE(eventually([&] { return rx_counts(a.p).dropped == 5; }));
+  char buf[8];
+  CHECK(::recv(a.p, buf, sizeof buf, MSG_DONTWAIT) == -1);
+  CHECK(errno == EAGAIN);
+  int n = -1;
+  REQUIRE(ioctl(a.p, FIONREAD, &n) == 0);
+  CHECK(n == 0);
+}
+
+TEST_CASE("Redirect ingress: bytes land in the target's queue", "[recv][redirect]") {
+  load(skb_policy(R"("whole")", kIngressTo0));
+  Pair a, b;
+  connect_pair(a);
+  connect_pair(b);
+  insert("rx", 0, a.p);
+  insert("redir", 0, b.c);
+  send_all(a.c, "to b");
+  CHECK(read_some(b.c, 4) == "to b");
+  CHECK(quiet(a.p));
+  RxCounts c = rx_counts(a.p);
+  CHECK(c.redirected == 4);
+  CHECK(c.balanced());
+}
+
+TEST_CASE("Redirect egress: bytes leave through the target without the program sending",
+          "[recv][redirect]") {
+  load(skb_policy(R"("whole")", kEgressTo0));
+  Pair a, b;
+  connect_pair(a);
+  connect_pair(b);
+  insert("rx", 0, a.p);
+  insert("redir", 0, b.p);
+  send_all(a.c, "out of b.p");
+  CHECK(read_some(b.c, 10) == "out of b.p");
+  CHECK(rx_counts(a.p).redirected == 10);
+}
+
+TEST_CASE("Redirect to an empty key drops", "[recv][redirect]") {
+  load(skb_policy(R"("whole")", R"([{"do": [{"redirect": {"map": "redir", "key": 5}}]}])"));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  send_all(a.c, "gone");
+  REQUIRE(eventually([&] { return rx_counts(a.p).dropped == 4; }));
+  CHECK(quiet(a.p));
+}
+
+TEST_CASE("Backpressure: 8 MB through an egress redirect into a slow small reader",
+          "[recv][backpressure]") {
+  load(skb_policy(R"("whole")", kEgressTo0));
+  Pair a, b;
+  connect_pair(a);
+  connect_pair(b);
+  // Small, yet above loopback's 64 KiB MSS, or TCP itself stalls on the window.
+  int small = 131072;
+  REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  small = 65536;
+  REQUIRE(setsockopt(b.p, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+  insert("rx", 0, a.p);
+  insert("redir", 0, b.p);
+  const std::string data = pattern(8 << 20);
+  std::thread writer([&] { send_all(a.c, data); });
+  std::string got;
+  got.reserve(data.size());
+  char buf[16384];
+  int reads = 0;
+  while (got.size() < data.size()) {
+    pollfd pf{b.c, POLLIN, 0};
+    if (::poll(&pf, 1, 5000) <= 0) break;
+    ssize_t r = ::recv(b.c, buf, sizeof buf, 0);
+    if (r <= 0) break;
+    got.append(buf, static_cast<size_t>(r));
+    if (++reads % 64 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  writer.join();
+  CHECK(got.size() == data.size());
+  CHECK(got == data);
+  RxCounts c = rx_counts(a.p);
+  CHECK(c.redirected == data.size());
+  CHECK(c.dropped == 0);
+  CHECK(c.balanced());
+}
+
+TEST_CASE("Backpressure: 8 MB through an ingress redirect into a small queue read slowly",
+          "[recv][backpressure]") {
+  load(skb_policy(R"({"fixed": 1000})", kIngressTo0));
+  Pair a, b;
+  connect_pair(a);
+  connect_pair(b);
+  int small = 8192;
+  REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  insert("rx", 0, a.p);
+  insert("redir", 0, b.c);
+  const std::string data = pattern(8'000'000);
+  std::thread writer([&] { send_all(a.c, data); });
+  std::string got;
+  char buf[4096];
+  int reads = 0;
+  size_t max_queued = 0;
+  while (got.size() < data.size()) {
+    int q = 0;
+    ioctl(b.c, FIONREAD, &q);
+    max_queued = std::max(max_queued, static_cast<size_t>(q));
+    ssize_t r = ::recv(b.c, buf, sizeof buf, 0);
+    if (r <= 0) break;
+    got.append(buf, static_cast<size_t>(r));
+    if (++reads % 128 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  writer.join();
+  CHECK(got == data);
+  int rcvbuf = 0;
+  socklen_t len = sizeof rcvbuf;
+  getsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len);
+  CHECK(max_queued <= static_cast<size_t>(rcvbuf));  // bounded, nothing dropped
+  RxCounts c = rx_counts(a.p);
+  CHECK(c.dropped == 0);
+  CHECK(c.redirected == data.size());
+}
+
+TEST_CASE("EOF reaches the source's reader only after its redirected bytes left", "[recv][eof]") {
+  load(skb_policy(R"("whole")", kEgressTo0));
+  Pair a, b;
+  connect_pair(a);
+  connect_pair(b);
+  insert("rx", 0, a.p);
+  insert("redir", 0, b.p);
+  const std::string data = pattern(2 << 20);
+  std::string got;
+  std::thread reader([&] {
+    char buf[65536];
+    for (;;) {
+      ssize_t r = ::recv(b.c, buf, sizeof buf, 0);
+      if (r <= 0) break;
+      got.append(buf, static_cast<size_t>(r));
+      if (got.size() < (1 << 20)) std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+  });
+  send_all(a.c, data);
+  ::shutdown(a.c, SHUT_WR);
+  // A forwarder: on EOF from the source, shut the other side down.
+  char buf[16];
+  CHECK(::recv(a.p, buf, sizeof buf, 0) == 0);
+  ::shutdown(b.p, SHUT_WR);
+  reader.join();
+  CHECK(got.size() == data.size());
+  CHECK(got == data);
+  pollfd pf{a.p, POLLIN | POLLRDHUP, 0};
+  CHECK(::poll(&pf, 1, 0) == 1);
+  CHECK((pf.revents & POLLRDHUP));
+  CHECK(::recv(a.p, buf, sizeof buf, 0) == 0);  // and stays at EOF
+}
+
+TEST_CASE("EOF comes after the source's own queued bytes", "[recv][eof]") {
+  load(skb_policy(R"("whole")", kPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  send_all(a.c, "last words");
+  ::shutdown(a.c, SHUT_WR);
+  REQUIRE(eventually([&] {
+    pollfd pf{a.p, POLLIN, 0};
+    return ::poll(&pf, 1, 0) == 1;
+  }));
+  char buf[64];
+  CHECK(::recv(a.p, buf, sizeof buf, 0) == 10);
+  CHECK(::recv(a.p, buf, sizeof buf, 0) == 0);
+}

@@ -1,0 +1,235 @@
+// What the application's reads see on a socket the engine reads (§4.3):
+// MSG_PEEK, MSG_WAITALL, MSG_DONTWAIT, SO_RCVTIMEO, FIONREAD, recvmmsg, readv,
+// and signals interrupting a blocked reader or a blocked sender.
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "test/unit/recv/recv_test_util.h"
+
+using namespace recv_test;
+
+namespace {
+
+void on_usr1(int) {}
+
+// SIGUSR1 with a handler and without SA_RESTART, as a program that wants EINTR sets it.
+void catch_usr1() {
+  struct sigaction sa {};
+  sa.sa_handler = on_usr1;
+  sigemptyset(&sa.sa_mask);
+  REQUIRE(sigaction(SIGUSR1, &sa, nullptr) == 0);
+}
+
+int fionread(int fd) {
+  int n = -1;
+  REQUIRE(ioctl(fd, FIONREAD, &n) == 0);
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("Reader: PEEK, FIONREAD, DONTWAIT and readv on an engine-read psock", "[recv][reader]") {
+  load(skb_policy(R"("whole")", kPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  char buf[16];
+  errno = 0;
+  CHECK(::recv(a.p, buf, sizeof buf, MSG_DONTWAIT) == -1);
+  CHECK(errno == EAGAIN);
+  send_all(a.c, "hello world");
+  REQUIRE(eventually([&] { return fionread(a.p) == 11; }));
+  CHECK(::recv(a.p, buf, 5, MSG_PEEK) == 5);
+  CHECK(std::string(buf, 5) == "hello");
+  CHECK(fionread(a.p) == 11);
+  char x[3], y[16];
+  iovec iov[2] = {{x, sizeof x}, {y, sizeof y}};
+  CHECK(::readv(a.p, iov, 2) == 11);
+  CHECK(std::string(x, 3) + std::string(y, 8) == "hello world");
+  CHECK(fionread(a.p) == 0);
+}
+
+TEST_CASE("Reader: FIONREAD counts the queue, not bytes the engine has not passed",
+          "[recv][reader]") {
+  load(skb_policy(R"({"fixed": 8})", kPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  send_all(a.c, "12345");  // a partial frame: held, not the reader's
+  REQUIRE(eventually([&] { return rx_counts(a.p).held == 5; }));
+  CHECK(fionread(a.p) == 0);
+  send_all(a.c, "678");
+  REQUIRE(eventually([&] { return fionread(a.p) == 8; }));
+}
+
+TEST_CASE("Reader: MSG_WAITALL waits across arrivals", "[recv][reader]") {
+  load(skb_policy("", kPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  std::thread later([&] {
+    send_all(a.c, "first");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    send_all(a.c, "second");
+  });
+  char buf[11];
+  CHECK(::recv(a.p, buf, sizeof buf, MSG_WAITALL) == 11);
+  CHECK(std::string(buf, 11) == "firstsecond");
+  later.join();
+}
+
+TEST_CASE("Reader: MSG_WAITALL also for an sk_msg ingress target", "[recv][reader]") {
+  load(msg_policy(
+      R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
+  Pair a, b;
+  connect_pair(a);
+  connect_pair(b);
+  insert("tx", 0, a.c);
+  insert("redir", 0, b.c);
+  std::thread later([&] {
+    CHECK(::send(a.c, "abc", 3, 0) == 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(::send(a.c, "def", 3, 0) == 3);
+  });
+  char buf[6];
+  CHECK(::recv(b.c, buf, sizeof buf, MSG_WAITALL) == 6);
+  CHECK(std::string(buf, 6) == "abcdef");
+  later.join();
+}
+
+TEST_CASE("Reader: SO_RCVTIMEO ends a blocking read with EAGAIN", "[recv][reader]") {
+  load(skb_policy(R"("whole")", kPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  timeval tv{0, 200000};
+  REQUIRE(setsockopt(a.p, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+  char buf[8];
+  auto t0 = std::chrono::steady_clock::now();
+  errno = 0;
+  CHECK(::recv(a.p, buf, sizeof buf, 0) == -1);
+  CHECK(errno == EAGAIN);
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  CHECK(ms >= 180);
+  CHECK(ms < 2000);
+}
+
+TEST_CASE("Reader: a partial frame times out with ETIMEDOUT under SO_RCVTIMEO", "[recv][reader]") {
+  load(skb_policy(R"({"fixed": 10})", kPass));
+  Pair a;
+  connect_pair(a);
+  timeval tv{0, 100000};
+  REQUIRE(setsockopt(a.p, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
+  insert("rx", 0, a.p);
+  send_all(a.c, "abc");
+  int err = 0;
+  socklen_t len = sizeof err;
+  REQUIRE(eventually(
+      [&] { return getsockopt(a.p, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0; }));
+  CHECK(err == ETIMEDOUT);
+}
+
+TEST_CASE("Reader: recvmmsg on an engine-read psock", "[recv][reader]") {
+  load(skb_policy("", kPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  send_all(a.c, "abcdef");
+  REQUIRE(eventually([&] { return fionread(a.p) == 6; }));
+  char b0[4], b1[4];
+  iovec io0{b0, sizeof b0}, io1{b1, sizeof b1};
+  mmsghdr v[2]{};
+  v[0].msg_hdr.msg_iov = &io0;
+  v[0].msg_hdr.msg_iovlen = 1;
+  v[1].msg_hdr.msg_iov = &io1;
+  v[1].msg_hdr.msg_iovlen = 1;
+  CHECK(recvmmsg(a.p, v, 2, MSG_WAITFORONE, nullptr) == 2);
+  CHECK(v[0].msg_len == 4);
+  CHECK(v[1].msg_len == 2);
+  CHECK(std::string(b0, 4) + std::string(b1, 2) == "abcdef");
+  CHECK(recvmmsg(a.p, v, 2, MSG_DONTWAIT, nullptr) == -1);
+  CHECK(errno == EAGAIN);
+}
+
+TEST_CASE("Reader: a signal interrupts a blocked reader with EINTR", "[recv][reader][signal]") {
+  catch_usr1();
+  load(skb_policy(R"("whole")", kPass));
+  Pair a;
+  connect_pair(a);
+  insert("rx", 0, a.p);
+  std::atomic<ssize_t> r{-2};
+  std::atomic<int> err{0};
+  std::atomic<pthread_t> tid{};
+  std::thread reader([&] {
+    tid = pthread_self();
+    char buf[8];
+    ssize_t n = ::recv(a.p, buf, sizeof buf, 0);
+    err = errno;
+    r = n;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(r == -2);
+  pthread_kill(tid.load(), SIGUSR1);
+  REQUIRE(eventually([&] { return r != -2; }, 2000));
+  reader.join();
+  CHECK(r == -1);
+  CHECK(err == EINTR);
+}
+
+TEST_CASE("Sender: a signal interrupts a sender blocked on a full queue", "[recv][signal]") {
+  catch_usr1();
+  load(msg_policy(
+      R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
+  Pair a, b;
+  connect_pair(a);
+  connect_pair(b);
+  int small = 4096;
+  REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  insert("tx", 0, a.c);
+  insert("redir", 0, b.c);
+  const std::string data(1 << 20, 'x');
+  std::atomic<ssize_t> r{-2};
+  std::atomic<pthread_t> tid{};
+  std::thread sender([&] {
+    tid = pthread_self();
+    r = ::send(a.c, data.data(), data.size(), 0);
+  });
+  REQUIRE(eventually([&] { return fionread(b.c) > 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(r == -2);  // blocked: the queue is full
+  pthread_kill(tid.load(), SIGUSR1);
+  REQUIRE(eventually([&] { return r != -2; }, 2000));
+  sender.join();
+  CHECK(r > 0);  // the bytes accepted so far
+  CHECK(r < static_cast<ssize_t>(data.size()));
+  CHECK(r == fionread(b.c));
+}
+
+TEST_CASE("Sender: a blocked sender wakes when the reader frees room", "[recv][signal]") {
+  load(msg_policy(
+      R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
+  Pair a, b;
+  connect_pair(a);
+  connect_pair(b);
+  int small = 4096;
+  REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  insert("tx", 0, a.c);
+  insert("redir", 0, b.c);
+  const std::string data = pattern(256 << 10);
+  std::atomic<ssize_t> r{-2};
+  std::thread sender([&] { r = ::send(a.c, data.data(), data.size(), 0); });
+  std::string got = read_some(b.c, data.size(), 3000);
+  sender.join();
+  CHECK(r == static_cast<ssize_t>(data.size()));
+  CHECK(got == data);
+}
