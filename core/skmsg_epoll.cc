@@ -35,7 +35,7 @@ struct PsockState {
 
 PsockState psock_state(Socket* sk, uint64_t cookie) noexcept {
   PsockState s;
-  if (sk->cookie != cookie) return s;
+  if (sk->cookie != cookie || !sk->psock.load(std::memory_order_acquire)) return s;
   s.ref = psock_get(sk);
   if (s.ref && sk->cookie != cookie) s.ref.reset();
   if (!s.ref) return s;
