@@ -101,7 +101,7 @@ void sync_shadow(EpollWatch& w, int event_fd) noexcept {
 // application's registration is gone (the record should go).
 bool apply(EpollWatch& w, const PsockState& ps) noexcept {
   const Psock* p = ps.ref.get();
-  uint64_t gen = p ? p->generation.load(std::memory_order_relaxed) : 0;
+  const uint64_t gen = ps.generation;
   if (w.psock == p && w.generation == gen && w.rx == ps.rx) {
     sync_shadow(w, ps.event_fd);
     return true;
@@ -187,7 +187,7 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
   next.data = event->data.u64;
   next.fired = false;
   next.psock = ps.ref.get();
-  next.generation = ps.ref ? ps.ref->generation.load(std::memory_order_relaxed) : 0;
+  next.generation = ps.generation;
   next.rx = ps.ref && ps.rx;
   epoll_event ev = own_event(next);
   int r = real::epoll_ctl(ep, op, fd, &ev);
