@@ -6,8 +6,11 @@
 // psock_ext() or sk_psock_poll(): psock_poll_forget() runs under the
 // psock_ext table's lock and takes the records' lock.
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "core/epoll_watch.h"
@@ -97,6 +100,32 @@ void sync_shadow(EpollWatch& w, int event_fd) noexcept {
   if (real::epoll_ctl(w.ep, EPOLL_CTL_ADD, event_fd, &ev) == 0) w.shadow_fd = event_fd;
 }
 
+// Whether fd's EPOLLONESHOT registration in ep has fired and not been rearmed:
+// the kernel then keeps only its flags (ep_send_events), which fdinfo shows.
+// Read where a socket registered before it had a psock gets one, to leave it
+// disarmed.
+bool oneshot_fired(int ep, int fd) noexcept {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fdinfo/%d", ep);
+  int f = open(path, O_RDONLY | O_CLOEXEC);
+  if (f < 0) return false;
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  try {
+    while ((n = real::read(f, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  } catch (...) {
+  }
+  real::close(f);
+  for (size_t at = text.find("tfd:"); at != std::string::npos; at = text.find("tfd:", at + 4)) {
+    int tfd;
+    unsigned events;
+    if (sscanf(text.c_str() + at, "tfd: %d events: %x", &tfd, &events) == 2 && tfd == fd)
+      return (events & ~kFlags) == 0;
+  }
+  return false;
+}
+
 // Brings what ep holds for w in line with the socket's psock. False when the
 // application's registration is gone (the record should go).
 bool apply(EpollWatch& w, const PsockState& ps) noexcept {
@@ -110,6 +139,8 @@ bool apply(EpollWatch& w, const PsockState& ps) noexcept {
   next.psock = p;
   next.generation = gen;
   next.rx = p && ps.rx;
+  // Its events were the kernel's alone until now: one that fired stays disarmed.
+  if (!w.psock && p && (w.events & EPOLLONESHOT)) next.fired = oneshot_fired(w.ep, w.fd);
   epoll_event ev = own_event(next);
   if (real::epoll_ctl(w.ep, EPOLL_CTL_MOD, w.fd, &ev) != 0) {
     // EINVAL (an EPOLLEXCLUSIVE registration cannot change): left as it is.
@@ -121,6 +152,7 @@ bool apply(EpollWatch& w, const PsockState& ps) noexcept {
   w.psock = next.psock;
   w.generation = next.generation;
   w.rx = next.rx;
+  w.fired = next.fired;
   sync_shadow(w, ps.event_fd);
   return true;
 }

@@ -429,6 +429,25 @@ static void check_blocked_before_insertion(void) {
   printf("ok wait blocked before insertion\n");
 }
 
+// An EPOLLONESHOT registration that fired before R entered its map stays
+// disarmed until the application rearms it.
+static void check_oneshot_fired_before_insertion(void) {
+  const uint64_t data = 0x0e;
+  int ep = ep_add(R, EPOLLIN | EPOLLONESHOT, data);
+  if (send(a2, "k", 1, 0) != 1) DIE("send");
+  CHECK(ep_once(EPOLL_WAIT, ep, data, 2000) == EPOLLIN, "oneshot before: the kernel's byte");
+  insert_all();
+  if (mode != DROP) arrive("more");
+  CHECK(ep_once(EPOLL_WAIT, ep, data, 300) == 0, "oneshot before: reported before the rearm");
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = data};
+  CHECK(epoll_ctl(ep, EPOLL_CTL_MOD, R, &ev) == 0, "oneshot before: MOD");
+  int e = ep_once(EPOLL_WAIT, ep, data, mode == DROP ? 300 : 2000);
+  CHECK(e == (mode == DROP ? 0 : EPOLLIN), "oneshot before: %#x after the rearm", e);
+  drain();
+  close(ep);
+  printf("ok EPOLLONESHOT fired before insertion\n");
+}
+
 // EPOLLRDHUP: reported once the peer's FIN is due, not before.
 static void check_rdhup(enum Call c) {
   if (mode == DROP) return;
@@ -557,9 +576,13 @@ int main(int argc, char** argv) {
 
   // Fresh pairs: a wait that blocked before R entered its map; the FIN under
   // each epoll call; a close while registered.
-  for (int c = EPOLL_WAIT; c <= NCALLS; ++c) {
+  for (int c = EPOLL_WAIT; c <= NCALLS + 1; ++c) {
     close(a1), close(b1), close(a2), close(b2);
     connect_pairs();
+    if (c == NCALLS + 1) {
+      check_oneshot_fired_before_insertion();
+      continue;
+    }
     if (c == EPOLL_WAIT && mode != DROP)
       check_blocked_before_insertion();
     else
