@@ -71,7 +71,8 @@ class Connection:
 
 def echo_session(conn, i):
     """Small round trips (a lost wake-up hangs here), then 4 MiB sent while the
-    echo is read back concurrently (queues fill and drain)."""
+    echo is read back, starting half a second late: the server's sends block,
+    it stops reading, its queue fills and the engine must hold off and resume."""
     rng = random.Random(i)
     for n in range(50):
         msg = f"ping {i} {n} ".encode() + rng.randbytes(rng.randrange(1, 200))
@@ -90,6 +91,7 @@ def echo_session(conn, i):
 
     t = threading.Thread(target=writer, daemon=True)
     t.start()
+    time.sleep(0.5)
     echoed = conn.recv_exactly(len(bulk))
     t.join()
     if error:
