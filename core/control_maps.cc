@@ -1,6 +1,7 @@
 #include "core/control_maps.h"
 
 #include <arpa/inet.h>
+#include <sched.h>
 
 #include <cstring>
 #include <map>
@@ -15,6 +16,7 @@
 #include "core/psock_stats.h"
 #include "core/registry.h"
 #include "core/rule_text.h"
+#include "core/sk_psock_rx.h"
 #include "core/sk_storage.h"
 #include "core/sock_map_link.h"
 #include "policy/compiled.h"
@@ -318,6 +320,24 @@ json counters(const DirSnapshot& d) {
           {"queued", d.held},   {"runs", d.runs}};
 }
 
+bool adds_up(const DirSnapshot& d) {
+  return d.in + d.pushed - d.popped == d.passed + d.dropped + d.redirected + d.held;
+}
+
+// The receive engine changes its counters and its held bytes one after the
+// other, without the send path's sequence count: read again while a change
+// is half made (a few tries; a lasting mismatch is shown as it is).
+DirSnapshot rx_snapshot(Psock* p, const PsockDirStats& s) {
+  DirSnapshot d;
+  for (int tries = 0; tries < 100; ++tries) {
+    d = dir_snapshot(s);
+    d.held = sk_psock_rx_held(p);
+    if (adds_up(d)) break;
+    sched_yield();
+  }
+  return d;
+}
+
 // A verdict program's counters by rule, then "default" for runs where no rule held.
 json program_stats(const policy::Program& prog, const policy::Policy& pol) {
   std::vector<RuleStats> counts = rule_stats(prog);
@@ -433,8 +453,7 @@ json dump_psocks() {
     e["programs"] = program_names(progs);
     e["links"] = links;
     e["ingress_bytes"] = p->ingress_queued();
-    DirSnapshot tx = dir_snapshot(st.tx), rx = dir_snapshot(st.rx);
-    rx.held = 0;
+    DirSnapshot tx = dir_snapshot(st.tx), rx = rx_snapshot(p.get(), st.rx);
     DirSnapshot total{tx.in + rx.in,         tx.pushed + rx.pushed,   tx.popped + rx.popped,
                       tx.passed + rx.passed, tx.dropped + rx.dropped, tx.redirected + rx.redirected,
                       tx.runs + rx.runs,     tx.held + rx.held};

@@ -9,11 +9,18 @@ map through the C API:
   n   socks[4]  a non-blocking sender whose peer does not read: partial sends
   s   sticky[0] pass, then a drop that sticks
   z   plain[0]  sendfile, zero-copy
+  r   rx[0]     the accepted end, read by the receive engine: its client sends
+                frames (P, D, E, I), its reader reads what passed
+  re  rx[1]     the egress redirect target of r's frames: its peer reads
+  ri  rx[2]     the ingress redirect target of r's frames (an accepted end)
 
 Commands on stdin, one JSON line answered on stdout each:
   fixed    the fixed sequence; answers the bytes sent, what each reader got,
            the cookies, and what stays held
   flush    completes the cork; answers the same
+  rx       frames to r, and a frame cut short (404 of its 1004 bytes); answers
+           the same
+  rxfinish the rest of that frame
   stream   starts senders on a (random mix) and k (corked) that run until stop
   stop     stops them, drains the readers; answers the totals
   exit
@@ -24,6 +31,7 @@ import json
 import os
 import random
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -67,6 +75,11 @@ for i, sock in enumerate((a, b, c, k, n)):
     insert("socks", i, sock)
 insert("sticky", 0, s)
 insert("plain", 0, z)
+r_client, r = pair()
+re, re_peer = pair()
+ri_client, ri = pair()
+for i, sock in enumerate((r, re, ri)):
+    insert("rx", i, sock)
 
 
 class Reader(threading.Thread):
@@ -95,7 +108,7 @@ class Reader(threading.Thread):
 
 readers = {name: Reader(sock) for name, sock in
            (("a", a_peer), ("b", b_peer), ("c", c), ("k", k_peer), ("s", s_peer),
-            ("z", z_peer))}
+            ("z", z_peer), ("r", r), ("re", re_peer), ("ri", ri))}
 
 
 def wait_readers(expect, timeout=10):
@@ -107,9 +120,10 @@ def wait_readers(expect, timeout=10):
         time.sleep(0.01)
 
 
-sent = {"a": 0, "k": 0, "n": 0, "s": 0, "z": 0}
+sent = {"a": 0, "k": 0, "n": 0, "s": 0, "z": 0, "r": 0}
 expect = {"a": 0, "b": 0, "c": 0, "k": 0, "s": 0, "z": 0, "dropped_a": 0, "dropped_s": 0,
-          "pushed_a": 0, "popped_a": 0, "passed_n": 0, "held_k": 0, "eacces": 0}
+          "pushed_a": 0, "popped_a": 0, "passed_n": 0, "held_k": 0, "eacces": 0,
+          "r": 0, "re": 0, "ri": 0, "dropped_r": 0, "held_r": 0}
 
 
 def send_a(kind, size):
@@ -192,11 +206,41 @@ def flush():
     return report()
 
 
+def frame(kind, size):
+    """A frame of size bytes in all: the length of the rest, kind, filler."""
+    return struct.pack(">I", size - 4) + kind.encode() + b"f" * (size - 5)
+
+
+def rx():
+    book = {"P": "r", "D": "dropped_r", "E": "re", "I": "ri"}
+    for kind, size in (("P", 100), ("D", 2000), ("E", 30000), ("I", 50000), ("P", 70000),
+                       ("D", 5), ("E", 6), ("I", 7)):
+        r_client.sendall(frame(kind, size))
+        sent["r"] += size
+        expect[book[kind]] += size
+    wait_readers({x: expect[x] for x in ("r", "re", "ri")})
+    partial = frame("P", 1004)[:404]
+    r_client.sendall(partial)
+    sent["r"] += len(partial)
+    expect["held_r"] = len(partial)
+    return report()
+
+
+def rx_finish():
+    r_client.sendall(frame("P", 1004)[404:])
+    sent["r"] += 600
+    expect["r"] += 1004
+    expect["held_r"] = 0
+    wait_readers({"r": expect["r"]})
+    return report()
+
+
 def report():
     return {"sent": sent, "expect": expect,
             "got": {r: readers[r].total() for r in readers},
             "cookies": {name: cookie(sock) for name, sock in
-                        (("a", a), ("b", b), ("c", c), ("k", k), ("n", n), ("s", s), ("z", z))}}
+                        (("a", a), ("b", b), ("c", c), ("k", k), ("n", n), ("s", s), ("z", z),
+                         ("r", r), ("re", re), ("ri", ri))}}
 
 
 stop = threading.Event()
@@ -222,6 +266,10 @@ for line in sys.stdin:
         out = fixed()
     elif cmd == "flush":
         out = flush()
+    elif cmd == "rx":
+        out = rx()
+    elif cmd == "rxfinish":
+        out = rx_finish()
     elif cmd == "stream":
         stream_threads = [threading.Thread(target=f) for f in (stream_a, stream_k)]
         for t in stream_threads:
