@@ -21,7 +21,8 @@ Commands on stdin, one JSON line answered on stdout each:
   rx       frames to r, and a frame cut short (404 of its 1004 bytes); answers
            the same
   rxfinish the rest of that frame
-  stream   starts senders on a (random mix) and k (corked) that run until stop
+  stream   starts senders on a (random mix), k (corked) and r's client (random
+           frames) that run until stop
   stop     stops them, drains the readers; answers the totals
   exit
 """
@@ -253,6 +254,16 @@ def stream_a():
         send_a(rng.choice("PPPDEIUO"), rng.choice((1, 10, 100, 1000, 4096, 40000)))
 
 
+def stream_r():
+    rng = random.Random(11)
+    book = {"P": "r", "D": "dropped_r", "E": "re", "I": "ri"}
+    while not stop.is_set():
+        kind, size = rng.choice("PPDEI"), rng.choice((5, 100, 3000, 60000))
+        r_client.sendall(frame(kind, size))
+        sent["r"] += size
+        expect[book[kind]] += size
+
+
 def stream_k():
     while not stop.is_set():
         k.send(b"C" * 333)
@@ -271,7 +282,7 @@ for line in sys.stdin:
     elif cmd == "rxfinish":
         out = rx_finish()
     elif cmd == "stream":
-        stream_threads = [threading.Thread(target=f) for f in (stream_a, stream_k)]
+        stream_threads = [threading.Thread(target=f) for f in (stream_a, stream_k, stream_r)]
         for t in stream_threads:
             t.start()
         out = {"streaming": True}
@@ -279,7 +290,7 @@ for line in sys.stdin:
         stop.set()
         for t in stream_threads:
             t.join()
-        wait_readers({r: expect[r] for r in ("a", "b", "c")})
+        wait_readers({r: expect[r] for r in ("a", "b", "c", "r", "re", "ri")})
         out = report()
     else:
         break

@@ -200,11 +200,16 @@ def streaming_phase(target, pid, env, ck):
         "in": sent["a"], "pushed": exp["pushed_a"], "popped": exp["popped_a"],
         "passed": got["a"], "dropped": exp["dropped_a"], "redirected": got["b"] + got["c"],
         "queued": 0})
+    rx = ps[ck["r"]]["stats"]["rx"]
+    want = {"in": sent["r"], "passed": got["r"], "dropped": exp["dropped_r"],
+            "redirected": got["re"] + got["ri"], "queued": 0}
+    if {k: rx[k] for k in want} != want or got["r"] != exp["r"]:
+        fail(f"r's rx counters after the traffic {rx}, expected {want}")
     k = ps[ck["k"]]["stats"]["tx"]
     if k["in"] != sent["k"] or k["passed"] != got["k"] or k["queued"] != sent["k"] - got["k"]:
         fail(f"k after the traffic: {k}, sent {sent['k']}, its reader got {got['k']}")
     note(f"ok: {checked} dumps during traffic all add up; after it a sent {sent['a']} B, "
-         f"k holds {k['queued']} B corked of {sent['k']}")
+         f"k holds {k['queued']} B corked of {sent['k']}, r's client sent {sent['r']} B")
 
 
 def main():
