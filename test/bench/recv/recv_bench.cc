@@ -173,7 +173,8 @@ int measure(const std::string& mode, size_t total, const char* object) {
   } else if (!kernel_insert(object, mode == "kernel", p1, c2)) {
     return 3;  // the kernel refused: reported as skipped
   }
-  std::atomic<size_t> got{0};
+  // Static: the watchdog below outlives this frame.
+  static std::atomic<size_t> got{0};
   std::thread reader([&] {
     std::vector<char> buf(kWrite);
     while (got < total) {
@@ -182,7 +183,7 @@ int measure(const std::string& mode, size_t total, const char* object) {
       got += static_cast<size_t>(n);
     }
   });
-  std::thread([&] {
+  std::thread([mode, total] {
     for (size_t last = SIZE_MAX; got < total; sleep(kStallSeconds)) {
       if (got == last) {
         fprintf(stderr, "%s: stalled at %zu of %zu bytes\n", mode.c_str(), last, total);
@@ -319,6 +320,8 @@ int main(int argc, char** argv) {
     printf("%-38s %20s %10.3f %15.2fx%s\n", kModes[i].label, range, f.cost(), f.rate() / best_proxy,
            f.failed ? "  (some runs failed)" : "");
   }
+  if (kernel)
+    printf("(kernel rows: CPU s/GB leaves out the kworkers that run the redirect backlog)\n");
   const Figures& shim = fig[2];
   if (!shim.gbps.empty())
     printf(
