@@ -281,14 +281,18 @@ int main(int argc, char** argv) {
   bool kernel = std::string(object) != "-" && geteuid() == 0;
   constexpr size_t kCount = std::size(kModes);
   Figures fig[kCount];
-  for (int rep = 0; rep < runs; ++rep)
+  // Each shim row against the proxies of the same repetition: a load that
+  // comes and goes on a shared machine moves both sides of these ratios.
+  std::vector<double> paired_rate[2], paired_cpu[2];
+  for (int rep = 0; rep < runs; ++rep) {
+    Sample now[kCount];
     for (size_t i = 0; i < kCount; ++i) {
       const Mode& m = kModes[i];
       if (std::string(m.name).starts_with("kernel") && (!kernel || fig[i].skipped)) {
         ++fig[i].skipped;
         continue;
       }
-      Sample s = child(argv[0], argv[1], argv[2], object, m, mib);
+      Sample s = now[i] = child(argv[0], argv[1], argv[2], object, m, mib);
       if (s.status == 3) {
         ++fig[i].skipped;
       } else if (s.status) {
@@ -298,6 +302,13 @@ int main(int argc, char** argv) {
         fig[i].cpu.push_back(s.cpu);
       }
     }
+    for (int k = 0; k < 2; ++k) {
+      const Sample &rw = now[0], &sp = now[1], &sh = now[2 + k];
+      if (rw.status || sp.status || sh.status || !rw.gbps || !sp.gbps || !sh.gbps) continue;
+      paired_rate[k].push_back(sh.gbps / std::max(rw.gbps, sp.gbps));
+      paired_cpu[k].push_back(sh.cpu / rw.cpu);
+    }
+  }
 
   double best_proxy = std::max(fig[0].rate(), fig[1].rate());
   printf(
@@ -322,6 +333,13 @@ int main(int argc, char** argv) {
   }
   if (kernel)
     printf("(kernel rows: CPU s/GB leaves out the kworkers that run the redirect backlog)\n");
+  for (int k = 0; k < 2; ++k)
+    if (!paired_rate[k].empty())
+      printf(
+          "%s, paired with the proxies of its repetition (median of %zu): %.2fx the faster "
+          "proxy's GB/s, %.2fx the read/write proxy's CPU s/GB\n",
+          kModes[2 + k].label, paired_rate[k].size(), median(paired_rate[k]),
+          median(paired_cpu[k]));
   const Figures& shim = fig[2];
   if (!shim.gbps.empty())
     printf(
