@@ -63,6 +63,10 @@ struct PsockExt {
   std::atomic<uint64_t> rx_epoch{0};  // bumped by every start and stop
   std::atomic<uint64_t> rx_fork{0};   // the fork count of the process that started it
   std::atomic<uint64_t> rx_held{0};   // bytes read and not yet applied
+  // Bytes in the kernel's queue at the start wait for the first read, poll or
+  // new arrival, as they wait for tcp_data_ready in the kernel.
+  std::atomic<bool> rx_deferred{false};
+  std::atomic<int> rx_deferred_inq{0};
   SkPsockRx* rx = nullptr;            // made on first start, kept with the slot
   // Sources whose verdict waits for room in this queue or for this socket to
   // become writable; each is run again when that happens.

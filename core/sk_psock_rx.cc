@@ -3,11 +3,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <climits>
+#include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -135,12 +140,10 @@ bool open_fd_locked(Psock* p, PsockExt& e, int app_fd, uint32_t events) noexcept
   return true;
 }
 
-SkPsockRx& state(PsockExt& e) noexcept {
-  if (!e.rx) {
-    e.rx = new (std::nothrow) SkPsockRx;
-    if (!e.rx) std::terminate();
-  }
-  return *e.rx;
+// p's working state, made on first use; null when memory is short.
+SkPsockRx* state(PsockExt& e) noexcept {
+  if (!e.rx) e.rx = new (std::nothrow) SkPsockRx;
+  return e.rx;
 }
 
 void held_sub(PsockExt& e, size_t n) noexcept {
@@ -274,20 +277,21 @@ Applied apply(Psock* p, PsockExt& e, Verdict v, Psock* target, bool ingress,
   return res;
 }
 
-// Keeps what a blocked verdict did not apply, with its target.
-void keep_pending(SkPsockRx& st, Verdict v, Psock* target, bool ingress,
+// Keeps what a blocked verdict did not apply, with its target. False when
+// memory is short: the caller drops it.
+bool keep_pending(SkPsockRx& st, Verdict v, Psock* target, bool ingress,
                   std::span<const uint8_t> rest) noexcept {
   try {
     st.pending.assign(rest.begin(), rest.end());
   } catch (...) {
-    log::error("receive engine: out of memory holding {} bytes", rest.size());
-    std::terminate();
+    return false;
   }
   st.pending_off = 0;
   st.verdict = v;
   st.target = target ? target->sk() : nullptr;
   st.target_cookie = st.target ? st.target->cookie : 0;
   st.ingress = ingress;
+  return true;
 }
 
 // The pending target, if it is still the socket the verdict chose and still
@@ -395,8 +399,13 @@ bool run_frames(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
     SkbVerdict v = skb_verdict_run(p, *verdict, frame);
     size_t done = 0;
     Applied r = apply(p, e, v.verdict, v.target.get(), v.ingress, frame, &done);
-    if (r == Applied::blocked)
-      keep_pending(st, v.verdict, v.target.get(), v.ingress, frame.subspan(done));
+    if (r == Applied::blocked &&
+        !keep_pending(st, v.verdict, v.target.get(), v.ingress, frame.subspan(done))) {
+      log::error("receive engine: out of memory holding {} bytes: dropped", len - done);
+      e.stats.rx.apply(Verdict::drop, len - done);
+      held_sub(e, len - done);
+      r = Applied::done;
+    }
     st.strp.consume(len);
     if (r == Applied::blocked) return false;
   }
@@ -425,11 +434,28 @@ ssize_t read_chunk(PsockExt& e, uint8_t* buf, size_t len) noexcept {
   return r;
 }
 
+// Bytes in the kernel's receive queue of p's socket.
+int kernel_inq(PsockExt& e) noexcept {
+  int n = 0;
+  std::lock_guard g(e.sk_fd_lock);
+  if (e.sk_fd < 0 || real::ioctl(e.sk_fd, FIONREAD, reinterpret_cast<unsigned long>(&n)) != 0)
+    return 0;
+  return n;
+}
+
 // One turn of the engine on p (sk_psock_backlog and data_ready in one): the
 // waiting bytes first, then the buffered frames, then new reads.
 void work(Psock* p) noexcept {
   PsockExt& e = psock_ext(p);
-  SkPsockRx& st = state(e);
+  SkPsockRx* stp = state(e);
+  // The loop thread's read buffer (only that thread reads).
+  static uint8_t* buf = new (std::nothrow) uint8_t[kReadChunk];
+  if (!stp || !buf) {
+    log::error("receive engine: out of memory; socket cookie {} is not read",
+               p->sk() ? p->sk()->cookie : 0);
+    return;
+  }
+  SkPsockRx& st = *stp;
   const uint64_t epoch = e.rx_epoch.load(std::memory_order_acquire);
   if (st.epoch != epoch) {
     discard(e, st);
@@ -441,9 +467,14 @@ void work(Psock* p) noexcept {
   }
   if (e.rx_fork.load(std::memory_order_relaxed) != g_fork_count.load(std::memory_order_relaxed))
     return;
+  if (e.rx_deferred.load(std::memory_order_acquire)) {
+    // Only bytes that predate the start: they wait for the reader (kick) or a new arrival.
+    if (kernel_inq(e) <= e.rx_deferred_inq.load(std::memory_order_relaxed)) return;
+    e.rx_deferred.store(false, std::memory_order_release);
+    sk_psock_rx_deferred(p, false);
+  }
   if (!flush_pending(p, e, st) || !run_frames(p, e, st)) return;
   if (st.rcvbuf == 0) st.rcvbuf = source_rcvbuf(e);
-  thread_local uint8_t buf[kReadChunk];
   // Without a parser each chunk is one message; with one, `whole` frames what
   // one read gives, which must stay within rcvbuf as an skb does.
   const size_t chunk = std::min(kReadChunk, st.rcvbuf);
@@ -467,8 +498,10 @@ void work(Psock* p) noexcept {
     try {
       st.strp.feed({buf, static_cast<size_t>(r)});
     } catch (...) {
-      log::error("receive engine: out of memory buffering {} bytes", r);
-      std::terminate();
+      e.stats.rx.apply(Verdict::drop, static_cast<uint64_t>(r));
+      held_sub(e, static_cast<size_t>(r));
+      abort_strp(p, e, st, ENOMEM);
+      return;
     }
     if (!run_frames(p, e, st)) return;
   }
@@ -507,6 +540,39 @@ void on_timer(Psock* p, uint64_t gen, uint64_t epoch) noexcept {
   if (st.strp.partial() && !st.aborted) abort_strp(p, e, st, ETIMEDOUT);
 }
 
+// Runs the engine on p now, for a reader that found bytes predating the start
+// (the kernel's recvmsg calls tcp_data_ready). Without a parser the verdict
+// runs within the reader's call, so it waits for that turn (bounded); with one
+// the strparser's work runs later, so it does not.
+void kick(Psock* p) noexcept {
+  EventLoop* loop = EventLoop::get();
+  if (!loop || loop->on_loop_thread()) return;
+  struct Done {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  std::shared_ptr<Done> d;
+  try {
+    d = std::make_shared<Done>();
+  } catch (...) {
+    return;
+  }
+  const uint64_t gen = generation(p);
+  loop->post([p, gen, d] {
+    if (psock_try_get(p)) {
+      PsockRef ref(p);
+      if (generation(p) == gen) work(p);
+    }
+    std::lock_guard g(d->mu);
+    d->done = true;
+    d->cv.notify_all();
+  });
+  if (p->progs.stream_parser.load(std::memory_order_acquire)) return;
+  std::unique_lock g(d->mu);
+  d->cv.wait_for(g, std::chrono::milliseconds(500), [&] { return d->done; });
+}
+
 // Wakes whatever waits on p after it stopped: sources with bytes for it, and
 // senders blocked on its queue.
 void wake_all(Psock* p, PsockExt& e) noexcept {
@@ -527,6 +593,9 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
   int saved = errno;
   e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
   e.rx_fork.store(forks, std::memory_order_relaxed);
+  // Until the kernel's count is known, nothing is read.
+  e.rx_deferred_inq.store(INT_MAX, std::memory_order_relaxed);
+  e.rx_deferred.store(true, std::memory_order_release);
   e.rx_on.store(true, std::memory_order_release);
   sk_psock_rx_reading(psock, true);
   bool ok;
@@ -534,7 +603,20 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
     std::lock_guard g(e.sk_fd_lock);
     ok = open_fd_locked(psock, e, fd, kRxEvents);
   }
-  if (!ok) {
+  if (ok) {
+    const int inq = kernel_inq(e);
+    if (inq > 0) {
+      // Readable first: the engine may clear it as soon as it knows the count.
+      sk_psock_rx_deferred(psock, true);
+      e.rx_deferred_inq.store(inq, std::memory_order_relaxed);
+    } else {
+      // Arrivals meanwhile found the engine waiting: give it a turn.
+      e.rx_deferred.store(false, std::memory_order_release);
+      const uint64_t gen = generation(psock);
+      if (EventLoop* loop = EventLoop::get())
+        loop->post([psock, gen] { on_event(psock, gen, EPOLLIN); });
+    }
+  } else {
     // The application keeps reading its socket itself.
     log::error("receive engine: cannot watch socket cookie {}; its programs do not run",
                psock->sk() ? psock->sk()->cookie : 0);
@@ -595,12 +677,23 @@ bool sk_psock_rx_active(Psock* psock, int fd) noexcept {
   return e.rx_on.load(std::memory_order_acquire);
 }
 
+int sk_psock_rx_kick(Psock* psock) noexcept {
+  PsockExt& e = psock_ext(psock);
+  if (!e.rx_deferred.load(std::memory_order_acquire) ||
+      !e.rx_deferred.exchange(false, std::memory_order_acq_rel))
+    return 0;
+  sk_psock_rx_deferred(psock, false);
+  kick(psock);
+  return psock->progs.stream_parser.load(std::memory_order_acquire) ? -1 : 1;
+}
+
 size_t sk_psock_rx_held(Psock* psock) noexcept {
   return psock_ext(psock).rx_held.load(std::memory_order_relaxed);
 }
 
 void sk_psock_rx_reset(PsockExt& e) noexcept {
   e.rx_on.store(false, std::memory_order_relaxed);
+  e.rx_deferred.store(false, std::memory_order_relaxed);
   e.rx_held.store(0, std::memory_order_relaxed);
   {
     std::lock_guard g(e.sk_fd_lock);
@@ -641,7 +734,14 @@ void sk_psock_rx_fork_child(Psock* psock, PsockExt& e) noexcept {
     st.target = nullptr;
   }
   e.rx_held.store(0, std::memory_order_relaxed);
-  if (psock && e.rx_on.load(std::memory_order_relaxed)) sk_psock_ingress_discard(psock);
+  if (!psock) return;
+  // The readers' eventfd is one object with the parent's: draining or
+  // signalling it here would change what the parent's readers see. The
+  // child makes its own on first use.
+  if (e.event_fd >= 0) real::close(e.event_fd);
+  e.event_fd = -1;
+  e.event_ready = false;
+  if (e.rx_on.load(std::memory_order_relaxed)) sk_psock_ingress_discard(psock);
 }
 
 }  // namespace sockshim

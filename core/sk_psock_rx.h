@@ -64,6 +64,12 @@ void sk_psock_rx_wake(Psock* psock) noexcept;
 // here on first use (fd as for sk_psock_start_rx).
 bool sk_psock_rx_active(Psock* psock, int fd) noexcept;
 
+// The first read of bytes that predate the engine's start (tcp_data_ready in
+// tcp_bpf_recvmsg_parser): 0 when there are none; otherwise the engine runs
+// on them, and 1 says it has (no parser: the verdict ran within this call), -1
+// that it will (the strparser's turn comes after this read).
+int sk_psock_rx_kick(Psock* psock) noexcept;
+
 // Bytes read from psock's socket whose verdict has not yet applied: a partial
 // frame, and a frame waiting for room at its target.
 size_t sk_psock_rx_held(Psock* psock) noexcept;

@@ -90,7 +90,8 @@ void drain_event(int efd) noexcept {
 
 // sk_psock_readable under p->ingress_lock.
 bool readable_locked(Psock* p) noexcept {
-  return p->ingress_bytes > 0 || (p->rx_reads && (p->rx_eof || p->rx_aborted || p->rx_err));
+  return p->ingress_bytes > 0 ||
+         (p->rx_reads && (p->rx_eof || p->rx_aborted || p->rx_err || p->rx_deferred));
 }
 
 // Keeps the eventfd readable exactly while p is; under p->ingress_lock.
@@ -214,7 +215,7 @@ void sk_psock_rx_reading(Psock* p, bool on) noexcept {
   PsockExt& e = psock_ext(p);
   std::lock_guard g(p->ingress_lock);
   p->rx_reads = on;
-  p->rx_eof = p->rx_aborted = false;
+  p->rx_eof = p->rx_aborted = p->rx_deferred = false;
   sync_event_locked(p, e);
 }
 
@@ -224,6 +225,13 @@ void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept {
   p->rx_eof = p->rx_eof || eof;
   p->rx_aborted = p->rx_aborted || aborted;
   if (err) p->rx_err = err;
+  sync_event_locked(p, e);
+}
+
+void sk_psock_rx_deferred(Psock* p, bool deferred) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::lock_guard g(p->ingress_lock);
+  p->rx_deferred = deferred;
   sync_event_locked(p, e);
 }
 
@@ -452,6 +460,17 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
     if (copied == want || (copied > 0 && !waitall)) {
       clear_header(msg);
       return static_cast<ssize_t>(copied);
+    }
+    if (rx && copied == 0 && !peek) {
+      // The first read runs the engine on bytes that predate its start. The
+      // strparser's work runs after this read returns (EAGAIN); a verdict
+      // alone runs within it.
+      int k = sk_psock_rx_kick(p);
+      if (k > 0) continue;
+      if (k < 0) {
+        errno = EAGAIN;
+        return -1;
+      }
     }
     if (rx) {
       int due = rx_due(p, copied > 0);

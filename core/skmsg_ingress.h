@@ -41,6 +41,10 @@ void sk_psock_space_signal(Psock* p) noexcept;
 // a stopped parser (whose reads then give EAGAIN).
 void sk_psock_rx_reading(Psock* p, bool on) noexcept;
 void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept;
+// Bytes that predate the engine's start wait in the kernel until the first
+// read (tcp_data_ready): meanwhile p is readable, as the kernel's own queue
+// makes it.
+void sk_psock_rx_deferred(Psock* p, bool deferred) noexcept;
 
 // Discards p's queued bytes (a fork child's copies of its parent's).
 void sk_psock_ingress_discard(Psock* p) noexcept;
