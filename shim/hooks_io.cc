@@ -185,7 +185,6 @@ msghdr one_iov_msg(iovec* iov, void* buf, size_t len) noexcept {
       }
     }
   }
-  for (unsigned k = 0; k < i; ++k) track_passed_fds(&vec[k].msg_hdr);
   return static_cast<int>(i);
 }
 
@@ -295,10 +294,9 @@ SOCKSHIM_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 }
 
 SOCKSHIM_HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int n, int flags, timespec* timeout) {
-  Socket* s = registry::peek(fd);
-  if (s && has_psock(s)) [[unlikely]]
-    return psock_recvmmsg(fd, vec, n, flags, timeout);
-  int r = socket_call(fd, [&] { return real::recvmmsg(fd, vec, n, flags, timeout); });
+  int r = static_cast<int>(socket_recv(
+      fd, [&] { return psock_recvmmsg(fd, vec, n, flags, timeout); },
+      [&] { return real::recvmmsg(fd, vec, n, flags, timeout); }));
   if (r > 0) {
     int saved = errno;
     for (int i = 0; i < r; ++i) track_passed_fds(&vec[i].msg_hdr);
