@@ -67,7 +67,7 @@ struct PsockExt {
   // new arrival, as they wait for tcp_data_ready in the kernel.
   std::atomic<bool> rx_deferred{false};
   std::atomic<int> rx_deferred_inq{0};
-  SkPsockRx* rx = nullptr;            // made on first start, kept with the slot
+  SkPsockRx* rx = nullptr;  // made on first start, kept with the slot
   // Sources whose verdict waits for room in this queue or for this socket to
   // become writable; each is run again when that happens.
   std::mutex waiters_lock;

@@ -12,8 +12,8 @@
 namespace sockshim {
 
 // Runs every sockops program of the loaded policy for op on sk (the caller holds
-// a reference; fd is one of its fds, or -1 when it has none left). Nothing happens without a policy or for a
-// socket that is not TCP.
+// a reference; fd is one of its fds, or -1 when it has none left). Nothing happens without a policy
+// or for a socket that is not TCP.
 void sock_ops(policy::SockOp op, Socket* sk, int fd) noexcept;
 
 }  // namespace sockshim

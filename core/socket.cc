@@ -6,8 +6,8 @@
 
 #include "core/real.h"
 #include "core/sk_storage.h"
-#include "core/sock_ops.h"
 #include "core/sock_map_link.h"
+#include "core/sock_ops.h"
 #include "core/socket_pool.h"
 
 #ifndef SO_COOKIE

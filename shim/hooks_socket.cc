@@ -6,8 +6,8 @@
 
 #include "core/control_server.h"
 #include "core/sk_storage.h"
-#include "core/sock_ops.h"
 #include "core/skmsg_ingress.h"
+#include "core/sock_ops.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
