@@ -130,7 +130,12 @@ void enqueue(Psock* p, PsockExt& e, SkMsgBytes chunk) noexcept {
     std::lock_guard g(p->ingress_lock);
     p->ingress_bytes += n;
     p->ingress_msg.push_back(std::move(chunk));
-    sync_event_locked(p, e);
+    // An arrival onto unread bytes is a new edge too (EPOLLET), as in the
+    // kernel: write the eventfd again.
+    if (e.event_ready && e.event_fd >= 0)
+      signal_event(e.event_fd);
+    else
+      sync_event_locked(p, e);
   }
   e.stats.ingress_in.fetch_add(n, std::memory_order_relaxed);
 }
