@@ -13,6 +13,7 @@
 #include <chrono>
 #include <thread>
 
+#include "../loopback.h"
 #include "recv_rows.h"
 
 namespace recv_conf {
@@ -30,24 +31,9 @@ constexpr auto kQuietLimit = std::chrono::seconds(10);  // traffic that never se
 constexpr auto kEndLimit = std::chrono::seconds(2);     // EOF after shutdown
 constexpr auto kProbeLimit = std::chrono::seconds(2);   // a waiting probe
 
-int listener() {
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  listen(l, 4);
-  return l;
-}
-
+// A loopback pair whose blocked writes fail instead of hanging the suite.
 void connect_pair(int l, int* c, int* p) {
-  sockaddr_in a{};
-  socklen_t len = sizeof a;
-  getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
-  *c = socket(AF_INET, SOCK_STREAM, 0);
-  connect(*c, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  *p = accept(l, nullptr, nullptr);
-  // A blocked write fails instead of hanging the suite.
+  conformance::loopback_pair(l, c, p);
   timeval t{3, 0};
   setsockopt(*c, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
   setsockopt(*p, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
@@ -150,7 +136,7 @@ int redirect_target(const Row& row, int c2, int p2) {
 
 Outcome run_traffic(const Row& row, const Insert& insert) {
   Outcome o;
-  int l = listener();
+  int l = conformance::loopback_listener();
   int c1, p1, c2, p2;
   connect_pair(l, &c1, &p1);
   connect_pair(l, &c2, &p2);

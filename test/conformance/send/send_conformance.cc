@@ -6,11 +6,9 @@
 // both backends return the same send() results and the same bytes at every
 // reader (lengths only where push inserts bytes the kernel leaves
 // uninitialised). Prints PASS|FAIL|SKIP <name> per row.
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -23,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "../loopback.h"
 #include "core/loaded_policy.h"
 #include "shim/sockshim.h"
 
@@ -47,25 +46,6 @@ struct Outcome {
   std::vector<ssize_t> sends;  // each send()'s result, -errno on failure
   std::string p1, p2, c2;      // bytes read at each reader
 };
-
-int listener() {
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  listen(l, 4);
-  return l;
-}
-
-void pair(int l, int* c, int* p) {
-  sockaddr_in a{};
-  socklen_t len = sizeof a;
-  getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
-  *c = socket(AF_INET, SOCK_STREAM, 0);
-  connect(*c, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  *p = accept(l, nullptr, nullptr);
-}
 
 // Reads fd until `stop` is set and nothing came for quiet_ms.
 void drain(int fd, std::string* out, const std::atomic<bool>* stop, int quiet_ms) {
@@ -94,10 +74,10 @@ bool g_close_target = false;
 template <typename Insert>
 Outcome traffic(const Shape& shape, bool use_sendfile, int quiet_ms, Insert&& insert) {
   Outcome o;
-  int l = listener();
+  int l = conformance::loopback_listener();
   int c1, p1, c2, p2;
-  pair(l, &c1, &p1);
-  pair(l, &c2, &p2);
+  conformance::loopback_pair(l, &c1, &p1);
+  conformance::loopback_pair(l, &c2, &p2);
   close(l);
   insert(c1, c2);
   if (g_close_target) {

@@ -135,11 +135,7 @@ TEST_CASE("Verdict alone: PASS, and bytes that predate insertion go through it",
   load(skb_policy("", kCountPass));
   Pair a;
   connect_pair(a);
-  send_all(a.c, "early");
-  REQUIRE(eventually([&] {
-    int n = 0;
-    return ioctl(a.p, FIONREAD, &n) == 0 && n == 5;
-  }));
+  send_before_insert(a, "early");
   insert("rx", 0, a.p);
   // Without a parser the first read runs the verdict on them within the call.
   char buf[8];
@@ -157,11 +153,7 @@ TEST_CASE("Bytes that predate insertion wait for the redirect target a later ins
   Pair a, b;
   connect_pair(a);
   connect_pair(b);
-  send_all(a.c, "early");
-  REQUIRE(eventually([&] {
-    int n = 0;
-    return ioctl(a.p, FIONREAD, &n) == 0 && n == 5;
-  }));
+  send_before_insert(a, "early");
   insert("rx", 0, a.p);
   insert("redir", 0, b.p);
   send_all(a.c, "late");
@@ -172,11 +164,7 @@ TEST_CASE("Stream parser: bytes that predate insertion come after one EAGAIN", "
   load(skb_policy(R"("whole")", kPass));
   Pair a;
   connect_pair(a);
-  send_all(a.c, "early");
-  REQUIRE(eventually([&] {
-    int n = 0;
-    return ioctl(a.p, FIONREAD, &n) == 0 && n == 5;
-  }));
+  send_before_insert(a, "early");
   insert("rx", 0, a.p);
   pollfd pf{a.p, POLLIN, 0};
   CHECK(::poll(&pf, 1, 0) == 1);  // readable, as the kernel's queue makes it
@@ -191,11 +179,7 @@ TEST_CASE("Verdict alone: DROP takes bytes that predate insertion too", "[recv]"
   load(skb_policy("", R"([{"do": ["drop"]}])"));
   Pair a;
   connect_pair(a);
-  send_all(a.c, "early");
-  REQUIRE(eventually([&] {
-    int n = 0;
-    return ioctl(a.p, FIONREAD, &n) == 0 && n == 5;
-  }));
+  send_before_insert(a, "early");
   insert("rx", 0, a.p);
   // They wait for the first read (tcp_data_ready), which runs the verdict.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));

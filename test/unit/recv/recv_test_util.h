@@ -3,6 +3,8 @@
 // targets, the engine's counters of a socket, and waiting for a condition.
 #pragma once
 
+#include <sys/ioctl.h>
+
 #include <chrono>
 #include <functional>
 #include <string>
@@ -86,6 +88,16 @@ inline void send_all(int fd, const std::string& s) {
     REQUIRE(r > 0);
     off += static_cast<size_t>(r);
   }
+}
+
+// Sends bytes on pr.c and waits until pr.p's kernel queue holds them all: the
+// bytes that predate an insertion of pr.p.
+inline void send_before_insert(const Pair& pr, const std::string& bytes) {
+  send_all(pr.c, bytes);
+  REQUIRE(eventually([&] {
+    int n = 0;
+    return ioctl(pr.p, FIONREAD, &n) == 0 && static_cast<size_t>(n) == bytes.size();
+  }));
 }
 
 // A byte pattern that shows reordering, loss and duplication.
