@@ -17,6 +17,7 @@ namespace sockshim {
 
 class Socket;
 class SockMapBase;
+struct PsockExtSlot;
 
 // The programs a psock runs (struct sk_psock_progs), copied from a map at
 // insertion and never reached by a later attach or detach on that map.
@@ -70,6 +71,9 @@ class Psock {
   uint32_t cork_bytes = 0;
   uint32_t apply_bytes = 0;
   std::atomic<uint64_t> generation{0};  // bumped by psock_init: state kept beside a psock resets
+  // The state kept beside this psock (core/psock_ext.cc): set on first use and
+  // never changed, as psocks are recycled, never freed.
+  std::atomic<PsockExtSlot*> ext_slot{nullptr};
 
   // While the receive engine reads the socket (core/sk_psock_rx.cc) its reader
   // sees only ingress_msg, then what the engine says is due. Under ingress_lock.

@@ -10,12 +10,16 @@
 #include "core/skmsg_poll.h"
 
 namespace sockshim {
-namespace {
 
-struct Slot {
+// The state beside one psock, for the psock generation it was last reset for.
+struct PsockExtSlot {
   std::atomic<uint64_t> generation{0};
   PsockExt ext;
 };
+
+namespace {
+
+using Slot = PsockExtSlot;
 
 struct ExtTable {
   std::mutex lock;
@@ -54,10 +58,9 @@ std::atomic<bool> g_ingress_used{false};
 
 PsockExt& psock_ext(Psock* p) noexcept {
   uint64_t gen = p->generation.load(std::memory_order_relaxed);
-  // The last psock this thread used: a send or read loop finds it without the table lock.
-  thread_local const Psock* last = nullptr;
-  thread_local Slot* last_slot = nullptr;
-  if (last == p && last_slot->generation == gen) return last_slot->ext;
+  // The psock keeps its slot: a send or read finds it without the table lock.
+  Slot* cached = p->ext_slot.load(std::memory_order_acquire);
+  if (cached && cached->generation.load(std::memory_order_acquire) == gen) return cached->ext;
   ExtTable& t = table();
   std::lock_guard g(t.lock);
   Slot*& slot = t.by_psock[p];
@@ -68,10 +71,9 @@ PsockExt& psock_ext(Psock* p) noexcept {
     // Nobody uses the old psock's state: every user held a reference on it.
     std::lock_guard tx(slot->ext.tx_lock);
     reset(slot->ext);
-    slot->generation = gen;
+    slot->generation.store(gen, std::memory_order_release);
   }
-  last = p;
-  last_slot = slot;
+  p->ext_slot.store(slot, std::memory_order_release);
   return slot->ext;
 }
 
