@@ -1,7 +1,6 @@
 #include "core/loaded_policy.h"
 
 #include <errno.h>
-#include <sys/stat.h>
 
 #include <atomic>
 #include <cstring>
@@ -16,8 +15,6 @@
 
 namespace sockshim {
 namespace {
-
-constexpr off_t kMaxPolicyBytes = 16 << 20;
 
 // The current policy. The owning pointer changes under a plain mutex that a
 // fork child can re-create (a std::atomic<std::shared_ptr> hides its lock, and
@@ -61,17 +58,6 @@ std::mutex g_reload_lock;
 // *errors on failure.
 std::shared_ptr<LoadedPolicy> build(const std::string& path, std::vector<std::string>* errors,
                                     const MapTable* keep) {
-  // A device or a fifo named by mistake must not hang the process reading it.
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
-    errors->push_back(path + ": " + strerror(errno));
-    return nullptr;
-  }
-  if (!S_ISREG(st.st_mode) || st.st_size > kMaxPolicyBytes) {
-    errors->push_back(path +
-                      (S_ISREG(st.st_mode) ? ": larger than 16 MiB" : ": not a regular file"));
-    return nullptr;
-  }
   policy::LoadResult loaded = policy::load_policy_file(path);
   if (!loaded.ok()) {
     for (const policy::LoadError& e : loaded.errors) errors->push_back(e.format(path));

@@ -1,17 +1,18 @@
 // POLICY.md v1 -> Policy. One pass over the document validates and compiles;
 // every problem is recorded and the walk goes on, so a user sees all of them.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "policy/compiled.h"
 #include "policy/json_pos.h"
@@ -466,7 +467,10 @@ void Loader::load_map(const std::string& name, const json& v, const std::string&
         error(mp, "must be greater than 0 (EINVAL)");
       else if (me.is_number_unsigned() && me.get<uint64_t>() == 0)
         error(mp, "must be greater than 0 (EINVAL)");
-      else if (auto n = get_uint(me, mp, 1, UINT32_MAX))
+      else if (auto n = get_uint(me, mp, 1, UINT32_MAX); n && *n > kMaxMapEntries)
+        error(mp, std::to_string(*n) + " is more than " + std::to_string(kMaxMapEntries) +
+                      ", the most entries a map may have (no process has more sockets)");
+      else if (n)
         spec.max_entries = static_cast<uint32_t>(*n);
     }
     if (const json* vs = member(v, "value_size")) {
@@ -1549,6 +1553,7 @@ const char* attach_type_name(AttachType t) noexcept {
 }
 
 std::string LoadError::format(std::string_view source) const {
+  if (line == 0 && pointer.empty()) return message;
   std::string out(source);
   if (line > 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
   out += ": ";
@@ -1577,16 +1582,50 @@ LoadResult load_policy_text(std::string_view text) {
   return result;
 }
 
+std::string read_policy_file(const std::string& path, std::string* text) {
+  // The shim reads a policy inside a program (at start, on reload): errno is
+  // the program's, and the fd is closed even if the text cannot be allocated.
+  struct Guard {
+    int saved_errno = errno;
+    int fd = -1;
+    ~Guard() {
+      if (fd >= 0) close(fd);
+      errno = saved_errno;
+    }
+  } g;
+  // O_NONBLOCK: opening a fifo for reading would otherwise wait for a writer.
+  g.fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (g.fd < 0 || fstat(g.fd, &st) != 0) return strerror(errno);
+  if (S_ISDIR(st.st_mode)) return strerror(EISDIR);
+  if (!S_ISREG(st.st_mode)) return "not a regular file";
+  if (st.st_size > static_cast<off_t>(kMaxPolicyBytes)) return "larger than 16 MiB";
+  // pread, not read: inside the shim read() is a hook; this fd is no socket.
+  text->resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < text->size()) {
+    const ssize_t n = pread(g.fd, text->data() + got, text->size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return strerror(errno);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  text->resize(got);  // a file that shrank while read: what it holds now
+  return "";
+}
+
+std::string read_error(std::string_view path, std::string_view why) {
+  return "cannot read policy " + std::string(path) + ": " + std::string(why);
+}
+
 LoadResult load_policy_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::string text;
+  if (std::string why = read_policy_file(path, &text); !why.empty()) {
     LoadResult r;
-    r.errors.push_back({"", 0, 0, std::string("cannot read the file: ") + strerror(errno)});
+    r.errors.push_back({"", 0, 0, read_error(path, why)});
     return r;
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return load_policy_text(ss.str());
+  return load_policy_text(text);
 }
 
 }  // namespace sockshim::policy

@@ -42,7 +42,9 @@ struct LoadError {
   int column = 0;       // 1-based, in bytes
   std::string message;  // what was expected
 
-  // "SOURCE:LINE:COLUMN: POINTER: MESSAGE" (parts that are not known left out).
+  // "SOURCE:LINE:COLUMN: POINTER: MESSAGE" (parts that are not known left out);
+  // a file that cannot be read (line 0, no pointer) is named by its message,
+  // so it prints as read_error's text alone.
   std::string format(std::string_view source) const;
 };
 
@@ -52,8 +54,21 @@ struct LoadResult {
   bool ok() const noexcept { return policy != nullptr; }
 };
 
+// A policy file is a regular file of at most this many bytes.
+inline constexpr size_t kMaxPolicyBytes = 16 << 20;
+
+// Reads the policy file path into *text. Returns "" or why it cannot:
+// strerror's text ("Is a directory", "Permission denied", ...), "not a regular
+// file" or "larger than 16 MiB". A fifo or device named by mistake is refused
+// without blocking. Every entry point (the library, check, test-run, run,
+// reload) reads policies through it and reports read_error's message.
+std::string read_policy_file(const std::string& path, std::string* text);
+// "cannot read policy PATH: WHY": the one message for a policy that cannot be read.
+std::string read_error(std::string_view path, std::string_view why);
+
 LoadResult load_policy_text(std::string_view text);
-// Reads path (no other I/O); an unreadable file is one error with an empty pointer.
+// Reads path with read_policy_file (no other I/O); an unreadable file is one
+// error, line 0 and no pointer, whose message is read_error's.
 LoadResult load_policy_file(const std::string& path);
 
 }  // namespace sockshim::policy

@@ -43,6 +43,14 @@ struct ValueField {
 inline constexpr uint32_t BPF_F_NO_PREALLOC = 1u << 0;
 inline constexpr uint32_t BPF_F_CLONE = 1u << 9;
 
+// The largest max_entries of a sockmap or sockhash. The kernel's limit is the
+// memory for the slot array (a few GiB refused with ENOMEM when the map is
+// created); sockshim refuses more than this when the policy is validated, so
+// that check refuses what loading would. No map can hold more sockets: the
+// shim tracks fds below 1048576 (core/registry.h's kMaxFd, the kernel's
+// default nr_open). A full-size sockmap costs 16 MiB.
+inline constexpr uint32_t kMaxMapEntries = 1u << 20;
+
 struct MapSpec {
   std::string name;
   MapType type = MapType::sockmap;

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "policy/policy.h"
 #include "tools/commands.h"
 #include "tools/control_client.h"
 
@@ -43,9 +44,16 @@ int reload_main(int argc, char** argv) {
   nlohmann::json args = nlohmann::json::object();
   if (argc == 3) {
     // The process resolves paths from its own directory: send an absolute one.
+    // Read here first, so that an unreadable file gets the message every
+    // other entry point prints rather than a refusal from the process.
     char resolved[PATH_MAX];
-    if (!realpath(argv[2], resolved)) {
-      fprintf(stderr, "sockshim reload: cannot read policy %s: %s\n", argv[2], strerror(errno));
+    std::string text, why;
+    if (!realpath(argv[2], resolved))
+      why = strerror(errno);
+    else
+      why = policy::read_policy_file(resolved, &text);
+    if (!why.empty()) {
+      fprintf(stderr, "sockshim reload: %s\n", policy::read_error(argv[2], why).c_str());
       return 1;
     }
     args["policy"] = resolved;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "policy/policy.h"
 #include "tools/commands.h"
 #include "tools/elf_probe.h"
 
@@ -119,10 +120,16 @@ int run_main(int argc, char** argv) {
     return kExitRunFailed;
   }
   if (!policy.empty()) {
+    // Read here, as the library will: a policy CMD could not read is run's
+    // failure (125), not CMD's (78).
     char resolved[PATH_MAX];
-    if (!realpath(policy.c_str(), resolved) || !is_file(resolved)) {
-      fprintf(stderr, "sockshim run: cannot read policy %s: %s\n", policy.c_str(),
-              errno ? strerror(errno) : "not a regular file");
+    std::string text, why;
+    if (!realpath(policy.c_str(), resolved))
+      why = strerror(errno);
+    else
+      why = policy::read_policy_file(resolved, &text);
+    if (!why.empty()) {
+      fprintf(stderr, "sockshim run: %s\n", policy::read_error(policy, why).c_str());
       return kExitRunFailed;
     }
     setenv("SOCKSHIM_POLICY", resolved, 1);

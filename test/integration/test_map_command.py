@@ -106,6 +106,11 @@ def main():
         usage = sockshim("map", "update", pid, "slots", "1", code=2).stderr
         if "expected lookup|update|delete PID MAP KEY FD" not in usage:
             fail(f"usage error: {usage!r}")
+        # reload names a policy it cannot read as run, check and the library do.
+        refused = sockshim("reload", pid, runtime, code=1).stderr
+        if refused != f"sockshim reload: cannot read policy {runtime}: Is a directory\n":
+            fail(f"reload of a directory: {refused!r}")
+        note("ok: reload DIR says what is wrong")
 
         text = sockshim("dump", pid).stdout
         for needle in ("maps", "by_tuple  sockhash  max_entries 64", "storage", "psocks",

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import tempfile
 
-from harness import LIBRARY, SOCKSHIM, fail, note
+from harness import LIBRARY, PYTHON, SOCKSHIM, fail, note
 
 
 def run(*args, env=None, cwd=None):
@@ -21,6 +21,25 @@ def expect(proc, code, stderr_part="", stdout_part=""):
     if proc.returncode != code or stderr_part not in proc.stderr or stdout_part not in proc.stdout:
         fail(f"{proc.args}: exit {proc.returncode} (expected {code}), stdout {proc.stdout!r}, "
              f"stderr {proc.stderr!r} (expected {stderr_part!r} / {stdout_part!r})")
+
+
+def unreadable_policy(work, env):
+    """A policy the user cannot read: run refuses it (125) before CMD starts,
+    rather than CMD stopping with the library's 78. As root, tried as nobody."""
+    path = os.path.join(work, "secret.json")
+    with open(path, "w") as f:
+        f.write('{"version": 1}\n')
+    os.chmod(path, 0)
+    argv = [SOCKSHIM, "run", "-p", path, "--", "true"]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            note("skipped: unreadable policy (root, and no setpriv to drop privileges)")
+            return
+        os.chmod(work, 0o755)
+        argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + argv
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+    expect(proc, 125, f"sockshim run: cannot read policy {path}: Permission denied")
+    note("ok: an unreadable policy: run exits 125 with the reason")
 
 
 def main():
@@ -56,10 +75,22 @@ def main():
     expect(run("run", "--", noexec, env=env), 126, f"sockshim run: cannot execute {noexec}: Permission denied")
     expect(run("run", "-p", "/nonexistent.json", "--", "true", env=env), 125,
            "sockshim run: cannot read policy /nonexistent.json: No such file or directory")
+    # A policy that cannot be read is run's own failure (125), with the message
+    # the library, check, test-run and reload give for it.
+    expect(run("run", "-p", work, "--", "true", env=env), 125,
+           f"sockshim run: cannot read policy {work}: Is a directory")
+    unreadable_policy(work, env)
     expect(run("run", "--", "true", env=dict(env, SOCKSHIM_LIBRARY="/nonexistent/lib.so")), 125,
            "sockshim run: cannot find libsockshim.so")
     expect(run("frobnicate", env=env), 2, "sockshim: unknown command 'frobnicate' (see sockshim --help)")
     note("ok: usage errors exit 2, a missing command 127, a non-executable one 126, run's own failures 125")
+
+    # The library says the same of a directory, and stops the program (78).
+    lib = subprocess.run([PYTHON, "-c", "import socket; socket.socket()"], capture_output=True,
+                         text=True, timeout=30,
+                         env=dict(env, LD_PRELOAD=LIBRARY, SOCKSHIM_POLICY=work))
+    expect(lib, 78, f"sockshim: cannot read policy {work}: Is a directory\n")
+    note("ok: the library names a directory as run does")
 
     # A statically linked program and a Go program are run, with a warning.
     src = os.path.join(work, "hello.c")

@@ -74,7 +74,39 @@ class Check(unittest.TestCase):
     def test_unreadable(self):
         rc, _, err = run("check", "/nonexistent.json")
         self.assertEqual(rc, 1)
-        self.assertIn("/nonexistent.json: cannot read the file: No such file or directory", err)
+        self.assertEqual(err, "cannot read policy /nonexistent.json: No such file or directory\n"
+                              "/nonexistent.json: 1 error\n")
+
+    def test_directory(self):
+        # check and test-run say what the library, run and reload say.
+        with tempfile.TemporaryDirectory() as d:
+            rc, _, err = run("check", d)
+            self.assertEqual(rc, 1)
+            self.assertEqual(err, f"cannot read policy {d}: Is a directory\n{d}: 1 error\n")
+            rc, out, _ = run("check", "--json", d)
+            self.assertEqual(rc, 1)
+            self.assertEqual(json.loads(out)["errors"], [
+                {"pointer": "", "line": 0, "column": 0,
+                 "message": f"cannot read policy {d}: Is a directory"}])
+            rc, _, err = run("test-run", d, "verdict", "--input", "-", stdin=b"")
+            self.assertEqual(rc, 1)
+            self.assertEqual(err.splitlines()[0], f"cannot read policy {d}: Is a directory")
+
+    def test_max_entries_limit(self):
+        # What loading would refuse (out of memory), check refuses, naming the limit.
+        def policy(n):
+            return json.dumps({"version": 1, "maps": {
+                "m": {"type": "sockmap", "max_entries": n},
+                "h": {"type": "sockhash", "max_entries": n, "key": ["local_port"]}}})
+        rc, out, err = run("check", "-", stdin=policy(1048576).encode())
+        self.assertEqual((rc, err), (0, ""), out)
+        rc, _, err = run("check", "-", stdin=policy(2000000000).encode())
+        self.assertEqual(rc, 1)
+        limit = "2000000000 is more than 1048576, the most entries a map may have"
+        lines = err.splitlines()
+        self.assertEqual(len(lines), 3, err)
+        self.assertRegex(lines[0], r"^<stdin>:1:\d+: /maps/m/max_entries: " + limit)
+        self.assertRegex(lines[1], r"^<stdin>:1:\d+: /maps/h/max_entries: " + limit)
 
     def test_usage(self):
         self.assertEqual(run("check")[0], 2)

@@ -60,6 +60,15 @@ const Case kCases[] = {
      "/maps/m/max_entries", "must be greater than 0 (EINVAL)"},
     {"max_entries missing", with(R"("m": {"type": "sockhash", "key": ["family"]})", ""), "/maps/m",
      "missing required key \"max_entries\""},
+    {"max_entries over the limit",
+     with(R"("m": {"type": "sockmap", "max_entries": 2000000000})", ""), "/maps/m/max_entries",
+     "2000000000 is more than 1048576, the most entries a map may have (no process has more "
+     "sockets)"},
+    {"sockhash max_entries over the limit",
+     with(R"("m": {"type": "sockhash", "max_entries": 1048577, "key": ["local_port"]})", ""),
+     "/maps/m/max_entries",
+     "1048577 is more than 1048576, the most entries a map may have (no process has more "
+     "sockets)"},
     {"max_entries negative", with(R"("m": {"type": "sockmap", "max_entries": -3})", ""),
      "/maps/m/max_entries", "expected an integer from 1 to 4294967295"},
     {"value_size 2", with(R"("m": {"type": "sockmap", "max_entries": 1, "value_size": 2})", ""),
@@ -486,5 +495,14 @@ TEST_CASE("an unreadable file is one error", "[policy][loader]") {
   const auto r = sockshim::policy::load_policy_file("/nonexistent/policy.json");
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].format("/nonexistent/policy.json") ==
-        "/nonexistent/policy.json: cannot read the file: No such file or directory");
+        "cannot read policy /nonexistent/policy.json: No such file or directory");
+}
+
+TEST_CASE("a policy path that is not a regular file has one message", "[policy][loader]") {
+  std::string text;
+  CHECK(sockshim::policy::read_policy_file("/", &text) == "Is a directory");
+  CHECK(sockshim::policy::read_policy_file("/dev/null", &text) == "not a regular file");
+  const auto r = sockshim::policy::load_policy_file("/");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].format("/") == "cannot read policy /: Is a directory");
 }
