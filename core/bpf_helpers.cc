@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <new>
 
 #include "core/log.h"
 #include "core/sk_storage.h"
@@ -90,8 +91,25 @@ long SockHelpers::map_delete(uint32_t map, std::span<const uint8_t> key) {
   return m->delete_sys(key.data());
 }
 
+// At warn, the default level: the policy asked for this line, so it shows
+// unless the user turns logging down to errors. The socket is named by its
+// addresses and cookie, as dump shows it, and by the fd the program runs
+// for when there is one (a close runs when no fd is left).
 void SockHelpers::log(const policy::Program& program, std::string_view text) {
-  log::info("{}: {} (socket cookie {}, fd {})", program.name(), text, sk_->cookie, fd_);
+  try {
+    SockAddr local, remote;
+    {
+      std::lock_guard g(sk_->lock());
+      local = sk_->local;
+      remote = sk_->remote;
+    }
+    const std::string l = format_address(local), r = format_address(remote);
+    const std::string fd = fd_ >= 0 ? ", fd " + std::to_string(fd_) : "";
+    log::warn("log: {}: {} (socket {} -> {}, cookie {}{})", program.name(), text,
+              l.empty() ? "-" : l, r.empty() ? "-" : r, sk_->cookie, fd);
+  } catch (const std::bad_alloc&) {
+    // The line is lost; the program's run is not.
+  }
 }
 
 }  // namespace sockshim

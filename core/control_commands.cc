@@ -1,7 +1,5 @@
 #include "core/control_commands.h"
 
-#include <arpa/inet.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,32 +31,6 @@ std::string command_line() {
   for (char& c : raw)
     if (c == '\0') c = ' ';
   return raw;
-}
-
-std::string format_address(const SockAddr& a) {
-  char host[INET6_ADDRSTRLEN] = "";
-  switch (a.addr.ss_family) {
-    case AF_INET: {
-      const auto* in = reinterpret_cast<const sockaddr_in*>(&a.addr);
-      inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-      return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
-    }
-    case AF_INET6: {
-      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a.addr);
-      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-      return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
-    }
-    case AF_UNIX: {
-      const auto* un = reinterpret_cast<const sockaddr_un*>(&a.addr);
-      size_t len =
-          a.len > offsetof(sockaddr_un, sun_path) ? a.len - offsetof(sockaddr_un, sun_path) : 0;
-      if (len == 0) return "";
-      if (un->sun_path[0] == '\0') return "@" + std::string(un->sun_path + 1, len - 1);
-      return std::string(un->sun_path, strnlen(un->sun_path, len));
-    }
-    default:
-      return "";
-  }
 }
 
 const char* family_name(int family) {

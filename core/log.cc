@@ -3,6 +3,7 @@
 #define UNW_LOCAL_ONLY
 #include <fcntl.h>
 #include <libunwind.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <unistd.h>
@@ -49,6 +50,34 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
   int fd_;
 };
 
+// SOCKSHIM_LOG's names of the levels.
+constexpr struct {
+  const char* name;
+  spdlog::level::level_enum level;
+} kLevels[] = {{"off", spdlog::level::off},     {"error", spdlog::level::err},
+               {"warn", spdlog::level::warn},   {"info", spdlog::level::info},
+               {"debug", spdlog::level::debug}, {"trace", spdlog::level::trace}};
+
+std::string_view level_name(spdlog::level::level_enum level) noexcept {
+  for (const auto& l : kLevels)
+    if (l.level == level) return l.name;
+  return "error";  // critical, which the shim does not use
+}
+
+// A line's level as SOCKSHIM_LOG names it ("warn", where spdlog's %l says
+// "warning"), so that what a user greps for is what they set.
+class LevelName final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    const std::string_view name = level_name(msg.level);
+    dest.append(name.data(), name.data() + name.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<LevelName>();
+  }
+};
+
 std::atomic<spdlog::logger*> g_logger{nullptr};
 std::mutex g_create_lock;
 
@@ -70,7 +99,9 @@ spdlog::logger* create() {
   }
   if (!sink) sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto* logger = new spdlog::logger("sockshim", std::move(sink));
-  logger->set_pattern("sockshim[%P] %l: %v");
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->add_flag<LevelName>('*').set_pattern("sockshim[%P] %*: %v");
+  logger->set_formatter(std::move(formatter));
   logger->set_level(level);
   logger->flush_on(spdlog::level::trace);
   if (bad_level)
@@ -86,12 +117,6 @@ spdlog::logger* create() {
 }  // namespace
 
 bool parse_level(const char* text, spdlog::level::level_enum* out) noexcept {
-  static constexpr struct {
-    const char* name;
-    spdlog::level::level_enum level;
-  } kLevels[] = {{"off", spdlog::level::off},     {"error", spdlog::level::err},
-                 {"warn", spdlog::level::warn},   {"info", spdlog::level::info},
-                 {"debug", spdlog::level::debug}, {"trace", spdlog::level::trace}};
   for (const auto& l : kLevels)
     if (strcmp(text, l.name) == 0) {
       *out = l.level;

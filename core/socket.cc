@@ -1,8 +1,12 @@
 #include "core/socket.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstring>
 
 #include "core/real.h"
 #include "core/sk_storage.h"
@@ -15,6 +19,32 @@
 #endif
 
 namespace sockshim {
+
+std::string format_address(const SockAddr& a) {
+  char host[INET6_ADDRSTRLEN] = "";
+  switch (a.addr.ss_family) {
+    case AF_INET: {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&a.addr);
+      inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+      return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+    }
+    case AF_INET6: {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a.addr);
+      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+      return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+    }
+    case AF_UNIX: {
+      const auto* un = reinterpret_cast<const sockaddr_un*>(&a.addr);
+      size_t len =
+          a.len > offsetof(sockaddr_un, sun_path) ? a.len - offsetof(sockaddr_un, sun_path) : 0;
+      if (len == 0) return "";
+      if (un->sun_path[0] == '\0') return "@" + std::string(un->sun_path + 1, len - 1);
+      return std::string(un->sun_path, strnlen(un->sun_path, len));
+    }
+    default:
+      return "";
+  }
+}
 
 const char* tcp_state_name(TcpState s) noexcept {
   switch (s) {

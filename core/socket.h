@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <string>
 
 namespace sockshim {
 
@@ -30,6 +31,10 @@ struct SockAddr {
   sockaddr_storage addr{};
   socklen_t len = 0;
 };
+
+// "127.0.0.1:5000", "[::1]:5000", a unix path ("@name" when abstract), or ""
+// when there is no address.
+std::string format_address(const SockAddr& a);
 
 class Socket {
  public:

@@ -62,13 +62,13 @@ void warn_if_unreachable(const std::string& command, const std::string& path) {
   switch (probe_executable(path)) {
     case ExecutableKind::static_binary:
       fprintf(stderr,
-              "sockshim: warning: %s is statically linked; the shim cannot see its socket "
+              "sockshim: warn: %s is statically linked; the shim cannot see its socket "
               "calls, so the policy does not apply to it\n",
               command.c_str());
       break;
     case ExecutableKind::go_binary:
       fprintf(stderr,
-              "sockshim: warning: %s is a Go program; Go makes raw system calls the shim "
+              "sockshim: warn: %s is a Go program; Go makes raw system calls the shim "
               "cannot see, so the policy does not apply to it\n",
               command.c_str());
       break;

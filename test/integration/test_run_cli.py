@@ -4,6 +4,7 @@ the documented errors and warnings appear, --help and --version answer; and
 `meson install` puts the library, the CLI, the header and the .pc file in place."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -90,7 +91,13 @@ def main():
                          text=True, timeout=30,
                          env=dict(env, LD_PRELOAD=LIBRARY, SOCKSHIM_POLICY=work))
     expect(lib, 78, f"sockshim: cannot read policy {work}: Is a directory\n")
-    note("ok: the library names a directory as run does")
+    # Log lines name their level as SOCKSHIM_LOG does: warn, not warning.
+    lib = subprocess.run([PYTHON, "-c", "import socket; socket.socket()"], capture_output=True,
+                         text=True, timeout=30, env=dict(env, LD_PRELOAD=LIBRARY, SOCKSHIM_LOG="loud"))
+    expect(lib, 0, "] warn: SOCKSHIM_LOG=loud is not a level")
+    if not re.match(r"sockshim\[\d+\] warn: ", lib.stderr):
+        fail(f"a warning's log line: {lib.stderr!r}")
+    note("ok: the library names a directory as run does; log lines say warn:")
 
     # A statically linked program and a Go program are run, with a warning.
     src = os.path.join(work, "hello.c")
@@ -99,13 +106,13 @@ def main():
     static = os.path.join(work, "static-hello")
     subprocess.run(["gcc", "-static", "-o", static, src], check=True, timeout=60)
     expect(run("run", "--", static, env=env), 0,
-           f"sockshim: warning: {static} is statically linked; the shim cannot see its socket calls",
+           f"sockshim: warn: {static} is statically linked; the shim cannot see its socket calls",
            "hi")
     dynamic = os.path.join(work, "dynamic-hello")
     subprocess.run(["gcc", "-o", dynamic, src], check=True, timeout=60)
     quiet = run("run", "--", dynamic, env=env)
     expect(quiet, 0, "", "hi")
-    if "warning" in quiet.stderr:
+    if "warn" in quiet.stderr:
         fail(f"a dynamic program got a warning: {quiet.stderr!r}")
     # What marks a Go binary: its build-id note section.
     gofake = os.path.join(work, "go-hello")
@@ -115,7 +122,7 @@ def main():
     subprocess.run(["objcopy", "--add-section", f".note.go.buildid={note_file}", dynamic, gofake],
                    check=True, timeout=60)
     expect(run("run", "--", gofake, env=env), 0,
-           f"sockshim: warning: {gofake} is a Go program; Go makes raw system calls", "hi")
+           f"sockshim: warn: {gofake} is a Go program; Go makes raw system calls", "hi")
     note("ok: static and Go programs run, with the documented warnings; a dynamic one gets none")
 
     expect(run("--help", env=env), 0, "", "usage: sockshim COMMAND")

@@ -2,10 +2,12 @@
 drops FLUSHALL: `redis-cli FLUSHALL` reports an error (the send failed with
 EACCES), the keys are still there, and SET/GET work on a new connection. The
 same commands without the shim flush the keys, so the policy is what kept them.
+The policy's log action shows at the default log level, naming the socket.
 """
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 
@@ -56,9 +58,17 @@ def scenario(mode, policy_path):
         out = (flush.stdout + flush.stderr).decode(errors="replace")
         harness.check_loaded(mode, flush.stderr.decode(errors="replace"), "redis-cli")
         keys = cli(port, ["DBSIZE"]).stdout.strip()
+        logged = ""
+        if mode == "shim":
+            # At the default log level (no SOCKSHIM_LOG) the log action shows.
+            env = harness.environment(mode, SOCKSHIM_POLICY=policy_path)
+            env.pop("SOCKSHIM_LOG")
+            logged = subprocess.run(["redis-cli", "-p", str(port), "FLUSHALL"], env=env,
+                                    capture_output=True, timeout=20).stderr.decode(errors="replace")
         setget = cli(port, ["SET", "fresh", "yes"], extra, mode).stdout.strip()
         get = cli(port, ["GET", "fresh"], extra, mode).stdout.strip()
         return {"flush_status": flush.returncode, "flush_output": out.strip().splitlines()[-1],
+                "logged": logged, "port": port,
                 "dbsize": keys.decode(), "set": setget.decode(), "get": get.decode()}
 
 
@@ -74,6 +84,11 @@ def main():
         harness.fail(f"under the shim redis-cli FLUSHALL should report EACCES: {shim}")
     if shim["dbsize"] != "3":
         harness.fail(f"under the shim the 3 keys should remain: {shim}")
+    # The log action's line, at warn, names the socket by its addresses.
+    line = (r"sockshim\[\d+\] warn: log: no_flushall: dropped FLUSHALL "
+            rf"\(socket 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:{shim['port']}, cookie \d+\)\n")
+    if not re.search(line, shim["logged"]):
+        harness.fail(f"the log action's line at the default level: {shim['logged']!r}")
     if shim["set"] != "OK" or shim["get"] != "yes":
         harness.fail(f"SET/GET on a new connection under the shim: {shim}")
     harness.note("PASS: FLUSHALL dropped on the client's socket, keys kept, SET/GET work")
