@@ -37,7 +37,9 @@ constexpr const char kDumpUsage[] =
     "\"maps\": [...], \"sockets\": [...], \"storage\": [...], \"psocks\": [...],\n"
     "\"programs\": [...]}]}, keys as documented in README.md.\n"
     "\n"
-    "exit status: 0, or 1 when PID has no control socket or answers with an error.\n";
+    "exit status: 0, 1 when PID has no control socket or answers with an error,\n"
+    "2 for a usage error (an unknown option, or an argument that is neither a\n"
+    "process id nor a section).\n";
 
 std::string yes_no(bool b) {
   return b ? "yes" : "no";
@@ -171,6 +173,10 @@ void print_text(const nlohmann::json& dump) {
   if (dump.contains("programs")) print_programs(dump["programs"]);
 }
 
+bool is_section(const std::string& arg) {
+  return arg == "maps" || arg == "sockets" || arg == "storage" || arg == "stats";
+}
+
 }  // namespace
 
 int dump_main(int argc, char** argv) {
@@ -187,8 +193,15 @@ int dump_main(int argc, char** argv) {
     } else if (!arg.empty() && arg.find_first_not_of("0123456789") == std::string::npos &&
                pid == 0 && sections.empty()) {
       pid = std::atoi(arg.c_str());
-    } else if (!arg.empty() && arg[0] != '-') {
+    } else if (is_section(arg)) {
       sections.push_back(arg);
+    } else if (!arg.empty() && arg[0] != '-') {
+      // Said here once, rather than as an EINVAL from every process.
+      fprintf(stderr,
+              "sockshim dump: '%s' is not a process id or a section (maps|sockets|storage|stats)"
+              "\n%s",
+              argv[i], kDumpUsage);
+      return kExitUsage;
     } else {
       fprintf(stderr, "sockshim dump: unknown argument '%s'\n%s", argv[i], kDumpUsage);
       return kExitUsage;

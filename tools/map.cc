@@ -29,7 +29,9 @@ constexpr const char kMapUsage[] =
     "  --json      print the result as JSON\n"
     "lookup prints the socket's cookie (SO_COOKIE) and its fds and addresses, or\n"
     "the sk_storage value. Errors are printed as the kernel's names, e.g.\n"
-    "`sockshim map: EEXIST: key already present (BPF_NOEXIST)`; exit status 1.\n";
+    "`sockshim map: EEXIST: key already present (BPF_NOEXIST)`; exit status 1.\n"
+    "A usage error (a wrong count of arguments, a PID or FD that is not a\n"
+    "number) is named and exits 2.\n";
 
 }  // namespace
 
@@ -56,9 +58,13 @@ int map_main(int argc, char** argv) {
   bool storage_update = args.contains("value");
   size_t want = pos.empty() ? 0 : pos[0] == "update" && !storage_update ? 5 : 4;
   if (pos.empty() || (pos[0] != "lookup" && pos[0] != "update" && pos[0] != "delete") ||
-      pos.size() != want || pos[1].find_first_not_of("0123456789") != std::string::npos) {
+      pos.size() != want) {
     fprintf(stderr, "sockshim map: expected lookup|update|delete PID MAP KEY%s\n%s",
             !pos.empty() && pos[0] == "update" ? " FD" : "", kMapUsage);
+    return kExitUsage;
+  }
+  if (pos[1].empty() || pos[1].find_first_not_of("0123456789") != std::string::npos) {
+    fprintf(stderr, "sockshim map: PID must be a process id, not '%s'\n", pos[1].c_str());
     return kExitUsage;
   }
   args["op"] = pos[0];

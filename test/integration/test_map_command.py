@@ -106,11 +106,20 @@ def main():
         usage = sockshim("map", "update", pid, "slots", "1", code=2).stderr
         if "expected lookup|update|delete PID MAP KEY FD" not in usage:
             fail(f"usage error: {usage!r}")
+        # A PID or a section that is not one is named once, with status 2.
+        usage = sockshim("map", "update", "notapid", "slots", "1", "4", code=2).stderr
+        if usage != "sockshim map: PID must be a process id, not 'notapid'\n":
+            fail(f"map update notapid: {usage!r}")
+        for args in (["abc"], [pid, "abc"]):
+            usage = sockshim("dump", *args, code=2).stderr
+            if not usage.startswith("sockshim dump: 'abc' is not a process id or a section "
+                                    "(maps|sockets|storage|stats)\n") or "EINVAL" in usage:
+                fail(f"dump {' '.join(args)}: {usage!r}")
         # reload names a policy it cannot read as run, check and the library do.
         refused = sockshim("reload", pid, runtime, code=1).stderr
         if refused != f"sockshim reload: cannot read policy {runtime}: Is a directory\n":
             fail(f"reload of a directory: {refused!r}")
-        note("ok: reload DIR says what is wrong")
+        note("ok: map notapid, dump abc and reload DIR say what is wrong")
 
         text = sockshim("dump", pid).stdout
         for needle in ("maps", "by_tuple  sockhash  max_entries 64", "storage", "psocks",
