@@ -138,6 +138,19 @@ class TestRun(unittest.TestCase):
                          stdin=b"*1\r\n$4\r\nPING\r\n")
         self.assertIn("verdict: pass (SK_PASS)\n", out)
 
+    def test_redis_pipelined_commands_dropped_with_flushall(self):
+        # The verdict drops the whole chunk, commands pipelined with FLUSHALL
+        # included, as the kernel does; the example's description says so.
+        with open(ex("redis_drop_flushall.json")) as f:
+            description = json.load(f)["description"]
+        self.assertIn("the whole message", description)
+        self.assertIn("commands pipelined with FLUSHALL", description)
+        self.assertIn("are dropped with it", description)
+        rc, out, _ = run("test-run", ex("redis_drop_flushall.json"), "verdict", "--input", "-",
+                         stdin=b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*1\r\n$8\r\nFLUSHALL\r\n")
+        self.assertEqual(rc, 0)
+        self.assertIn("verdict: drop (SK_DROP)\n", out)
+
     def test_redis_sockops_inserts(self):
         rc, out, _ = run("test-run", ex("redis_drop_flushall.json"), "insert", "--ctx",
                          '{"op": "passive_established", "local_port": 6379, "remote_port": 41000}')
