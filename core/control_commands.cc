@@ -12,6 +12,7 @@
 #include "core/loaded_policy.h"
 #include "core/psock.h"
 #include "core/registry.h"
+#include "core/sock_state.h"
 
 namespace sockshim::control {
 namespace {
@@ -78,13 +79,12 @@ json dump_sockets() {
     SocketRef ref = registry::get(list.front());
     if (ref.get() != s) continue;  // closed while we looked
     SockAddr local, remote;
-    TcpState state;
+    TcpState state = sock_state_for_dump(list.front(), *s);
     bool shut_rd, shut_wr;
     {
       std::lock_guard g(s->lock());
       local = s->local;
       remote = s->remote;
-      state = s->state;
       shut_rd = s->shut_rd;
       shut_wr = s->shut_wr;
     }

@@ -19,6 +19,7 @@
 #include "core/sk_psock_rx.h"
 #include "core/sk_storage.h"
 #include "core/sock_map_link.h"
+#include "core/sock_state.h"
 #include "policy/compiled.h"
 #include "policy/policy.h"
 #include "policy/program.h"
@@ -86,10 +87,11 @@ json SocketIndex::describe(uint64_t cookie) const {
   SocketRef ref = registry::get(it->second.fds.front());
   out["fds"] = it->second.fds;
   if (ref.get() == it->second.sk) {
+    TcpState state = sock_state_for_dump(it->second.fds.front(), *ref.get());
     std::lock_guard g(ref->lock());
     out["local"] = address_text(ref->local);
     out["remote"] = address_text(ref->remote);
-    out["state"] = tcp_state_name(ref->state);
+    out["state"] = tcp_state_name(state);
   }
   return out;
 }

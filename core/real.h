@@ -23,6 +23,8 @@
   X(accept4, int, (int fd, sockaddr* a, socklen_t* l, int f), (fd, a, l, f))                       \
   X(shutdown, int, (int fd, int how), (fd, how))                                                   \
   X(getsockopt, int, (int fd, int lv, int nm, void* v, socklen_t* l), (fd, lv, nm, v, l))          \
+  X(getpeername, int, (int fd, sockaddr* a, socklen_t* l), (fd, a, l))                             \
+  X(getsockname, int, (int fd, sockaddr* a, socklen_t* l), (fd, a, l))                             \
   X(send, ssize_t, (int fd, const void* b, size_t n, int f), (fd, b, n, f))                        \
   X(sendto, ssize_t, (int fd, const void* b, size_t n, int f, const sockaddr* a, socklen_t l),     \
     (fd, b, n, f, a, l))                                                                           \

@@ -11,6 +11,7 @@
 
 #include "core/real.h"
 #include "core/socket_pool.h"
+#include "core/tcp_connect.h"
 
 namespace sockshim::registry {
 
@@ -241,7 +242,10 @@ Census census() noexcept {
 
 void after_fork_child() noexcept {
   remember_pid();
-  SocketPool::for_each_slot([](Socket& s) { new (&s.lock()) std::mutex(); });
+  SocketPool::for_each_slot([](Socket& s) {
+    new (&s.lock()) std::mutex();
+    tcp_connect_after_fork_child(s);
+  });
 }
 
 void remember_pid() noexcept {

@@ -1,8 +1,11 @@
 #include "core/sock_ops.h"
 
+#include <errno.h>
+
 #include "core/bpf_helpers.h"
 #include "core/loaded_policy.h"
 #include "core/log.h"
+#include "core/registry.h"
 #include "core/sock_state.h"
 
 namespace sockshim {
@@ -19,6 +22,21 @@ void sock_ops(policy::SockOp op, Socket* sk, int fd) noexcept {
   } catch (const std::exception& e) {
     log::internal_error("sock_ops", e.what());
   }
+}
+
+void sock_ops_transition(int fd, TcpState state, policy::SockOp op) noexcept {
+  int saved = errno;
+  if (SocketRef s = registry::adopt(fd)) {
+    s->refresh_addresses(fd);
+    TcpState before;
+    {
+      std::lock_guard g(s->lock());
+      before = s->state;
+      s->state = state;
+    }
+    if (before != state && state != TcpState::close) sock_ops(op, s.get(), fd);
+  }
+  errno = saved;
 }
 
 }  // namespace sockshim

@@ -16,4 +16,9 @@ namespace sockshim {
 // or for a socket that is not TCP.
 void sock_ops(policy::SockOp op, Socket* sk, int fd) noexcept;
 
+// Records what a successful call did to fd's socket (its addresses, its state)
+// and, on a change of state other than to CLOSE, runs the sockops programs for
+// the event it completes. errno is preserved.
+void sock_ops_transition(int fd, TcpState state, policy::SockOp op) noexcept;
+
 }  // namespace sockshim

@@ -107,13 +107,13 @@ bool sock_map_sk_state_allowed(int fd, const Socket& s) noexcept {
     case SockKind::vsock: {
       sockaddr_storage a;
       socklen_t len = sizeof a;
-      allowed = getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+      allowed = real::getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
       break;
     }
     case SockKind::udp: {
       sockaddr_storage a{};
       socklen_t len = sizeof a;
-      if (getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+      if (real::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
         in_port_t port = a.ss_family == AF_INET6
                              ? reinterpret_cast<const sockaddr_in6&>(a).sin6_port
                              : reinterpret_cast<const sockaddr_in&>(a).sin_port;
@@ -129,6 +129,20 @@ bool sock_map_sk_state_allowed(int fd, const Socket& s) noexcept {
   }
   errno = saved;
   return allowed;
+}
+
+TcpState sock_state_for_dump(int fd, Socket& s) noexcept {
+  s.fill_addresses(fd);
+  if (sock_kind(s) == SockKind::tcp) {
+    int saved = errno;
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    int r = real::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len);
+    errno = saved;
+    if (r == 0) return static_cast<TcpState>(info.tcpi_state);
+  }
+  std::lock_guard g(s.lock());
+  return s.state;
 }
 
 bool sock_has_ulp(int fd) noexcept {

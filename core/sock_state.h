@@ -26,6 +26,12 @@ inline bool sock_map_sk_is_suitable(const Socket& s) noexcept {
 // unhashed UDP socket); unix dgram always.
 bool sock_map_sk_state_allowed(int fd, const Socket& s) noexcept;
 
+// The state `dump` shows: a TCP socket's from the kernel (TCP_INFO: the record
+// lags until a hook sees a change), the record's for others. The record's
+// missing addresses are filled in first (a bind or an implicit bind the shim
+// does not hook).
+TcpState sock_state_for_dump(int fd, Socket& s) noexcept;
+
 // A TCP socket with an upper layer protocol (kTLS) cannot get a psock.
 bool sock_has_ulp(int fd) noexcept;
 

@@ -13,6 +13,7 @@
 #include "core/sock_map_link.h"
 #include "core/sock_ops.h"
 #include "core/socket_pool.h"
+#include "core/tcp_connect.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
@@ -52,10 +53,26 @@ const char* tcp_state_name(TcpState s) noexcept {
       return "ESTABLISHED";
     case TcpState::syn_sent:
       return "SYN_SENT";
+    case TcpState::syn_recv:
+      return "SYN_RECV";
+    case TcpState::fin_wait1:
+      return "FIN_WAIT1";
+    case TcpState::fin_wait2:
+      return "FIN_WAIT2";
+    case TcpState::time_wait:
+      return "TIME_WAIT";
     case TcpState::close:
       return "CLOSE";
+    case TcpState::close_wait:
+      return "CLOSE_WAIT";
+    case TcpState::last_ack:
+      return "LAST_ACK";
     case TcpState::listen:
       return "LISTEN";
+    case TcpState::closing:
+      return "CLOSING";
+    case TcpState::new_syn_recv:
+      return "NEW_SYN_RECV";
     case TcpState::unknown:
       break;
   }
@@ -76,6 +93,7 @@ void Socket::put() noexcept {
   // is still there), then the socket leaves every map, its psock goes and its
   // storage is freed.
   if (state != TcpState::unknown) sock_ops(policy::SockOp::state_change, this, -1);
+  tcp_connect_forget(this);
   sock_map_close(this);
   sk_storage_free(this);
   SocketPool::release(this);
@@ -116,11 +134,38 @@ void Socket::refresh_addresses(int fd) noexcept {
   int saved = errno;
   SockAddr l, r;
   l.len = r.len = sizeof(sockaddr_storage);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) != 0) l.len = 0;
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&r.addr), &r.len) != 0) r.len = 0;
+  if (real::getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) != 0) l.len = 0;
+  if (real::getpeername(fd, reinterpret_cast<sockaddr*>(&r.addr), &r.len) != 0) r.len = 0;
   std::lock_guard g(lock_);
   local = l;
   remote = r;
+  errno = saved;
+}
+
+namespace {
+
+bool has_port(const SockAddr& a) noexcept {
+  switch (a.addr.ss_family) {
+    case AF_INET:
+      return reinterpret_cast<const sockaddr_in&>(a.addr).sin_port != 0;
+    case AF_INET6:
+      return reinterpret_cast<const sockaddr_in6&>(a.addr).sin6_port != 0;
+    default:
+      return a.len > sizeof(sa_family_t);  // a bound unix socket has a path
+  }
+}
+
+}  // namespace
+
+void Socket::fill_addresses(int fd) noexcept {
+  int saved = errno;
+  SockAddr l, r;
+  l.len = r.len = sizeof(sockaddr_storage);
+  bool got_l = real::getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) == 0;
+  bool got_r = real::getpeername(fd, reinterpret_cast<sockaddr*>(&r.addr), &r.len) == 0;
+  std::lock_guard g(lock_);
+  if (got_l && has_port(l) && !has_port(local)) local = l;
+  if (got_r && remote.len == 0) remote = r;
   errno = saved;
 }
 

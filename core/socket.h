@@ -16,13 +16,21 @@ namespace sockshim {
 struct Psock;
 
 // The TCP state as far as the shim has seen it; informational only (map insertion
-// asks the kernel). Values are the kernel's BPF_TCP_* numbers.
+// and dump ask the kernel). Values are the kernel's BPF_TCP_* numbers.
 enum class TcpState : uint8_t {
   unknown = 0,
   established = 1,
   syn_sent = 2,
+  syn_recv = 3,
+  fin_wait1 = 4,
+  fin_wait2 = 5,
+  time_wait = 6,
   close = 7,
+  close_wait = 8,
+  last_ack = 9,
   listen = 10,
+  closing = 11,
+  new_syn_recv = 12,
 };
 
 const char* tcp_state_name(TcpState s) noexcept;
@@ -52,6 +60,7 @@ class Socket {
   std::atomic<bool> nonblocking{false};
   std::atomic<Psock*> psock{nullptr};         // non-null while the socket is in a map
   std::atomic<uint32_t> sk_storage_elems{0};  // values in SK_STORAGE maps
+  std::atomic<uint8_t> connect_state{0};      // core/tcp_connect.h
   // The record's place in SocketPool: a dense index for per-socket tables.
   uint32_t pool_index() const noexcept { return pool_index_; }
 
@@ -75,6 +84,9 @@ class Socket {
   bool describe(int fd) noexcept;
   void fetch_cookie(int fd) noexcept;
   void refresh_addresses(int fd) noexcept;
+  // Asks the kernel for the addresses the record lacks (a local port bound or
+  // picked since, a peer connected since), keeping those it has.
+  void fill_addresses(int fd) noexcept;
 
  private:
   friend class SocketPool;

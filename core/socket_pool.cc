@@ -68,6 +68,7 @@ Socket* SocketPool::allocate() noexcept {
   s->family = s->type = s->protocol = 0;
   s->nonblocking.store(false, std::memory_order_relaxed);
   s->psock.store(nullptr, std::memory_order_relaxed);
+  s->connect_state.store(0, std::memory_order_relaxed);
   s->local = {};
   s->remote = {};
   s->state = TcpState::unknown;

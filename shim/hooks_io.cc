@@ -8,11 +8,21 @@
 #include "core/psock.h"
 #include "core/skmsg_ingress.h"
 #include "core/tcp_bpf.h"
+#include "core/tcp_connect.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
 
 namespace {
+
+// A connect pending socket (core/tcp_connect.h): the completion, and so the
+// insertion into maps, runs before this call's bytes move. False when the call
+// must fail instead (errno set).
+inline bool connect_noticed(int fd, Socket* s, bool send, int flags) noexcept {
+  if (!tcp_connect_pending(s)) [[likely]]
+    return true;
+  return tcp_connect_before_io(fd, send, flags) == 0;
+}
 
 // A call only a socket accepts: an untracked fd that answers it is a socket the
 // shim never saw (made before it loaded, inherited over exec): adopt it.
@@ -70,9 +80,11 @@ bool has_psock(Socket* s) noexcept {
 // stays a table load, one more load and the real call; whether the psock has an
 // sk_msg program is asked only of sockets that have one.
 template <typename Psock, typename Call>
-ssize_t socket_send(int fd, Psock&& psock_path, Call&& call) noexcept {
+ssize_t socket_send(int fd, int flags, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (s) [[likely]] {
+    if (!connect_noticed(fd, s, true, flags)) [[unlikely]]
+      return -1;
     if (has_psock(s)) [[unlikely]]
       return tcp_bpf_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
     return shim::on_tracked(fd, s, call);
@@ -85,6 +97,8 @@ ssize_t fd_send(int fd, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (!s) [[likely]]
     return call();
+  if (!connect_noticed(fd, s, true, 0)) [[unlikely]]
+    return -1;
   if (has_psock(s)) [[unlikely]]
     return tcp_bpf_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
   return shim::on_tracked(fd, s, call);
@@ -105,9 +119,11 @@ ssize_t psock_recv(int fd, msghdr* msg, int flags) noexcept {
 }
 
 template <typename Psock, typename Call>
-ssize_t socket_recv(int fd, Psock&& psock_path, Call&& call) noexcept {
+ssize_t socket_recv(int fd, int flags, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (s) [[likely]] {
+    if (!connect_noticed(fd, s, false, flags)) [[unlikely]]
+      return -1;
     if (has_psock(s)) [[unlikely]]
       return psock_path();
     return shim::on_tracked(fd, s, call);
@@ -120,6 +136,8 @@ ssize_t fd_recv(int fd, Psock&& psock_path, Call&& call) noexcept {
   Socket* s = registry::peek(fd);
   if (!s) [[likely]]
     return call();
+  if (!connect_noticed(fd, s, false, 0)) [[unlikely]]
+    return -1;
   if (has_psock(s)) [[unlikely]]
     return psock_path();
   return shim::on_tracked(fd, s, call);
@@ -199,19 +217,21 @@ msghdr one_iov_msg(iovec* iov, void* buf, size_t len) noexcept {
 
 SOCKSHIM_HOOK ssize_t send(int fd, const void* buf, size_t len, int flags) {
   return socket_send(
-      fd, [&] { return psock_send_one(fd, buf, len, flags); },
+      fd, flags, [&] { return psock_send_one(fd, buf, len, flags); },
       [&] { return real::send(fd, buf, len, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to,
                              socklen_t tolen) {
   return socket_send(
-      fd, [&] { return psock_send_one(fd, buf, len, flags); },
+      fd, flags, [&] { return psock_send_one(fd, buf, len, flags); },
       [&] { return real::sendto(fd, buf, len, flags, to, tolen); });
 }
 
 SOCKSHIM_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   Socket* s = registry::peek(fd);
+  if (s && !connect_noticed(fd, s, true, flags)) [[unlikely]]
+    return -1;
   if (s && msg && tcp_bpf_active(s)) [[unlikely]]
     return psock_send(fd, msg->msg_iov, msg->msg_iovlen, flags);
   return socket_call(fd, [&] { return real::sendmsg(fd, msg, flags); });
@@ -219,6 +239,8 @@ SOCKSHIM_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
 
 SOCKSHIM_HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int n, int flags) {
   Socket* s = registry::peek(fd);
+  if (s && !connect_noticed(fd, s, true, flags)) [[unlikely]]
+    return -1;
   if (s && tcp_bpf_active(s)) [[unlikely]] {
     // One verdict path per message; the count of messages sent, or the error
     // of the first.
@@ -247,6 +269,8 @@ SOCKSHIM_HOOK ssize_t writev(int fd, const iovec* iov, int n) {
 
 SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   Socket* s = registry::peek(out);
+  if (s && !connect_noticed(out, s, true, 0)) [[unlikely]]
+    return -1;
   if (s && tcp_bpf_active(s)) [[unlikely]] {
     SocketRef ref = registry::get(out);
     off64_t off = offset ? *offset : 0;
@@ -260,6 +284,8 @@ SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
 
 SOCKSHIM_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
   Socket* s = registry::peek(out);
+  if (s && !connect_noticed(out, s, true, 0)) [[unlikely]]
+    return -1;
   if (s && tcp_bpf_active(s)) [[unlikely]] {
     if (SocketRef ref = registry::get(out))
       return tcp_bpf_sendfile(out, ref.get(), in, offset, count);
@@ -269,13 +295,15 @@ SOCKSHIM_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count)
 
 SOCKSHIM_HOOK ssize_t recv(int fd, void* buf, size_t len, int flags) {
   return socket_recv(
-      fd, [&] { return psock_recv_one(fd, buf, len, flags); },
+      fd, flags, [&] { return psock_recv_one(fd, buf, len, flags); },
       [&] { return real::recv(fd, buf, len, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from,
                                socklen_t* fromlen) {
   Socket* s = registry::peek(fd);
+  if (s && !connect_noticed(fd, s, false, flags)) [[unlikely]]
+    return -1;
   if (s && has_psock(s)) [[unlikely]]
     return psock_recvfrom(fd, buf, len, flags, from, fromlen);
   return socket_call(fd, [&] { return real::recvfrom(fd, buf, len, flags, from, fromlen); });
@@ -283,7 +311,7 @@ SOCKSHIM_HOOK ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockadd
 
 SOCKSHIM_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
   ssize_t r = socket_recv(
-      fd, [&] { return psock_recv(fd, msg, flags); },
+      fd, flags, [&] { return psock_recv(fd, msg, flags); },
       [&] { return real::recvmsg(fd, msg, flags); });
   if (r >= 0 && msg->msg_controllen) [[unlikely]] {
     int saved = errno;
@@ -295,7 +323,7 @@ SOCKSHIM_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 
 SOCKSHIM_HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int n, int flags, timespec* timeout) {
   int r = static_cast<int>(socket_recv(
-      fd, [&] { return psock_recvmmsg(fd, vec, n, flags, timeout); },
+      fd, flags, [&] { return psock_recvmmsg(fd, vec, n, flags, timeout); },
       [&] { return real::recvmmsg(fd, vec, n, flags, timeout); }));
   if (r > 0) {
     int saved = errno;
@@ -333,13 +361,15 @@ SOCKSHIM_HOOK ssize_t __read_chk(int fd, void* buf, size_t len, size_t buflen) {
 SOCKSHIM_HOOK ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
   if (len > buflen) return real::__recv_chk(fd, buf, len, buflen, flags);
   return socket_recv(
-      fd, [&] { return psock_recv_one(fd, buf, len, flags); },
+      fd, flags, [&] { return psock_recv_one(fd, buf, len, flags); },
       [&] { return real::__recv_chk(fd, buf, len, buflen, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
                                      sockaddr* from, socklen_t* fromlen) {
   Socket* s = registry::peek(fd);
+  if (s && len <= buflen && !connect_noticed(fd, s, false, flags)) [[unlikely]]
+    return -1;
   if (s && len <= buflen && has_psock(s)) [[unlikely]]
     return psock_recvfrom(fd, buf, len, flags, from, fromlen);
   return socket_call(

@@ -6,6 +6,7 @@
 
 #include "core/poll_deadline.h"
 #include "core/skmsg_poll.h"
+#include "core/tcp_connect.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
@@ -21,6 +22,43 @@ timespec* ms_to_timespec(int timeout, timespec* ts) noexcept {
   ts->tv_sec = timeout / 1000;
   ts->tv_nsec = (timeout % 1000) * 1000000L;
   return ts;
+}
+
+// A connect pending socket (core/tcp_connect.h) that poll or select reported
+// ready (writable, or readable or in error) may have finished its handshake:
+// the completion runs, inserting it into maps, before the program learns of it.
+[[gnu::cold, gnu::noinline]] void connects_polled(const pollfd* fds, nfds_t n) noexcept {
+  for (nfds_t i = 0; i < n; ++i)
+    if (fds[i].revents)
+      if (Socket* s = registry::peek(fds[i].fd); s && tcp_connect_pending(s))
+        tcp_finish_connect(fds[i].fd);
+}
+
+int after_poll(int r, const pollfd* fds, nfds_t n) noexcept {
+  if (r > 0 && tcp_connects_pending()) [[unlikely]]
+    connects_polled(fds, n);
+  return r;
+}
+
+[[gnu::cold, gnu::noinline]] void connects_selected(int n, const fd_set* r, const fd_set* w,
+                                                    const fd_set* e) noexcept {
+  for (int fd = 0; fd < n && fd < FD_SETSIZE; ++fd)
+    if ((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) || (e && FD_ISSET(fd, e)))
+      if (Socket* s = registry::peek(fd); s && tcp_connect_pending(s)) tcp_finish_connect(fd);
+}
+
+int after_select(int res, int n, const fd_set* r, const fd_set* w, const fd_set* e) noexcept {
+  if (res > 0 && tcp_connects_pending()) [[unlikely]]
+    connects_selected(n, r, w, e);
+  return res;
+}
+
+// epoll's events carry the program's data, not fds: every connect pending
+// socket is asked.
+int after_epoll(int r) noexcept {
+  if (r > 0 && tcp_connects_pending()) [[unlikely]]
+    tcp_finish_connects();
+  return r;
 }
 
 // An epoll wait while registrations carry the shim's tokens: fix up what the
@@ -54,30 +92,30 @@ int to_ms(const timespec* t) noexcept {
 SOCKSHIM_HOOK int poll(pollfd* fds, nfds_t n, int timeout) {
   if (psock_poll_wanted(fds, n)) [[unlikely]] {
     timespec ts;
-    return psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr);
+    return after_poll(psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr), fds, n);
   }
-  return real::poll(fds, n, timeout);
+  return after_poll(real::poll(fds, n, timeout), fds, n);
 }
 
 SOCKSHIM_HOOK int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
   if (n * sizeof(pollfd) <= fdslen && psock_poll_wanted(fds, n)) [[unlikely]] {
     timespec ts;
-    return psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr);
+    return after_poll(psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr), fds, n);
   }
-  return real::__poll_chk(fds, n, timeout, fdslen);
+  return after_poll(real::__poll_chk(fds, n, timeout, fdslen), fds, n);
 }
 
 SOCKSHIM_HOOK int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
   if (psock_poll_wanted(fds, n)) [[unlikely]]
-    return psock_ppoll(fds, n, timeout, mask);
-  return real::ppoll(fds, n, timeout, mask);
+    return after_poll(psock_ppoll(fds, n, timeout, mask), fds, n);
+  return after_poll(real::ppoll(fds, n, timeout, mask), fds, n);
 }
 
 SOCKSHIM_HOOK int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask,
                               size_t fdslen) {
   if (n * sizeof(pollfd) <= fdslen && psock_poll_wanted(fds, n)) [[unlikely]]
-    return psock_ppoll(fds, n, timeout, mask);
-  return real::__ppoll_chk(fds, n, timeout, mask, fdslen);
+    return after_poll(psock_ppoll(fds, n, timeout, mask), fds, n);
+  return after_poll(real::__ppoll_chk(fds, n, timeout, mask, fdslen), fds, n);
 }
 
 SOCKSHIM_HOOK int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
@@ -88,16 +126,16 @@ SOCKSHIM_HOOK int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* timeou
       ts.tv_nsec = timeout->tv_usec * 1000L;
       tp = &ts;
     }
-    return psock_pselect(n, r, w, e, tp, nullptr);
+    return after_select(psock_pselect(n, r, w, e, tp, nullptr), n, r, w, e);
   }
-  return real::select(n, r, w, e, timeout);
+  return after_select(real::select(n, r, w, e, timeout), n, r, w, e);
 }
 
 SOCKSHIM_HOOK int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout,
                           const sigset_t* mask) {
   if (psock_select_wanted(n, r)) [[unlikely]]
-    return psock_pselect(n, r, w, e, timeout, mask);
-  return real::pselect(n, r, w, e, timeout, mask);
+    return after_select(psock_pselect(n, r, w, e, timeout, mask), n, r, w, e);
+  return after_select(real::pselect(n, r, w, e, timeout, mask), n, r, w, e);
 }
 
 SOCKSHIM_HOOK int epoll_create(int size) {
@@ -121,29 +159,29 @@ SOCKSHIM_HOOK int epoll_ctl(int ep, int op, int fd, epoll_event* event) {
 SOCKSHIM_HOOK int epoll_wait(int ep, epoll_event* events, int max, int timeout) {
   if (psock_epoll_wanted()) [[unlikely]] {
     timespec ts;
-    return epoll_wait_psock(events, ms_to_timespec(timeout, &ts), [&](const timespec* t) {
-      return real::epoll_wait(ep, events, max, to_ms(t));
-    });
+    return after_epoll(epoll_wait_psock(
+        events, ms_to_timespec(timeout, &ts),
+        [&](const timespec* t) { return real::epoll_wait(ep, events, max, to_ms(t)); }));
   }
-  return real::epoll_wait(ep, events, max, timeout);
+  return after_epoll(real::epoll_wait(ep, events, max, timeout));
 }
 
 SOCKSHIM_HOOK int epoll_pwait(int ep, epoll_event* events, int max, int timeout,
                               const sigset_t* mask) {
   if (psock_epoll_wanted()) [[unlikely]] {
     timespec ts;
-    return epoll_wait_psock(events, ms_to_timespec(timeout, &ts), [&](const timespec* t) {
-      return real::epoll_pwait(ep, events, max, to_ms(t), mask);
-    });
+    return after_epoll(epoll_wait_psock(
+        events, ms_to_timespec(timeout, &ts),
+        [&](const timespec* t) { return real::epoll_pwait(ep, events, max, to_ms(t), mask); }));
   }
-  return real::epoll_pwait(ep, events, max, timeout, mask);
+  return after_epoll(real::epoll_pwait(ep, events, max, timeout, mask));
 }
 
 SOCKSHIM_HOOK int epoll_pwait2(int ep, epoll_event* events, int max, const timespec* timeout,
                                const sigset_t* mask) {
   if (psock_epoll_wanted()) [[unlikely]]
-    return epoll_wait_psock(events, timeout, [&](const timespec* t) {
+    return after_epoll(epoll_wait_psock(events, timeout, [&](const timespec* t) {
       return real::epoll_pwait2(ep, events, max, t, mask);
-    });
-  return real::epoll_pwait2(ep, events, max, timeout, mask);
+    }));
+  return after_epoll(real::epoll_pwait2(ep, events, max, timeout, mask));
 }

@@ -1,13 +1,13 @@
 // Socket lifecycle hooks: creation, connection, listening, accepting, shutdown.
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "core/control_server.h"
 #include "core/sk_storage.h"
 #include "core/skmsg_ingress.h"
 #include "core/sock_ops.h"
+#include "core/sock_state.h"
+#include "core/tcp_connect.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
@@ -33,44 +33,6 @@ SOCKSHIM_HOOK int socketpair(int domain, int type, int protocol, int sv[2]) {
 
 namespace {
 
-// Records what a successful call did to the socket and, on a change of state,
-// runs the sockops programs for the event it completes.
-void note_state(int fd, TcpState state, policy::SockOp op) noexcept {
-  int saved = errno;
-  if (SocketRef s = registry::adopt(fd)) {
-    s->refresh_addresses(fd);
-    TcpState before;
-    {
-      std::lock_guard g(s->lock());
-      before = s->state;
-      s->state = state;
-    }
-    if (before != state && state != TcpState::close) sock_ops(op, s.get(), fd);
-  }
-  errno = saved;
-}
-
-// A non-blocking connect finished: the kernel runs active_established before
-// connect() could report it; the shim learns of it when the program asks
-// (SO_ERROR, a second connect()) and runs the sockops then, before the
-// program's first byte.
-void note_connect_done(int fd) noexcept {
-  int saved = errno;
-  SocketRef s = registry::get(fd);
-  bool pending = false;
-  if (s) {
-    std::lock_guard g(s->lock());
-    pending = s->state == TcpState::syn_sent;
-  }
-  tcp_info info{};
-  socklen_t len = sizeof info;
-  if (pending && real::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
-      info.tcpi_state != TCP_SYN_SENT)
-    note_state(fd, info.tcpi_state == TCP_ESTABLISHED ? TcpState::established : TcpState::close,
-               policy::SockOp::active_established);
-  errno = saved;
-}
-
 void note_accepted(int listen_fd, int fd, int flags) noexcept {
   int saved = errno;
   registry::track_accepted(fd, flags);
@@ -88,14 +50,19 @@ void note_accepted(int listen_fd, int fd, int flags) noexcept {
 SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
   int r = real::connect(fd, addr, len);
   int err = errno;
-  // tcp_connect runs as the SYN leaves (here: once connect() returned, so the
-  // local address is known), before active_established.
-  if (r == 0 || err == EINPROGRESS) {
-    note_state(fd, TcpState::syn_sent, policy::SockOp::tcp_connect);
-    if (r == 0) note_state(fd, TcpState::established, policy::SockOp::active_established);
-  } else if (err == EISCONN || err == EALREADY) {
-    note_connect_done(fd);
-  } else if (Socket* s = registry::peek(fd)) {
+  Socket* s = registry::peek(fd);
+  if (s && tcp_connect_pending(s) && (r == 0 || err == EISCONN || err == EALREADY)) {
+    // A second connect() on a non-blocking one: 0 once the handshake is done.
+    tcp_finish_connect(fd);
+  } else if (r == 0 || err == EINPROGRESS) {
+    // tcp_connect runs as the SYN leaves (here: once connect() returned, so the
+    // local address is known), before active_established.
+    sock_ops_transition(fd, TcpState::syn_sent, policy::SockOp::tcp_connect);
+    if (r == 0)
+      sock_ops_transition(fd, TcpState::established, policy::SockOp::active_established);
+    else if (SocketRef ref = registry::get(fd); ref && sock_kind(*ref.get()) == SockKind::tcp)
+      tcp_connect_start(ref.get());
+  } else if (s) {
     registry::evict_if_stale(fd, s, err);
   }
   errno = err;
@@ -105,18 +72,25 @@ SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
 SOCKSHIM_HOOK int getsockopt(int fd, int level, int name, void* value, socklen_t* len) {
   int r = real::getsockopt(fd, level, name, value, len);
   if (r == 0 && level == SOL_SOCKET && name == SO_ERROR) [[unlikely]]
-    if (registry::peek(fd)) {
-      note_connect_done(fd);
+    if (Socket* s = registry::peek(fd)) {
+      if (tcp_connect_pending(s)) tcp_finish_connect(fd);
       psock_so_error(fd, value, len);
     }
   return r;
 }
 
+// getpeername answers ENOTCONN until the handshake is done: a program may ask
+// it to learn that a non-blocking connect completed (haproxy does).
+SOCKSHIM_HOOK int getpeername(int fd, sockaddr* addr, socklen_t* len) {
+  Socket* s = registry::peek(fd);
+  if (s && tcp_connect_pending(s)) [[unlikely]]
+    tcp_finish_connect(fd);
+  return real::getpeername(fd, addr, len);
+}
+
 SOCKSHIM_HOOK int listen(int fd, int backlog) {
   int r = real::listen(fd, backlog);
-  int err = errno;
-  if (r == 0) note_state(fd, TcpState::listen, policy::SockOp::listen);
-  errno = err;
+  if (r == 0) sock_ops_transition(fd, TcpState::listen, policy::SockOp::listen);
   return r;
 }
 

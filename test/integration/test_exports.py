@@ -5,7 +5,7 @@ import subprocess
 import harness
 
 HOOKS = """
-socket socketpair connect listen accept accept4 send sendto sendmsg sendmmsg write
+socket socketpair connect listen accept accept4 getpeername send sendto sendmsg sendmmsg write
 writev sendfile sendfile64 recv recvfrom recvmsg recvmmsg read readv close close_range
 closefrom dup dup2 dup3 fcntl ioctl shutdown poll ppoll select pselect epoll_create
 epoll_create1 epoll_ctl epoll_wait epoll_pwait epoll_pwait2 fork __read_chk __recv_chk
