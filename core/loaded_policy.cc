@@ -11,6 +11,8 @@
 #include "core/log.h"
 #include "core/psock.h"
 #include "core/registry.h"
+#include "core/sk_psock_rx.h"
+#include "core/skmsg_poll.h"
 #include "core/sock_map_link.h"
 
 namespace sockshim {
@@ -82,7 +84,9 @@ std::shared_ptr<LoadedPolicy> build(const std::string& path, std::vector<std::st
   return lp;
 }
 
-// Every psock runs the programs of the maps it is in now (after a reload).
+// Every psock runs the programs of the maps it is in now (after a reload). One
+// left without a verdict stops its receive engine, as a map delete would: its
+// reader reads the socket itself again (and wakes if it waits).
 void refresh_psock_programs() noexcept {
   for (int fd = 0, top = registry::high_water(); fd <= top; ++fd) {
     SocketRef sk = registry::get(fd);
@@ -104,6 +108,16 @@ void refresh_psock_programs() noexcept {
     p->progs.stream_parser.store(progs.stream_parser, std::memory_order_release);
     p->progs.stream_verdict.store(progs.stream_verdict, std::memory_order_release);
     p->progs.skb_verdict.store(progs.skb_verdict, std::memory_order_release);
+    if (progs.stream_verdict || progs.skb_verdict) continue;
+    bool stop = false;
+    {
+      std::lock_guard g(p->link_lock);
+      stop = p->rx != PsockRx::none;
+      p->rx = PsockRx::none;
+    }
+    if (!stop) continue;
+    sk_psock_stop_rx(p.get());
+    psock_poll_link(sk.get());
   }
 }
 

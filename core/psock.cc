@@ -87,7 +87,7 @@ Psock* psock_init(Socket* sk) noexcept {
   if (!p) return nullptr;
   p->sk_ = sk;
   p->rx = PsockRx::none;
-  p->rx_reads = p->rx_eof = p->rx_aborted = p->rx_deferred = false;
+  p->rx_reads = p->rx_eof = p->rx_aborted = false;
   p->rx_err = 0;
   p->tx_enabled.store(true, std::memory_order_relaxed);
   p->generation.fetch_add(1, std::memory_order_relaxed);
@@ -131,7 +131,7 @@ void Psock::drop() noexcept {
     std::lock_guard g(ingress_lock);
     ingress_msg.clear();
     ingress_bytes = 0;
-    rx_reads = rx_eof = rx_aborted = rx_deferred = false;
+    rx_reads = rx_eof = rx_aborted = false;
     rx_err = 0;
     SkMsgBytes().swap(cork);
     cork_bytes = 0;

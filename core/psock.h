@@ -76,12 +76,13 @@ class Psock {
   std::atomic<PsockExtSlot*> ext_slot{nullptr};
 
   // While the receive engine reads the socket (core/sk_psock_rx.cc) its reader
-  // sees only ingress_msg, then what the engine says is due. Under ingress_lock.
+  // sees only ingress_msg, then what the engine says is due; after a stop, until
+  // the bytes the engine took have gone where their verdict sent them. Under
+  // ingress_lock.
   bool rx_reads = false;
-  bool rx_eof = false;       // EOF is due: every byte read before it has been applied
-  bool rx_aborted = false;   // the stream parser stopped for good: reads give EAGAIN
-  int rx_err = 0;            // a socket error due (recv or SO_ERROR reports it once)
-  bool rx_deferred = false;  // bytes from before the start wait in the kernel for a read
+  bool rx_eof = false;      // EOF is due: every byte read before it has been applied
+  bool rx_aborted = false;  // the stream parser stopped for good: reads give EAGAIN
+  int rx_err = 0;           // a socket error due (recv or SO_ERROR reports it once)
 
   // Appends a message to ingress_msg (the receive and redirect paths).
   void ingress_enqueue(SkMsgBytes msg) noexcept;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -18,6 +19,12 @@
 namespace sockshim {
 
 struct SkPsockRx;
+
+// An eventfd closed when its last user lets it go (core/skmsg_ingress.cc).
+struct RxStopFd {
+  int fd = -1;
+  ~RxStopFd();
+};
 
 // A psock waiting for another to make room, named so that a recycled psock is
 // not mistaken for it.
@@ -46,6 +53,12 @@ struct PsockExt {
   // on the first wait (poll, epoll, blocking recv); under psock->ingress_lock.
   int event_fd = -1;
   bool event_ready = false;  // event_fd holds a count (under ingress_lock)
+  // Readers waiting while they see only the queue (poll, select, blocking
+  // recv) also wait on this: signalled, never drained, when the reader gets
+  // the socket back, so every one of them wakes and looks again. One per
+  // start, made on the first such wait, closed by its last user. Under
+  // psock->ingress_lock.
+  std::shared_ptr<RxStopFd> rx_stop_fd;
   // Senders blocked on a full ingress queue poll space_fd, an eventfd that a
   // reader freeing room (or the psock stopping) signals; made on the first
   // wait, under ingress_lock.
@@ -63,10 +76,13 @@ struct PsockExt {
   std::atomic<uint64_t> rx_epoch{0};  // bumped by every start and stop
   std::atomic<uint64_t> rx_fork{0};   // the fork count of the process that started it
   std::atomic<uint64_t> rx_held{0};   // bytes read and not yet applied
-  // Bytes in the kernel's queue at the start wait for the first read, poll or
-  // new arrival, as they wait for tcp_data_ready in the kernel.
+  // Bytes in the kernel's queue at the start wait for the first read,
+  // readiness query or new arrival, as they wait for tcp_data_ready in the kernel.
   std::atomic<bool> rx_deferred{false};
   std::atomic<int> rx_deferred_inq{0};
+  // A stop found bytes taken from the socket and not yet applied: the reader
+  // gets the socket back once they are (a reference keeps the psock meanwhile).
+  std::atomic<bool> rx_draining{false};
   SkPsockRx* rx = nullptr;  // made on first start, kept with the slot
   // Sources whose verdict waits for room in this queue or for this socket to
   // become writable; each is run again when that happens.

@@ -24,6 +24,7 @@
 #include "core/registry.h"
 #include "core/skb_verdict.h"
 #include "core/skmsg_ingress.h"
+#include "core/skmsg_poll.h"
 #include "core/strparser.h"
 
 #ifndef SO_COOKIE
@@ -150,21 +151,30 @@ void held_sub(PsockExt& e, size_t n) noexcept {
   e.rx_held.fetch_sub(n, std::memory_order_relaxed);
 }
 
-// Held bytes go, counted as dropped (a stop, a drop, an EOF mid-frame).
-void discard(PsockExt& e, SkPsockRx& st) noexcept {
-  size_t n = st.strp.buffered() + (st.pending.size() - st.pending_off);
-  if (n) {
+// Bytes not yet given a verdict go, counted as dropped, and what the last
+// start found (a stop or a restart, as strp_stop frees them).
+void drop_unparsed(PsockExt& e, SkPsockRx& st) noexcept {
+  if (size_t n = st.strp.buffered()) {
     e.stats.rx.apply(Verdict::drop, n);
     held_sub(e, n);
   }
   st.strp.clear();
-  std::vector<uint8_t>().swap(st.pending);
-  st.pending_off = 0;
-  st.target = nullptr;
   st.eof = st.aborted = false;
   st.read_err = 0;
   st.rcvbuf = 0;
   close_timer(st);
+}
+
+// Every held byte goes, counted as dropped (a drop, a reset).
+void discard(PsockExt& e, SkPsockRx& st) noexcept {
+  drop_unparsed(e, st);
+  if (size_t n = st.pending.size() - st.pending_off) {
+    e.stats.rx.apply(Verdict::drop, n);
+    held_sub(e, n);
+  }
+  std::vector<uint8_t>().swap(st.pending);
+  st.pending_off = 0;
+  st.target = nullptr;
 }
 
 void add_waiter(Psock* target, Psock* source) noexcept {
@@ -443,9 +453,27 @@ int kernel_inq(PsockExt& e) noexcept {
   return n;
 }
 
+// The stop that found bytes held is over: the reader reads the socket itself
+// again, and its epoll registrations follow.
+void finish_drain(Psock* p, PsockExt& e) noexcept {
+  if (!e.rx_draining.exchange(false, std::memory_order_acq_rel)) return;
+  sk_psock_rx_reading(p, false);
+  if (Socket* sk = p->sk()) psock_poll_link(sk);
+  psock_put(p);  // the drain's reference; the caller holds another
+}
+
+// The psock work() runs on (the loop thread's), so a stop there does not
+// re-enter it.
+thread_local Psock* t_working = nullptr;
+
 // One turn of the engine on p (sk_psock_backlog and data_ready in one): the
 // waiting bytes first, then the buffered frames, then new reads.
 void work(Psock* p) noexcept {
+  struct Working {
+    Psock* prev = t_working;
+    explicit Working(Psock* p) noexcept { t_working = p; }
+    ~Working() { t_working = prev; }
+  } working(p);
   PsockExt& e = psock_ext(p);
   SkPsockRx* stp = state(e);
   // The loop thread's read buffer (only that thread reads).
@@ -458,11 +486,13 @@ void work(Psock* p) noexcept {
   SkPsockRx& st = *stp;
   const uint64_t epoch = e.rx_epoch.load(std::memory_order_acquire);
   if (st.epoch != epoch) {
-    discard(e, st);
+    // A stop or restart since the last turn. A frame whose verdict ran stays:
+    // the kernel has queued it at its target, where it still goes.
+    drop_unparsed(e, st);
     st.epoch = epoch;
   }
   if (!e.rx_on.load(std::memory_order_acquire)) {
-    discard(e, st);
+    if (flush_pending(p, e, st)) finish_drain(p, e);
     return;
   }
   if (e.rx_fork.load(std::memory_order_relaxed) != g_fork_count.load(std::memory_order_relaxed))
@@ -471,7 +501,6 @@ void work(Psock* p) noexcept {
     // Only bytes that predate the start: they wait for the reader (kick) or a new arrival.
     if (kernel_inq(e) <= e.rx_deferred_inq.load(std::memory_order_relaxed)) return;
     e.rx_deferred.store(false, std::memory_order_release);
-    sk_psock_rx_deferred(p, false);
   }
   if (!flush_pending(p, e, st) || !run_frames(p, e, st)) return;
   if (st.rcvbuf == 0) st.rcvbuf = source_rcvbuf(e);
@@ -541,12 +570,18 @@ void on_timer(Psock* p, uint64_t gen, uint64_t epoch) noexcept {
 }
 
 // Runs the engine on p now, for a reader that found bytes predating the start
-// (the kernel's recvmsg calls tcp_data_ready). Without a parser the verdict
-// runs within the reader's call, so it waits for that turn (bounded); with one
-// the strparser's work runs later, so it does not.
-void kick(Psock* p) noexcept {
+// (the kernel's recvmsg calls tcp_data_ready). With `wait` it returns after
+// that turn (bounded), so a read or readiness query right after sees what
+// passed: a socket inserted late is then indistinguishable from one inserted
+// during the handshake. The loop thread itself cannot wait for its own turn.
+void kick(Psock* p, bool wait) noexcept {
   EventLoop* loop = EventLoop::get();
-  if (!loop || loop->on_loop_thread()) return;
+  if (!loop) return;
+  const uint64_t gen = generation(p);
+  if (!wait || loop->on_loop_thread()) {
+    loop->post([p, gen] { on_event(p, gen, EPOLLIN); });
+    return;
+  }
   struct Done {
     std::mutex mu;
     std::condition_variable cv;
@@ -558,7 +593,6 @@ void kick(Psock* p) noexcept {
   } catch (...) {
     return;
   }
-  const uint64_t gen = generation(p);
   loop->post([p, gen, d] {
     if (psock_try_get(p)) {
       PsockRef ref(p);
@@ -568,7 +602,6 @@ void kick(Psock* p) noexcept {
     d->done = true;
     d->cv.notify_all();
   });
-  if (p->progs.stream_parser.load(std::memory_order_acquire)) return;
   std::unique_lock g(d->mu);
   d->cv.wait_for(g, std::chrono::milliseconds(500), [&] { return d->done; });
 }
@@ -591,6 +624,8 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
   if (e.rx_on.load(std::memory_order_acquire) && e.rx_fork.load(std::memory_order_relaxed) == forks)
     return;
   int saved = errno;
+  // A stop's bytes still going to their target go first (work() flushes them).
+  if (e.rx_draining.exchange(false, std::memory_order_acq_rel)) psock_put(psock);
   e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
   e.rx_fork.store(forks, std::memory_order_relaxed);
   // Until the kernel's count is known, nothing is read.
@@ -606,8 +641,7 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
   if (ok) {
     const int inq = kernel_inq(e);
     if (inq > 0) {
-      // Readable first: the engine may clear it as soon as it knows the count.
-      sk_psock_rx_deferred(psock, true);
+      // They wait for the first read, readiness query or new arrival.
       e.rx_deferred_inq.store(inq, std::memory_order_relaxed);
     } else {
       // Arrivals meanwhile found the engine waiting: give it a turn.
@@ -630,24 +664,34 @@ void sk_psock_stop_rx(Psock* psock) noexcept {
   PsockExt& e = psock_ext(psock);
   int saved = errno;
   const bool was_on = e.rx_on.exchange(false, std::memory_order_acq_rel);
-  if (was_on) {
-    e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
-    sk_psock_rx_reading(psock, false);
-  }
+  if (was_on) e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
   {
     std::lock_guard g(e.sk_fd_lock);
     close_fd_locked(e);
   }
   wake_all(psock, e);
   if (was_on) {
-    // The loop thread drops what the engine held.
-    const uint64_t gen = generation(psock);
-    if (EventLoop* loop = EventLoop::get())
-      loop->post([psock, gen] {
-        if (!psock_try_get(psock)) return;
-        PsockRef ref(psock);
-        if (generation(psock) == gen) work(psock);
-      });
+    EventLoop* loop = EventLoop::get();
+    // The loop thread settles what the engine took from the socket (it may
+    // be reading right now); until then the reader sees only the queue, so
+    // no byte of the socket reaches it out of order. A reference keeps the
+    // psock until then. Without one (the psock is being dropped) or a loop,
+    // the reader has the socket at once.
+    if (!loop || !psock_try_get(psock)) {
+      sk_psock_rx_reading(psock, false);
+    } else {
+      if (e.rx_draining.exchange(true, std::memory_order_acq_rel)) psock_put(psock);
+      const uint64_t gen = generation(psock);
+      if (loop->on_loop_thread() && t_working != psock) {
+        work(psock);  // a map delete from the control socket: settled before it answers
+      } else {
+        loop->post([psock, gen] {
+          if (!psock_try_get(psock)) return;
+          PsockRef ref(psock);
+          if (generation(psock) == gen) work(psock);
+        });
+      }
+    }
   }
   errno = saved;
 }
@@ -677,14 +721,13 @@ bool sk_psock_rx_active(Psock* psock, int fd) noexcept {
   return e.rx_on.load(std::memory_order_acquire);
 }
 
-int sk_psock_rx_kick(Psock* psock) noexcept {
+bool sk_psock_rx_kick(Psock* psock, bool wait) noexcept {
   PsockExt& e = psock_ext(psock);
   if (!e.rx_deferred.load(std::memory_order_acquire) ||
       !e.rx_deferred.exchange(false, std::memory_order_acq_rel))
-    return 0;
-  sk_psock_rx_deferred(psock, false);
-  kick(psock);
-  return psock->progs.stream_parser.load(std::memory_order_acquire) ? -1 : 1;
+    return false;
+  kick(psock, wait);
+  return true;
 }
 
 size_t sk_psock_rx_held(Psock* psock) noexcept {
@@ -694,6 +737,8 @@ size_t sk_psock_rx_held(Psock* psock) noexcept {
 void sk_psock_rx_reset(PsockExt& e) noexcept {
   e.rx_on.store(false, std::memory_order_relaxed);
   e.rx_deferred.store(false, std::memory_order_relaxed);
+  e.rx_draining.store(false, std::memory_order_relaxed);  // its reference went with the psock
+  e.rx_stop_fd.reset();
   e.rx_held.store(0, std::memory_order_relaxed);
   {
     std::lock_guard g(e.sk_fd_lock);
@@ -734,6 +779,13 @@ void sk_psock_rx_fork_child(Psock* psock, PsockExt& e) noexcept {
     st.target = nullptr;
   }
   e.rx_held.store(0, std::memory_order_relaxed);
+  // Waiters on the parent's stop eventfd are the parent's threads.
+  if (e.rx_stop_fd) {
+    real::close(e.rx_stop_fd->fd);
+    e.rx_stop_fd->fd = -1;
+    e.rx_stop_fd.reset();
+  }
+  const bool draining = e.rx_draining.exchange(false, std::memory_order_relaxed);
   if (!psock) return;
   // The readers' eventfd is one object with the parent's: draining or
   // signalling it here would change what the parent's readers see. The
@@ -742,6 +794,13 @@ void sk_psock_rx_fork_child(Psock* psock, PsockExt& e) noexcept {
   e.event_fd = -1;
   e.event_ready = false;
   if (e.rx_on.load(std::memory_order_relaxed)) sk_psock_ingress_discard(psock);
+  if (draining) {
+    // The parent's loop thread was to settle it: here the reader reads the
+    // socket at once (the held bytes were the parent's). The drain's
+    // reference goes unless it is the last (no drop inside the fork handler).
+    sk_psock_rx_reading(psock, false);
+    if (psock->refcnt() > 1) psock_put(psock);
+  }
 }
 
 }  // namespace sockshim

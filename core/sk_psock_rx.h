@@ -48,9 +48,11 @@ struct PsockExt;
 void sk_psock_start_rx(Psock* psock, int fd) noexcept;
 
 // Stops it (sock_map_unref of a map with receive programs, sock_map_close):
-// closes the engine's dup of the socket at once; the reader reads the socket
-// itself again, after the queue. Bytes held mid-frame or for a target are
-// dropped, as the kernel's strp_stop frees them.
+// closes the engine's dup of the socket at once. Bytes not yet given a verdict
+// are dropped, as the kernel's strp_stop frees them; a frame whose verdict ran
+// still goes where it was sent (the kernel has queued it at its target), and
+// then the reader reads the socket itself again, after the queue: every
+// reader waiting in poll, select or recv wakes and looks again.
 void sk_psock_stop_rx(Psock* psock) noexcept;
 
 // From Psock::drop: stop, and forget the working state.
@@ -64,11 +66,11 @@ void sk_psock_rx_wake(Psock* psock) noexcept;
 // here on first use (fd as for sk_psock_start_rx).
 bool sk_psock_rx_active(Psock* psock, int fd) noexcept;
 
-// The first read of bytes that predate the engine's start (tcp_data_ready in
-// tcp_bpf_recvmsg_parser): 0 when there are none; otherwise the engine runs
-// on them, and 1 says it has (no parser: the verdict ran within this call), -1
-// that it will (the strparser's turn comes after this read).
-int sk_psock_rx_kick(Psock* psock) noexcept;
+// The first read or readiness query of bytes that predate the engine's start
+// (tcp_data_ready in tcp_bpf_recvmsg_parser): false when there are none;
+// otherwise the engine runs on them, and with `wait` this returns after its
+// turn (bounded), so what passed is queued.
+bool sk_psock_rx_kick(Psock* psock, bool wait) noexcept;
 
 // Bytes read from psock's socket whose verdict has not yet applied: a partial
 // frame, and a frame waiting for room at its target.

@@ -18,6 +18,7 @@
 #include "core/psock_poll.h"
 #include "core/real.h"
 #include "core/registry.h"
+#include "core/sk_psock_rx.h"
 #include "core/skmsg_ingress.h"
 #include "core/skmsg_poll.h"
 
@@ -250,6 +251,13 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
   // The socket entered or left a map while this ran: its psock_poll_link may
   // have come before the record.
   if (r == 0 && record && op != EPOLL_CTL_DEL && changed_since(sk, ps)) psock_poll_link(sk);
+  // A registration is a readiness query: bytes that predate the engine's
+  // start go through it now, and a wait right after sees what passed.
+  if (r == 0 && ps.rx && op != EPOLL_CTL_DEL) {
+    int saved = errno;
+    sk_psock_rx_kick(ps.ref.get(), true);
+    errno = saved;
+  }
   return r;
 }
 
@@ -380,11 +388,14 @@ void psock_poll_link(Socket* sk) noexcept {
   int saved = errno;
   // The state is read before the lock: one that changed meanwhile (a link or
   // unlink racing with this one) is applied again.
+  PsockState ps;
+  bool registered = false;
   for (int round = 0; round < 4; ++round) {
-    PsockState ps = psock_state(sk, sk->cookie);
+    ps = psock_state(sk, sk->cookie);
     {
       std::lock_guard g(ws.lock);
       auto [lo, hi] = ws.by_sk.equal_range(sk);
+      registered = lo != hi;
       std::vector<EpollWatch*> gone;
       for (auto it = lo; it != hi; ++it) {
         EpollWatch& w = *it->second;
@@ -401,6 +412,9 @@ void psock_poll_link(Socket* sk) noexcept {
     }
     if (!changed_since(sk, ps)) break;
   }
+  // A socket already in an epoll set is being waited for: bytes that predate
+  // its engine's start go through it now, as for an epoll_ctl after it.
+  if (registered && ps.rx) sk_psock_rx_kick(ps.ref.get(), false);
   errno = saved;
 }
 

@@ -88,10 +88,10 @@ void drain_event(int efd) noexcept {
   errno = saved;
 }
 
-// sk_psock_readable under p->ingress_lock.
+// sk_psock_readable under p->ingress_lock. Bytes the engine has not passed
+// (waiting in the kernel, or held mid-frame) are not the reader's.
 bool readable_locked(Psock* p) noexcept {
-  return p->ingress_bytes > 0 ||
-         (p->rx_reads && (p->rx_eof || p->rx_aborted || p->rx_err || p->rx_deferred));
+  return p->ingress_bytes > 0 || (p->rx_reads && (p->rx_eof || p->rx_aborted || p->rx_err));
 }
 
 // Keeps the eventfd readable exactly while p is; under p->ingress_lock.
@@ -216,12 +216,57 @@ void sk_psock_space_signal(Psock* p) noexcept {
   if (fd >= 0) signal_event(fd);
 }
 
+RxStopFd::~RxStopFd() {
+  if (fd >= 0) real::close(fd);
+}
+
 void sk_psock_rx_reading(Psock* p, bool on) noexcept {
   PsockExt& e = psock_ext(p);
+  std::shared_ptr<RxStopFd> stop;
+  {
+    std::lock_guard g(p->ingress_lock);
+    if (!on && p->rx_reads && e.rx_stop_fd) {
+      // Never drained: a waiter that sees it late still wakes.
+      signal_event(e.rx_stop_fd->fd);
+      stop.swap(e.rx_stop_fd);
+    }
+    p->rx_reads = on;
+    p->rx_eof = p->rx_aborted = false;
+    sync_event_locked(p, e);
+  }
+  // Closed here, outside the lock, unless a waiter still holds it.
+}
+
+bool sk_psock_rx_reads(Psock* p) noexcept {
   std::lock_guard g(p->ingress_lock);
-  p->rx_reads = on;
-  p->rx_eof = p->rx_aborted = p->rx_deferred = false;
-  sync_event_locked(p, e);
+  return p->rx_reads;
+}
+
+bool sk_psock_rx_stop_wait(Psock* p, std::shared_ptr<RxStopFd>* out) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::shared_ptr<RxStopFd> made;
+  for (;;) {
+    {
+      std::lock_guard g(p->ingress_lock);
+      if (!p->rx_reads) return false;
+      if (!e.rx_stop_fd && made) e.rx_stop_fd = std::move(made);
+      if (e.rx_stop_fd) {
+        *out = e.rx_stop_fd;
+        return true;
+      }
+    }
+    // Made outside the spinlock; one that lost a race is closed.
+    int saved = errno;
+    try {
+      made = std::make_shared<RxStopFd>();
+    } catch (...) {
+      errno = saved;
+      return true;
+    }
+    made->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    errno = saved;
+    if (made->fd < 0) return true;
+  }
 }
 
 void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept {
@@ -230,13 +275,6 @@ void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept {
   p->rx_eof = p->rx_eof || eof;
   p->rx_aborted = p->rx_aborted || aborted;
   if (err) p->rx_err = err;
-  sync_event_locked(p, e);
-}
-
-void sk_psock_rx_deferred(Psock* p, bool deferred) noexcept {
-  PsockExt& e = psock_ext(p);
-  std::lock_guard g(p->ingress_lock);
-  p->rx_deferred = deferred;
   sync_event_locked(p, e);
 }
 
@@ -446,7 +484,8 @@ void clear_header(msghdr* msg) noexcept {
 ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock) noexcept {
   if (flags & MSG_ERRQUEUE) return real::recvmsg(fd, msg, flags);
   nonblock = nonblock || (flags & MSG_DONTWAIT);
-  bool rx = sk_psock_rx_active(p, fd);
+  sk_psock_rx_active(p, fd);  // in a fork child, the engine starts here
+  bool rx = sk_psock_rx_reads(p);
   size_t want = 0;
   for (size_t i = 0; i < msg->msg_iovlen; ++i) want += msg->msg_iov[i].iov_len;
   if (!rx && !nonblock && !policy_may_queue() && sk_psock_msg_inq(p) == 0)
@@ -466,20 +505,13 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
       clear_header(msg);
       return static_cast<ssize_t>(copied);
     }
-    if (rx && copied == 0 && !peek) {
-      // The first read runs the engine on bytes that predate its start. The
-      // strparser's work runs after this read returns (EAGAIN); a verdict
-      // alone runs within it.
-      int k = sk_psock_rx_kick(p);
-      if (k > 0) continue;
-      if (k < 0) {
-        errno = EAGAIN;
-        return -1;
-      }
-    }
+    // The first read runs the engine on bytes that predate its start and
+    // looks again: what passed is there now, as if the socket had been in its
+    // maps all along (the kernel's first read may give EAGAIN; not here).
+    if (rx && copied == 0 && sk_psock_rx_kick(p, true)) continue;
     if (rx) {
       int due = rx_due(p, copied > 0);
-      if (due != 0 || !sk_psock_rx_active(p, fd)) {
+      if (due != 0 || !sk_psock_rx_reads(p)) {
         if (copied > 0) {
           clear_header(msg);
           return static_cast<ssize_t>(copied);
@@ -527,13 +559,18 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
     int timeout = -1;
     if (deadline >= 0) timeout = static_cast<int>(std::max<int64_t>(0, deadline - now_ms()));
     int efd = ingress_event_fd(p);
-    pollfd pf[2] = {{efd, POLLIN, 0}, {fd, POLLIN, 0}};
-    // With the engine only the queue's eventfd says anything to the reader.
-    nfds_t n = rx ? 1 : 2;
-    if (efd < 0) {
-      pf[0] = pf[1];
-      n = 1;
-    }
+    // With the engine only the queue's eventfd says anything to the reader,
+    // and the stop eventfd that the socket is the reader's again.
+    std::shared_ptr<RxStopFd> stop;
+    if (rx && !sk_psock_rx_stop_wait(p, &stop)) continue;
+    pollfd pf[2];
+    nfds_t n = 0;
+    if (efd >= 0) pf[n++] = {efd, POLLIN, 0};
+    if (!rx)
+      pf[n++] = {fd, POLLIN, 0};
+    else if (stop)
+      pf[n++] = {stop->fd, POLLIN, 0};
+    if (n == 0) pf[n++] = {fd, POLLIN, 0};
     int pr = real::poll(pf, n, timeout);
     if (pr <= 0) {
       if (copied) return static_cast<ssize_t>(copied);

@@ -12,9 +12,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include "core/psock.h"
+#include "core/psock_ext.h"
 #include "policy/sk_msg.h"
 
 namespace sockshim {
@@ -36,15 +38,21 @@ size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes) noex
 // Wakes senders waiting for room in p's queue (it has room, or p stops).
 void sk_psock_space_signal(Psock* p) noexcept;
 
-// The receive engine reads p's socket (on) or no longer does; and what it
-// found that p's reader is due once the queue is empty: EOF, a socket error,
-// a stopped parser (whose reads then give EAGAIN).
+// p's reader sees only the queue (on: the receive engine reads p's socket) or
+// reads the socket itself again (off: every waiter wakes and looks again); and
+// what the engine found that p's reader is due once the queue is empty: EOF, a
+// socket error, a stopped parser (whose reads then give EAGAIN).
 void sk_psock_rx_reading(Psock* p, bool on) noexcept;
 void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept;
-// Bytes that predate the engine's start wait in the kernel until the first
-// read (tcp_data_ready): meanwhile p is readable, as the kernel's own queue
-// makes it.
-void sk_psock_rx_deferred(Psock* p, bool deferred) noexcept;
+
+// True while p's reader sees only the queue (psock->rx_reads).
+bool sk_psock_rx_reads(Psock* p) noexcept;
+
+// For a waiter that sees only p's queue: the eventfd that turns readable when
+// the reader gets the socket back, held by *out for the wait (left empty when
+// none can be made: the waiter then wakes on the queue alone). False when the
+// reader already reads the socket itself: look again instead of waiting.
+bool sk_psock_rx_stop_wait(Psock* p, std::shared_ptr<RxStopFd>* out) noexcept;
 
 // Discards p's queued bytes (a fork child's copies of its parent's).
 void sk_psock_ingress_discard(Psock* p) noexcept;
@@ -65,8 +73,9 @@ size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noex
 size_t sk_psock_msg_inq(Psock* p) noexcept;
 
 // True when a read on p's socket would not wait: its queue holds bytes (and,
-// for a socket the receive engine reads, EOF or an error is due). What poll,
-// select and epoll report as readable for a psock.
+// for a socket the receive engine reads, EOF or an error is due; bytes the
+// engine has not passed do not count). What poll, select and epoll report as
+// readable for a psock.
 bool sk_psock_readable(Psock* p) noexcept;
 
 // The receive-side poll bits of p as the kernel's tcp_poll would give them for

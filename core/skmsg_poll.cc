@@ -3,12 +3,14 @@
 
 #include <errno.h>
 
+#include <memory>
 #include <vector>
 
 #include "core/poll_deadline.h"
 #include "core/psock_poll.h"
 #include "core/real.h"
 #include "core/registry.h"
+#include "core/sk_psock_rx.h"
 #include "core/skmsg_ingress.h"
 
 namespace sockshim {
@@ -41,38 +43,66 @@ bool psock_poll_wanted(const pollfd* fds, nfds_t n) noexcept {
   return false;
 }
 
+namespace {
+
+struct PollEntry {
+  nfds_t index;
+  PsockRef psock;
+  bool rx = false;
+  std::shared_ptr<RxStopFd> stop;  // while rx: signalled when the reader gets the socket back
+};
+
+// Brings what the kernel is asked for e in line with whether p's reader sees
+// only its queue (then the kernel is asked only for what the engine does not
+// stand in for, and the wait includes the stop eventfd), and runs the engine
+// on bytes that predate its start: a readiness query is, like a read, their
+// tcp_data_ready.
+void poll_refresh(PollEntry& e, const pollfd& asked, pollfd& sent, bool first) noexcept {
+  Psock* p = e.psock.get();
+  bool rx = psock_rx(p);
+  if (rx) sk_psock_rx_kick(p, true);
+  e.stop.reset();
+  if (rx && !sk_psock_rx_stop_wait(p, &e.stop)) rx = false;
+  if (first || rx != e.rx) {
+    // Also undoes a hang-up's fd = -1 below once the reader has the socket back.
+    sent.fd = asked.fd;
+    sent.events = rx ? static_cast<short>(asked.events & ~kRxMasked) : asked.events;
+  }
+  e.rx = rx;
+}
+
+}  // namespace
+
 int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) noexcept {
-  struct Entry {
-    nfds_t index;
-    PsockRef psock;
-    bool rx;
-  };
-  std::vector<Entry> ps;
+  std::vector<PollEntry> ps;
   std::vector<pollfd> all;
   try {
     all.assign(fds, fds + n);
     for (nfds_t i = 0; i < n; ++i)
       if (PsockRef p = psock_at(fds[i].fd)) {
-        bool rx = psock_rx(p.get());
-        if (!rx && !(fds[i].events & kReadEvents)) continue;
-        // The kernel is asked only for what the engine does not stand in for.
-        if (rx) all[i].events &= static_cast<short>(~kRxMasked);
-        ps.push_back({i, std::move(p), rx});
+        if (!psock_rx(p.get()) && !(fds[i].events & kReadEvents)) continue;
+        ps.push_back({i, std::move(p)});
       }
-    all.reserve(n + ps.size());
+    all.reserve(n + 2 * ps.size());
   } catch (...) {
     errno = ENOMEM;
     return -1;
   }
   const PollDeadline deadline = poll_deadline(timeout);
   const bool once = timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
-  for (;;) {
-    bool ready = false;
-    for (auto& e : ps) ready = ready || psock_revents(e.psock.get(), fds[e.index].events) != 0;
+  for (bool first = true;; first = false) {
     all.resize(n);
+    bool ready = false;
+    for (auto& e : ps) {
+      poll_refresh(e, fds[e.index], all[e.index], first);
+      ready = ready || psock_revents(e.psock.get(), fds[e.index].events) != 0;
+    }
     if (!ready)
-      for (auto& e : ps)
+      for (auto& e : ps) {
+        // Within the reserved room: no allocation here.
         if (int efd = ingress_event_fd(e.psock.get()); efd >= 0) all.push_back({efd, POLLIN, 0});
+        if (e.stop) all.push_back({e.stop->fd, POLLIN, 0});
+      }
     const timespec zero{0, 0};
     timespec left;
     int r =
