@@ -84,9 +84,10 @@ def main():
         harness.fail(f"under the shim redis-cli FLUSHALL should report EACCES: {shim}")
     if shim["dbsize"] != "3":
         harness.fail(f"under the shim the 3 keys should remain: {shim}")
-    # The log action's line, at warn, names the socket by its addresses.
+    # The log action's line, at warn, names the socket by its addresses (and
+    # by its fd: sk_msg runs for a send on one).
     line = (r"sockshim\[\d+\] warn: log: no_flushall: dropped FLUSHALL "
-            rf"\(socket 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:{shim['port']}, cookie \d+\)\n")
+            rf"\(socket 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:{shim['port']}, cookie \d+, fd \d+\)\n")
     if not re.search(line, shim["logged"]):
         harness.fail(f"the log action's line at the default level: {shim['logged']!r}")
     if shim["set"] != "OK" or shim["get"] != "yes":
