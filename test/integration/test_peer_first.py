@@ -16,6 +16,8 @@ the handshake: no blocking read returns EAGAIN, nothing is lost.
   threaded      a socketserver.ThreadingTCPServer with blocking reads under
                 policy/examples/length_prefix_drop_x.json, 20 client threads
                 at once: every allowed frame is echoed, no BlockingIOError.
+  map-update    bytes wait in an accepted socket that `sockshim map update`
+                then inserts (parser + pass): the next blocking read gets them.
   iperf3        iperf3 -s under a whole-frame parser and pass verdict, stopped
                 until the client's cookie waits in its socket; the client
                 sends 10 MB: both complete.
@@ -380,8 +382,63 @@ def iperf3(directory):
     harness.note("ok: iperf3: 10 MB through a server under a parser policy")
 
 
+UPDATE_TARGET = r'''
+import json, os, socket, sys
+srv = socket.create_server(("127.0.0.1", 0))
+print(json.dumps({"pid": os.getpid(), "port": srv.getsockname()[1]}), flush=True)
+conn, _ = srv.accept()
+print(json.dumps({"fd": conn.fileno()}), flush=True)
+sys.stdin.readline()          # inserted meanwhile by `sockshim map update`
+try:
+    got = conn.recv(100)      # blocking
+    print(json.dumps({"got": got.decode()}), flush=True)
+except OSError as e:
+    print(json.dumps({"error": repr(e)}), flush=True)
+'''
+
+
+def map_update(directory):
+    """Bytes wait in a socket that `sockshim map update` then inserts: the
+    program's next blocking read gets them through the parser and verdict."""
+    runtime = os.path.join(directory, "run")
+    os.mkdir(runtime, 0o700)
+    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
+    env.pop("LD_PRELOAD", None)
+    script = os.path.join(directory, "target.py")
+    with open(script, "w") as f:
+        f.write(UPDATE_TARGET)
+    target = subprocess.Popen([harness.SOCKSHIM, "run", "-p",
+                               os.path.join(HERE, "peer_first_update.json"), "--",
+                               harness.PYTHON, script], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        facts = json.loads(target.stdout.readline())
+        client = socket.create_connection(("127.0.0.1", facts["port"]), timeout=LIMIT)
+        fd = json.loads(target.stdout.readline())["fd"]
+        client.sendall(b"early")
+        wait_for("the bytes wait in the accepted socket",
+                 lambda: any(rp == client.getsockname()[1] and q >= 5
+                             for _, rp, _, q in tcp_table()))
+        proc = subprocess.run([harness.SOCKSHIM, "map", "update", str(facts["pid"]), "socks", "0",
+                               str(fd)], env=env, capture_output=True, text=True, timeout=LIMIT)
+        if proc.returncode != 0:
+            harness.fail(f"sockshim map update: {proc.stderr.strip()}")
+        target.stdin.write("go\n")
+        target.stdin.flush()
+        result = json.loads(target.stdout.readline())
+        if result != {"got": "early"}:
+            harness.fail(f"the blocking read after `sockshim map update` gave {result}")
+        client.close()
+        harness.note("ok: map-update: a blocking read after the insertion got the bytes "
+                     "that predate it")
+    finally:
+        if target.poll() is None:
+            target.kill()
+        target.wait()
+
+
 CASES = {"socat-client": socat_client, "socat-backend": socat_backend, "http": http,
-         "threaded": threaded, "iperf3": iperf3}
+         "threaded": threaded, "iperf3": iperf3, "map-update": map_update}
 
 
 def main():
