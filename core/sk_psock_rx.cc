@@ -463,7 +463,7 @@ void finish_drain(Psock* p, PsockExt& e) noexcept {
 }
 
 // The psock work() runs on (the loop thread's), so a stop there does not
-// re-enter it.
+// re-enter it (nor share its read buffer).
 thread_local Psock* t_working = nullptr;
 
 // One turn of the engine on p (sk_psock_backlog and data_ready in one): the
@@ -682,7 +682,7 @@ void sk_psock_stop_rx(Psock* psock) noexcept {
     } else {
       if (e.rx_draining.exchange(true, std::memory_order_acq_rel)) psock_put(psock);
       const uint64_t gen = generation(psock);
-      if (loop->on_loop_thread() && t_working != psock) {
+      if (loop->on_loop_thread() && !t_working) {
         work(psock);  // a map delete from the control socket: settled before it answers
       } else {
         loop->post([psock, gen] {

@@ -2,7 +2,9 @@
 // receive engine reads, its whole receive side): poll, ppoll, select and epoll
 // report a psock readable exactly while sk_psock_readable() says so, with the
 // bits sk_psock_poll() gives, and a waiter wakes when that changes, through the
-// psock's eventfd (readable exactly while the psock is).
+// psock's eventfd (readable exactly while the psock is), or when the engine
+// stops, through its stop eventfd (sk_psock_rx_stop_wait). A query runs the
+// engine on bytes that predate its start (sk_psock_rx_kick).
 //
 // For a socket the engine reads (psock->rx != none) the kernel's own POLLIN,
 // POLLRDHUP and POLLHUP are hidden: the engine may not have read those bytes

@@ -48,9 +48,11 @@ struct Row {
   std::vector<std::string> expect_probes;
   std::string expect_p1, expect_p2;
   std::string expect_p1_end = "EOF", expect_p2_end = "EOF";
-  // A deliberate difference (README, "The receive path"): p2's end under the
-  // shim where it is not the kernel's; everything else must still match.
+  // Deliberate differences (README, "The receive path"): p2's end, or the
+  // probe results, under the shim where they are not the kernel's;
+  // everything else must still match.
   std::string shim_p2_end;
+  std::vector<std::string> shim_probes;
 };
 
 // What one reader got: every byte in order, and how reading ended: "EOF",
