@@ -53,8 +53,12 @@ bool tcp_finish_connect(int fd) noexcept {
   bool done = true;
   if (ref) {
     int state = kernel_tcp_state(fd);
-    if (state == TCP_SYN_SENT || state < 0) {
-      done = state < 0;  // not a socket any more: nothing to wait for
+    if (state < 0) {
+      // Closed behind the shim's back: the stale record goes (and with its
+      // last reference, its count as pending), or the scans would ask forever.
+      registry::evict_if_stale(fd, ref.get(), errno);
+    } else if (state == TCP_SYN_SENT) {
+      done = false;
     } else {
       uint8_t pending = kConnectPending;
       if (ref->connect_state.compare_exchange_strong(pending, kConnectFinishing,
