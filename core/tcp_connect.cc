@@ -90,7 +90,7 @@ int io_timeout_ms(int fd, bool send) noexcept {
 }  // namespace
 
 int tcp_connect_before_io(int fd, bool send, int flags) noexcept {
-  if (tcp_finish_connect(fd)) return 0;
+  if (tcp_finish_connect(fd)) return 1;
   Socket* sk = registry::peek(fd);
   if (!sk || sk->nonblocking.load(std::memory_order_relaxed) || (flags & MSG_DONTWAIT)) return 0;
   // A blocking call in SYN_SENT: the kernel would wait for the handshake, then
@@ -105,7 +105,7 @@ int tcp_connect_before_io(int fd, bool send, int flags) noexcept {
   }
   tcp_finish_connect(fd);
   errno = saved;
-  return 0;
+  return 1;
 }
 
 void tcp_finish_connects() noexcept {
