@@ -53,8 +53,12 @@ bool tcp_finish_connect(int fd) noexcept {
   bool done = true;
   if (ref) {
     int state = kernel_tcp_state(fd);
-    if (state == TCP_SYN_SENT || state < 0) {
-      done = state < 0;  // not a socket any more: nothing to wait for
+    if (state < 0) {
+      // Closed behind the shim's back: the stale record goes (and with its
+      // last reference, its count as pending), or the scans would ask forever.
+      registry::evict_if_stale(fd, ref.get(), errno);
+    } else if (state == TCP_SYN_SENT) {
+      done = false;
     } else {
       uint8_t pending = kConnectPending;
       if (ref->connect_state.compare_exchange_strong(pending, kConnectFinishing,
@@ -86,7 +90,7 @@ int io_timeout_ms(int fd, bool send) noexcept {
 }  // namespace
 
 int tcp_connect_before_io(int fd, bool send, int flags) noexcept {
-  if (tcp_finish_connect(fd)) return 0;
+  if (tcp_finish_connect(fd)) return 1;
   Socket* sk = registry::peek(fd);
   if (!sk || sk->nonblocking.load(std::memory_order_relaxed) || (flags & MSG_DONTWAIT)) return 0;
   // A blocking call in SYN_SENT: the kernel would wait for the handshake, then
@@ -101,7 +105,7 @@ int tcp_connect_before_io(int fd, bool send, int flags) noexcept {
   }
   tcp_finish_connect(fd);
   errno = saved;
-  return 0;
+  return 1;
 }
 
 void tcp_finish_connects() noexcept {

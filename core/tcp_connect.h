@@ -43,8 +43,11 @@ void tcp_connect_start(Socket* sk) noexcept;
 
 // The same before a send or receive on fd: a call that would block while the
 // socket is still in SYN_SENT waits here for the handshake (as the kernel's
-// sk_stream_wait_connect does), so its bytes meet the programs. 0, or -1 with
-// errno EAGAIN (SO_SNDTIMEO or SO_RCVTIMEO ran out) or EINTR (a signal).
+// sk_stream_wait_connect does), so its bytes meet the programs. 1: the
+// completion ran (or the socket is no longer pending); 0: a non-blocking call
+// on a socket still in SYN_SENT (which no map can hold: the call is the
+// kernel's alone); -1 with errno EAGAIN (SO_SNDTIMEO or SO_RCVTIMEO ran out)
+// or EINTR (a signal).
 [[gnu::cold, gnu::noinline]] int tcp_connect_before_io(int fd, bool send, int flags) noexcept;
 
 // tcp_finish_connect on every connect pending socket of the process, for an

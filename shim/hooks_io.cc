@@ -5,6 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <tuple>
+
 #include "core/psock.h"
 #include "core/skmsg_ingress.h"
 #include "core/tcp_bpf.h"
@@ -15,20 +17,31 @@ using namespace sockshim;
 
 namespace {
 
-// A connect pending socket (core/tcp_connect.h): the completion, and so the
-// insertion into maps, runs before this call's bytes move. False when the call
-// must fail instead (errno set).
-inline bool connect_noticed(int fd, Socket* s, bool send, int flags) noexcept {
-  if (!tcp_connect_pending(s)) [[likely]]
-    return true;
-  return tcp_connect_before_io(fd, send, flags) == 0;
+// A hook's call on a connect pending socket (core/tcp_connect.h): the
+// completion, and so the insertion into maps, runs before the call's bytes
+// move; then the hook runs again (Hook, the socket no longer pending), or, for
+// a non-blocking call while the handshake is still going, the plain call
+// (Plain: no map holds a socket in SYN_SENT). A separate function with the
+// hook's own arguments, so the hook only tail-calls it: its path stays one
+// more load. FlagsAt is the index of the call's flags among args, -1 for none.
+template <auto Hook, auto Plain, bool Send, int FlagsAt, typename... Args>
+[[gnu::cold, gnu::noinline]] auto connecting(int fd, Args... args) noexcept {
+  int flags = 0;
+  if constexpr (FlagsAt >= 0) flags = std::get<FlagsAt>(std::tie(args...));
+  int r = tcp_connect_before_io(fd, Send, flags);
+  if (r < 0) return static_cast<decltype(Hook(fd, args...))>(-1);
+  if (r == 0) return shim::on_tracked(fd, nullptr, [&] { return Plain(fd, args...); });
+  return Hook(fd, args...);
+}
+
+inline bool pending(Socket* s) noexcept {
+  return s && tcp_connect_pending(s);
 }
 
 // A call only a socket accepts: an untracked fd that answers it is a socket the
 // shim never saw (made before it loaded, inherited over exec): adopt it.
 template <typename Call>
-auto socket_call(int fd, Call&& call) noexcept {
-  Socket* s = registry::peek(fd);
+auto socket_call(int fd, Socket* s, Call&& call) noexcept {
   if (s) [[likely]]
     return shim::on_tracked(fd, s, call);
   return shim::adopt_after(fd, call());
@@ -36,8 +49,7 @@ auto socket_call(int fd, Call&& call) noexcept {
 
 // A call any fd accepts (read, write): untracked fds go straight through.
 template <typename Call>
-auto fd_call(int fd, Call&& call) noexcept {
-  Socket* s = registry::peek(fd);
+auto fd_call(int fd, Socket* s, Call&& call) noexcept {
   if (!s) [[likely]]
     return call();
   return shim::on_tracked(fd, s, call);
@@ -80,11 +92,8 @@ bool has_psock(Socket* s) noexcept {
 // stays a table load, one more load and the real call; whether the psock has an
 // sk_msg program is asked only of sockets that have one.
 template <typename Psock, typename Call>
-ssize_t socket_send(int fd, int flags, Psock&& psock_path, Call&& call) noexcept {
-  Socket* s = registry::peek(fd);
+ssize_t socket_send(int fd, Socket* s, Psock&& psock_path, Call&& call) noexcept {
   if (s) [[likely]] {
-    if (!connect_noticed(fd, s, true, flags)) [[unlikely]]
-      return -1;
     if (has_psock(s)) [[unlikely]]
       return tcp_bpf_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
     return shim::on_tracked(fd, s, call);
@@ -93,12 +102,9 @@ ssize_t socket_send(int fd, int flags, Psock&& psock_path, Call&& call) noexcept
 }
 
 template <typename Psock, typename Call>
-ssize_t fd_send(int fd, Psock&& psock_path, Call&& call) noexcept {
-  Socket* s = registry::peek(fd);
+ssize_t fd_send(int fd, Socket* s, Psock&& psock_path, Call&& call) noexcept {
   if (!s) [[likely]]
     return call();
-  if (!connect_noticed(fd, s, true, 0)) [[unlikely]]
-    return -1;
   if (has_psock(s)) [[unlikely]]
     return tcp_bpf_active(s) ? psock_path() : shim::on_tracked(fd, s, call);
   return shim::on_tracked(fd, s, call);
@@ -119,11 +125,8 @@ ssize_t psock_recv(int fd, msghdr* msg, int flags) noexcept {
 }
 
 template <typename Psock, typename Call>
-ssize_t socket_recv(int fd, int flags, Psock&& psock_path, Call&& call) noexcept {
-  Socket* s = registry::peek(fd);
+ssize_t socket_recv(int fd, Socket* s, Psock&& psock_path, Call&& call) noexcept {
   if (s) [[likely]] {
-    if (!connect_noticed(fd, s, false, flags)) [[unlikely]]
-      return -1;
     if (has_psock(s)) [[unlikely]]
       return psock_path();
     return shim::on_tracked(fd, s, call);
@@ -132,12 +135,9 @@ ssize_t socket_recv(int fd, int flags, Psock&& psock_path, Call&& call) noexcept
 }
 
 template <typename Psock, typename Call>
-ssize_t fd_recv(int fd, Psock&& psock_path, Call&& call) noexcept {
-  Socket* s = registry::peek(fd);
+ssize_t fd_recv(int fd, Socket* s, Psock&& psock_path, Call&& call) noexcept {
   if (!s) [[likely]]
     return call();
-  if (!connect_noticed(fd, s, false, 0)) [[unlikely]]
-    return -1;
   if (has_psock(s)) [[unlikely]]
     return psock_path();
   return shim::on_tracked(fd, s, call);
@@ -216,31 +216,37 @@ msghdr one_iov_msg(iovec* iov, void* buf, size_t len) noexcept {
 }  // namespace
 
 SOCKSHIM_HOOK ssize_t send(int fd, const void* buf, size_t len, int flags) {
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::send, real::send, true, 2>(fd, buf, len, flags);
   return socket_send(
-      fd, flags, [&] { return psock_send_one(fd, buf, len, flags); },
+      fd, s, [&] { return psock_send_one(fd, buf, len, flags); },
       [&] { return real::send(fd, buf, len, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t sendto(int fd, const void* buf, size_t len, int flags, const sockaddr* to,
                              socklen_t tolen) {
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::sendto, real::sendto, true, 2>(fd, buf, len, flags, to, tolen);
   return socket_send(
-      fd, flags, [&] { return psock_send_one(fd, buf, len, flags); },
+      fd, s, [&] { return psock_send_one(fd, buf, len, flags); },
       [&] { return real::sendto(fd, buf, len, flags, to, tolen); });
 }
 
 SOCKSHIM_HOOK ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
   Socket* s = registry::peek(fd);
-  if (s && !connect_noticed(fd, s, true, flags)) [[unlikely]]
-    return -1;
+  if (pending(s)) [[unlikely]]
+    return connecting<::sendmsg, real::sendmsg, true, 1>(fd, msg, flags);
   if (s && msg && tcp_bpf_active(s)) [[unlikely]]
     return psock_send(fd, msg->msg_iov, msg->msg_iovlen, flags);
-  return socket_call(fd, [&] { return real::sendmsg(fd, msg, flags); });
+  return socket_call(fd, s, [&] { return real::sendmsg(fd, msg, flags); });
 }
 
 SOCKSHIM_HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int n, int flags) {
   Socket* s = registry::peek(fd);
-  if (s && !connect_noticed(fd, s, true, flags)) [[unlikely]]
-    return -1;
+  if (pending(s)) [[unlikely]]
+    return connecting<::sendmmsg, real::sendmmsg, true, 2>(fd, vec, n, flags);
   if (s && tcp_bpf_active(s)) [[unlikely]] {
     // One verdict path per message; the count of messages sent, or the error
     // of the first.
@@ -252,25 +258,31 @@ SOCKSHIM_HOOK int sendmmsg(int fd, mmsghdr* vec, unsigned int n, int flags) {
     }
     return static_cast<int>(i);
   }
-  return socket_call(fd, [&] { return real::sendmmsg(fd, vec, n, flags); });
+  return socket_call(fd, s, [&] { return real::sendmmsg(fd, vec, n, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t write(int fd, const void* buf, size_t len) {
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::write, real::write, true, -1>(fd, buf, len);
   return fd_send(
-      fd, [&] { return psock_send_one(fd, buf, len, 0); },
+      fd, s, [&] { return psock_send_one(fd, buf, len, 0); },
       [&] { return real::write(fd, buf, len); });
 }
 
 SOCKSHIM_HOOK ssize_t writev(int fd, const iovec* iov, int n) {
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::writev, real::writev, true, -1>(fd, iov, n);
   return fd_send(
-      fd, [&] { return psock_send(fd, iov, n < 0 ? 0 : static_cast<size_t>(n), 0); },
+      fd, s, [&] { return psock_send(fd, iov, n < 0 ? 0 : static_cast<size_t>(n), 0); },
       [&] { return real::writev(fd, iov, n); });
 }
 
 SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   Socket* s = registry::peek(out);
-  if (s && !connect_noticed(out, s, true, 0)) [[unlikely]]
-    return -1;
+  if (pending(s)) [[unlikely]]
+    return connecting<::sendfile, real::sendfile, true, -1>(out, in, offset, count);
   if (s && tcp_bpf_active(s)) [[unlikely]] {
     SocketRef ref = registry::get(out);
     off64_t off = offset ? *offset : 0;
@@ -279,39 +291,45 @@ SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
     if (ref && offset) *offset = static_cast<off_t>(off);
     return r;
   }
-  return fd_call(out, [&] { return real::sendfile(out, in, offset, count); });
+  return fd_call(out, s, [&] { return real::sendfile(out, in, offset, count); });
 }
 
 SOCKSHIM_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count) {
   Socket* s = registry::peek(out);
-  if (s && !connect_noticed(out, s, true, 0)) [[unlikely]]
-    return -1;
+  if (pending(s)) [[unlikely]]
+    return connecting<::sendfile64, real::sendfile64, true, -1>(out, in, offset, count);
   if (s && tcp_bpf_active(s)) [[unlikely]] {
     if (SocketRef ref = registry::get(out))
       return tcp_bpf_sendfile(out, ref.get(), in, offset, count);
   }
-  return fd_call(out, [&] { return real::sendfile64(out, in, offset, count); });
+  return fd_call(out, s, [&] { return real::sendfile64(out, in, offset, count); });
 }
 
 SOCKSHIM_HOOK ssize_t recv(int fd, void* buf, size_t len, int flags) {
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::recv, real::recv, false, 2>(fd, buf, len, flags);
   return socket_recv(
-      fd, flags, [&] { return psock_recv_one(fd, buf, len, flags); },
+      fd, s, [&] { return psock_recv_one(fd, buf, len, flags); },
       [&] { return real::recv(fd, buf, len, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t recvfrom(int fd, void* buf, size_t len, int flags, sockaddr* from,
                                socklen_t* fromlen) {
   Socket* s = registry::peek(fd);
-  if (s && !connect_noticed(fd, s, false, flags)) [[unlikely]]
-    return -1;
+  if (pending(s)) [[unlikely]]
+    return connecting<::recvfrom, real::recvfrom, false, 2>(fd, buf, len, flags, from, fromlen);
   if (s && has_psock(s)) [[unlikely]]
     return psock_recvfrom(fd, buf, len, flags, from, fromlen);
-  return socket_call(fd, [&] { return real::recvfrom(fd, buf, len, flags, from, fromlen); });
+  return socket_call(fd, s, [&] { return real::recvfrom(fd, buf, len, flags, from, fromlen); });
 }
 
 SOCKSHIM_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::recvmsg, real::recvmsg, false, 1>(fd, msg, flags);
   ssize_t r = socket_recv(
-      fd, flags, [&] { return psock_recv(fd, msg, flags); },
+      fd, s, [&] { return psock_recv(fd, msg, flags); },
       [&] { return real::recvmsg(fd, msg, flags); });
   if (r >= 0 && msg->msg_controllen) [[unlikely]] {
     int saved = errno;
@@ -322,8 +340,11 @@ SOCKSHIM_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
 }
 
 SOCKSHIM_HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int n, int flags, timespec* timeout) {
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::recvmmsg, real::recvmmsg, false, 2>(fd, vec, n, flags, timeout);
   int r = static_cast<int>(socket_recv(
-      fd, flags, [&] { return psock_recvmmsg(fd, vec, n, flags, timeout); },
+      fd, s, [&] { return psock_recvmmsg(fd, vec, n, flags, timeout); },
       [&] { return real::recvmmsg(fd, vec, n, flags, timeout); }));
   if (r > 0) {
     int saved = errno;
@@ -334,8 +355,11 @@ SOCKSHIM_HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int n, int flags, time
 }
 
 SOCKSHIM_HOOK ssize_t read(int fd, void* buf, size_t len) {
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::read, real::read, false, -1>(fd, buf, len);
   return fd_recv(
-      fd, [&] { return psock_recv_one(fd, buf, len, 0); },
+      fd, s, [&] { return psock_recv_one(fd, buf, len, 0); },
       [&] { return real::read(fd, buf, len); });
 }
 
@@ -346,32 +370,42 @@ SOCKSHIM_HOOK ssize_t readv(int fd, const iovec* iov, int n) {
     m.msg_iovlen = n < 0 ? 0 : static_cast<size_t>(n);
     return psock_recv(fd, &m, 0);
   };
-  return fd_recv(fd, psock_path, [&] { return real::readv(fd, iov, n); });
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::readv, real::readv, false, -1>(fd, iov, n);
+  return fd_recv(fd, s, psock_path, [&] { return real::readv(fd, iov, n); });
 }
 
 // The fortified entry points a program built with _FORTIFY_SOURCE calls instead
 // of read/recv/recvfrom. The real ones check the buffer size and abort on overflow.
 SOCKSHIM_HOOK ssize_t __read_chk(int fd, void* buf, size_t len, size_t buflen) {
   if (len > buflen) return real::__read_chk(fd, buf, len, buflen);
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::__read_chk, real::__read_chk, false, -1>(fd, buf, len, buflen);
   return fd_recv(
-      fd, [&] { return psock_recv_one(fd, buf, len, 0); },
+      fd, s, [&] { return psock_recv_one(fd, buf, len, 0); },
       [&] { return real::__read_chk(fd, buf, len, buflen); });
 }
 
 SOCKSHIM_HOOK ssize_t __recv_chk(int fd, void* buf, size_t len, size_t buflen, int flags) {
   if (len > buflen) return real::__recv_chk(fd, buf, len, buflen, flags);
+  Socket* s = registry::peek(fd);
+  if (pending(s)) [[unlikely]]
+    return connecting<::__recv_chk, real::__recv_chk, false, 3>(fd, buf, len, buflen, flags);
   return socket_recv(
-      fd, flags, [&] { return psock_recv_one(fd, buf, len, flags); },
+      fd, s, [&] { return psock_recv_one(fd, buf, len, flags); },
       [&] { return real::__recv_chk(fd, buf, len, buflen, flags); });
 }
 
 SOCKSHIM_HOOK ssize_t __recvfrom_chk(int fd, void* buf, size_t len, size_t buflen, int flags,
                                      sockaddr* from, socklen_t* fromlen) {
   Socket* s = registry::peek(fd);
-  if (s && len <= buflen && !connect_noticed(fd, s, false, flags)) [[unlikely]]
-    return -1;
+  if (pending(s) && len <= buflen) [[unlikely]]
+    return connecting<::__recvfrom_chk, real::__recvfrom_chk, false, 3>(fd, buf, len, buflen, flags,
+                                                                        from, fromlen);
   if (s && len <= buflen && has_psock(s)) [[unlikely]]
     return psock_recvfrom(fd, buf, len, flags, from, fromlen);
   return socket_call(
-      fd, [&] { return real::__recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen); });
+      fd, s, [&] { return real::__recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen); });
 }
