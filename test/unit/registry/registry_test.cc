@@ -20,6 +20,7 @@
 #include "core/registry.h"
 #include "core/socket.h"
 #include "core/socket_pool.h"
+#include "core/tcp_connect.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
@@ -133,6 +134,50 @@ TEST_CASE("socketpair and accept4 record both ends", "[registry]") {
   CHECK(record(l.fd)->state == TcpState::listen);
   close(a);
   close(c);
+}
+
+TEST_CASE("a non-blocking connect stays pending until a call notices its end", "[registry]") {
+  Listener l;
+  const int before = g_connects_pending.load();
+  auto start = [&] {
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    REQUIRE(connect(c, reinterpret_cast<const sockaddr*>(&l.addr), sizeof l.addr) == -1);
+    REQUIRE(errno == EINPROGRESS);
+    REQUIRE(tcp_connect_pending(record(c)));
+    return c;
+  };
+
+  // The handshake ends in the kernel; nothing asked: still pending. getpeername
+  // notices it and answers as the kernel does.
+  int c = start();
+  CHECK(g_connects_pending.load() == before + 1);
+  int a = accept(l.fd, nullptr, nullptr);
+  REQUIRE(a >= 0);
+  CHECK(tcp_connect_pending(record(c)));
+  CHECK(record(c)->state == TcpState::syn_sent);
+  sockaddr_in peer{};
+  socklen_t len = sizeof peer;
+  CHECK(getpeername(c, reinterpret_cast<sockaddr*>(&peer), &len) == 0);
+  CHECK(peer.sin_port == l.addr.sin_port);
+  CHECK_FALSE(tcp_connect_pending(record(c)));
+  CHECK(record(c)->state == TcpState::established);
+  CHECK(g_connects_pending.load() == before);
+  close(a);
+  close(c);
+
+  // Closed while pending: it no longer counts.
+  c = start();
+  close(c);
+  CHECK(g_connects_pending.load() == before);
+
+  // Closed behind the shim's back: the scan an epoll wait makes drops it.
+  c = start();
+  REQUIRE(raw_close(c) == 0);
+  tcp_finish_connects();
+  CHECK(record(c) == nullptr);
+  CHECK(g_connects_pending.load() == before);
+  REQUIRE(fcntl(l.fd, F_SETFL, O_NONBLOCK) == 0);
+  while ((a = accept(l.fd, nullptr, nullptr)) >= 0) close(a);
 }
 
 TEST_CASE("a dup chain shares one record, released with the last fd", "[registry]") {
