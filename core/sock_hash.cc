@@ -26,15 +26,6 @@ SockHash::~SockHash() {
   wait_unlinkers();
 }
 
-void SockHash::after_fork_child() noexcept {
-  SockMapBase::after_fork_child();
-  // Only a held bucket is written: writing all would copy every page of the
-  // table (core/fork_reset.h).
-  for (uint32_t i = 0; i < n_buckets_; ++i)
-    if (buckets_[i].word.load(std::memory_order_relaxed) & 1)
-      buckets_[i].word.fetch_and(~uintptr_t{1}, std::memory_order_relaxed);
-}
-
 uint32_t SockHash::hash(const void* key) const noexcept {
   return jhash(key, key_size(), 0);
 }
