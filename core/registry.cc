@@ -99,11 +99,20 @@ void track_new(int fd, int family, int type, int protocol) noexcept {
   install(fd, s);
 }
 
-void track_accepted(int fd, int flags) noexcept {
+void track_accepted(int fd, int flags, int listen_fd) noexcept {
   if (in_vfork_child()) return;
   Socket* s = SocketPool::allocate();
   if (!s) return;
-  if (!s->describe(fd)) {
+  // accept() gives a socket of its listener's family, type and protocol, and
+  // O_NONBLOCK only from accept4's flags: a tracked listener spares the four
+  // system calls that describe() would make for them on every connection.
+  if (SocketRef listener = get(listen_fd)) {
+    s->family = listener->family;
+    s->type = listener->type;
+    s->protocol = listener->protocol;
+    s->fetch_cookie(fd);
+    s->refresh_addresses(fd);
+  } else if (!s->describe(fd)) {
     s->put();
     return;
   }
