@@ -99,12 +99,15 @@ EventLoop* EventLoop::start() noexcept {
     return nullptr;
   }
   pthread_detach(state->thread);
-  pthread_setname_np(state->thread, "sockshim");
   errno = saved;
   return loop;
 }
 
 void* EventLoop::thread_main(void* self) noexcept {
+  // Named by itself: glibc names another thread through /proc/self/task/TID/comm,
+  // and those /proc dentries made reaping a fork child that started a loop
+  // cost more than the child's whole connection (d_walk under wait4).
+  pthread_setname_np(pthread_self(), "sockshim");
   static_cast<EventLoop*>(self)->run();
   return nullptr;
 }

@@ -176,6 +176,7 @@ void install_maps(std::shared_ptr<MapTable> table) noexcept {
 void maps_after_fork_child() noexcept {
   Installed& i = installed();
   new (&i.lock) std::mutex();
+  SockHash::new_fork_epoch();
   if (i.table)
     for (BpfMap* m : i.table->maps()) m->after_fork_child();
   sk_storage_after_fork_child();

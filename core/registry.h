@@ -34,7 +34,8 @@ SocketRef adopt(int fd) noexcept;
 // Records a socket the process just created (socket, socketpair) or accepted.
 // Whatever record sat at fd before was stale: the kernel handed out a free number.
 void track_new(int fd, int family, int type, int protocol) noexcept;
-void track_accepted(int fd, int flags) noexcept;
+// track_accepted: fd came from accept4(listen_fd, ..., flags).
+void track_accepted(int fd, int flags, int listen_fd) noexcept;
 // Records a socket that arrived by other means (SCM_RIGHTS).
 void track_received(int fd) noexcept;
 

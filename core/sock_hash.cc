@@ -26,12 +26,6 @@ SockHash::~SockHash() {
   wait_unlinkers();
 }
 
-void SockHash::after_fork_child() noexcept {
-  SockMapBase::after_fork_child();
-  for (uint32_t i = 0; i < n_buckets_; ++i)
-    buckets_[i].word.fetch_and(~uintptr_t{1}, std::memory_order_relaxed);
-}
-
 uint32_t SockHash::hash(const void* key) const noexcept {
   return jhash(key, key_size(), 0);
 }

@@ -44,6 +44,11 @@ uint32_t SocketPool::slab_count() noexcept {
   return n < kMaxSlabs ? n : kMaxSlabs;
 }
 
+uint32_t SocketPool::allocated_count() noexcept {
+  uint32_t used = g_next_unused.load(std::memory_order_acquire);
+  return used < kMaxSlabs * kSlabSize ? used : kMaxSlabs * kSlabSize;
+}
+
 Socket* SocketPool::allocate() noexcept {
   Socket* s = nullptr;
   uint64_t head = g_free_head.load(std::memory_order_acquire);

@@ -24,6 +24,8 @@ class SocketPool {
   static constexpr uint32_t kMaxSlabs = 1u << 12;
   static Socket* slot(uint32_t index) noexcept;
   static uint32_t slab_count() noexcept;
+  // Records ever handed out: the slots below this index (capped at the pool's size).
+  static uint32_t allocated_count() noexcept;
 
  private:
   static Socket* slab_for(uint32_t index) noexcept;
@@ -31,8 +33,8 @@ class SocketPool {
 
 template <typename Fn>
 void SocketPool::for_each_slot(Fn&& fn) noexcept {
-  uint32_t slabs = slab_count();
-  for (uint32_t i = 0; i < slabs * kSlabSize; ++i)
+  uint32_t n = allocated_count();
+  for (uint32_t i = 0; i < n; ++i)
     if (Socket* s = slot(i)) fn(*s);
 }
 

@@ -29,8 +29,10 @@ class SpinLock {
     locked_.store(false, std::memory_order_release);
   }
   // In a fork child: the holder may be a thread that does not exist there.
+  // Written only if held, so that a table of locks is not copied page by page
+  // (core/fork_reset.h).
   void reset() noexcept {
-    locked_.store(false, std::memory_order_relaxed);
+    if (locked_.load(std::memory_order_relaxed)) locked_.store(false, std::memory_order_relaxed);
   }
 
  private:

@@ -119,8 +119,10 @@ void tcp_connect_forget(Socket* sk) noexcept {
 }
 
 void tcp_connect_after_fork_child(Socket& sk) noexcept {
-  uint8_t finishing = kConnectFinishing;
-  sk.connect_state.compare_exchange_strong(finishing, kConnectPending, std::memory_order_relaxed);
+  // Read first: a compare-exchange writes even when it fails, and a write
+  // copies the page (core/fork_reset.h).
+  if (sk.connect_state.load(std::memory_order_relaxed) == kConnectFinishing)
+    sk.connect_state.store(kConnectPending, std::memory_order_relaxed);
 }
 
 }  // namespace sockshim

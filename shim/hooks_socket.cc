@@ -35,7 +35,7 @@ namespace {
 
 void note_accepted(int listen_fd, int fd, int flags) noexcept {
   int saved = errno;
-  registry::track_accepted(fd, flags);
+  registry::track_accepted(fd, flags, listen_fd);
   control::ensure_started();
   if (SocketRef child = registry::get(fd)) {
     if (SocketRef listener = registry::get(listen_fd))
