@@ -33,6 +33,16 @@ RUNTIMES = sanitizer_runtimes(LIBRARY)
 PRELOAD = ":".join(RUNTIMES + [LIBRARY])
 
 
+def host_options(env):
+    """env for a program run under a sanitized shim: no leak checks. What the
+    host (python3, socat, curl...) leaves allocated at exit is not the shim's;
+    the shim's own leaks are checked by the unit and conformance suites, which
+    link it. A plain build changes nothing."""
+    if RUNTIMES:
+        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
+    return env
+
+
 def fail(message):
     print(f"FAIL: {message}", flush=True)
     sys.exit(1)
@@ -50,11 +60,7 @@ def environment(mode, **extra):
     if mode == "shim":
         env["LD_PRELOAD"] = PRELOAD
         env["SOCKSHIM_LOG"] = "info"
-        if RUNTIMES:
-            # What the host (python3, socat, curl...) leaves allocated at exit is
-            # not the shim's: its own leaks are checked by the unit and
-            # conformance suites, which link it.
-            env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "detect_leaks=0"]))
+        host_options(env)
     env.update(extra)
     return env
 
