@@ -1,5 +1,6 @@
 #include "core/psock.h"
 
+#include <errno.h>
 #include <sched.h>
 
 #include <memory>
@@ -7,6 +8,7 @@
 #include <new>
 #include <vector>
 
+#include "core/psock_ext.h"
 #include "core/sk_psock_rx.h"
 #include "core/socket.h"
 
@@ -23,7 +25,12 @@ class PsockPool {
     if (!s.free) {
       auto* chunk = new (std::nothrow) Psock[kChunk];
       if (!chunk) return nullptr;
-      s.chunks.push_back(chunk);
+      try {
+        s.chunks.push_back(chunk);
+      } catch (const std::bad_alloc&) {
+        delete[] chunk;
+        return nullptr;
+      }
       for (size_t i = 0; i < kChunk; ++i) {
         chunk[i].next_free_ = s.free;
         s.free = &chunk[i];
@@ -71,10 +78,17 @@ class PsockPool {
   }
 };
 
-void Psock::ingress_enqueue(SkMsgBytes msg) noexcept {
+int Psock::ingress_enqueue(SkMsgBytes msg) noexcept {
+  std::list<SkMsgBytes> node;
+  try {
+    node.push_back(std::move(msg));
+  } catch (const std::bad_alloc&) {
+    return -ENOMEM;
+  }
   std::lock_guard g(ingress_lock);
-  ingress_bytes += msg.size();
-  ingress_msg.push_back(std::move(msg));
+  ingress_bytes += node.front().size();
+  ingress_msg.splice(ingress_msg.end(), node);
+  return 0;
 }
 
 size_t Psock::ingress_queued() noexcept {
@@ -91,6 +105,13 @@ Psock* psock_init(Socket* sk) noexcept {
   p->rx_err = 0;
   p->tx_enabled.store(true, std::memory_order_relaxed);
   p->generation.fetch_add(1, std::memory_order_relaxed);
+  // Its side state exists before anyone can reach it, so finding it later
+  // cannot fail.
+  if (psock_ext_init(p) != 0) {
+    p->sk_ = nullptr;
+    PsockPool::release(p);
+    return nullptr;
+  }
   p->refcnt_.store(1, std::memory_order_relaxed);
   sk->psock.store(p, std::memory_order_release);
   return p;
@@ -123,7 +144,6 @@ void Psock::drop() noexcept {
   {
     std::lock_guard g(link_lock);
     links.clear();
-    links.shrink_to_fit();
     rx = PsockRx::none;
   }
   {

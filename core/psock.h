@@ -35,6 +35,10 @@ struct PsockLink {
   uint32_t hash = 0;               // sockhash bucket hash: close never reads a freed element
 };
 
+// A list of links: an insertion allocates its node before taking any lock
+// (sk_psock_init_link) and splices it in under them, which cannot fail.
+using PsockLinks = std::list<PsockLink>;
+
 // How received bytes reach the programs (sock_map_link): nothing, the stream
 // parser + stream verdict, or a verdict alone. The kernel's saved_data_ready.
 enum class PsockRx : uint8_t { none, strparser, verdict };
@@ -61,7 +65,7 @@ class Psock {
   PsockProgs progs;
 
   // The map slots holding this psock.
-  std::vector<PsockLink> links;
+  PsockLinks links;
 
   // Bytes waiting for the application (ingress_msg) and send-side state. All
   // of it is discarded when the psock is dropped.
@@ -84,8 +88,9 @@ class Psock {
   bool rx_aborted = false;  // the stream parser stopped for good: reads give EAGAIN
   int rx_err = 0;           // a socket error due (recv or SO_ERROR reports it once)
 
-  // Appends a message to ingress_msg (the receive and redirect paths).
-  void ingress_enqueue(SkMsgBytes msg) noexcept;
+  // Appends a message to ingress_msg; -ENOMEM (and nothing queued) when memory
+  // is short.
+  int ingress_enqueue(SkMsgBytes msg) noexcept;
   size_t ingress_queued() noexcept;
 
  private:
@@ -99,7 +104,8 @@ class Psock {
 };
 
 // Creates sk's psock with one reference and publishes it in sk->psock
-// (sk_psock_init). The caller holds sk->lock() and sk has no psock.
+// (sk_psock_init); null, with nothing published, when memory is short. The
+// caller holds sk->lock() and sk has no psock.
 Psock* psock_init(Socket* sk) noexcept;
 
 // A reference on p unless it is already being dropped (refcount_inc_not_zero).

@@ -1,5 +1,7 @@
 #include "core/psock_ext.h"
 
+#include <errno.h>
+
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -56,24 +58,36 @@ void reset(PsockExt& e) noexcept {
 
 std::atomic<bool> g_ingress_used{false};
 
+int psock_ext_init(Psock* p) noexcept {
+  if (p->ext_slot.load(std::memory_order_acquire)) return 0;
+  auto* slot = new (std::nothrow) Slot;
+  if (!slot) return -ENOMEM;
+  slot->generation = p->generation.load(std::memory_order_relaxed);
+  ExtTable& t = table();
+  try {
+    std::lock_guard g(t.lock);
+    t.by_psock.emplace(p, slot);
+  } catch (const std::bad_alloc&) {
+    delete slot;
+    return -ENOMEM;
+  }
+  p->ext_slot.store(slot, std::memory_order_release);
+  return 0;
+}
+
 PsockExt& psock_ext(Psock* p) noexcept {
   uint64_t gen = p->generation.load(std::memory_order_relaxed);
-  // The psock keeps its slot: a send or read finds it without the table lock.
-  Slot* cached = p->ext_slot.load(std::memory_order_acquire);
-  if (cached && cached->generation.load(std::memory_order_acquire) == gen) return cached->ext;
-  ExtTable& t = table();
-  std::lock_guard g(t.lock);
-  Slot*& slot = t.by_psock[p];
-  if (!slot) {
-    slot = new Slot;
-    slot->generation = gen;
-  } else if (slot->generation != gen) {
+  // The psock keeps its slot (psock_ext_init): a send or read finds it without
+  // the table lock.
+  Slot* slot = p->ext_slot.load(std::memory_order_acquire);
+  if (slot->generation.load(std::memory_order_acquire) == gen) return slot->ext;
+  std::lock_guard g(table().lock);
+  if (slot->generation.load(std::memory_order_relaxed) != gen) {
     // Nobody uses the old psock's state: every user held a reference on it.
     std::lock_guard tx(slot->ext.tx_lock);
     reset(slot->ext);
     slot->generation.store(gen, std::memory_order_release);
   }
-  p->ext_slot.store(slot, std::memory_order_release);
   return slot->ext;
 }
 

@@ -95,6 +95,10 @@ struct PsockExt {
   std::atomic<int> fd_hint{-1};
 };
 
+// Gives p its side state if it has none yet (psock_init, before p is
+// published); -ENOMEM when memory is short. A recycled psock keeps its own.
+int psock_ext_init(Psock* p) noexcept;
+
 // The state beside p (the caller holds a reference on p).
 PsockExt& psock_ext(Psock* p) noexcept;
 

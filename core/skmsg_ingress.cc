@@ -10,6 +10,7 @@
 #include <time.h>
 #include <atomic>
 #include <cstring>
+#include <list>
 #include <mutex>
 #include <vector>
 
@@ -123,13 +124,21 @@ size_t queue_room(Psock* p, size_t limit) noexcept {
   return p->ingress_bytes < limit ? limit - p->ingress_bytes : 0;
 }
 
-// Appends chunk to p's queue; under nothing.
-void enqueue(Psock* p, PsockExt& e, SkMsgBytes chunk) noexcept {
-  size_t n = chunk.size();
+// One message for a queue, its list node allocated before the queue's lock is
+// taken (may throw std::bad_alloc).
+std::list<SkMsgBytes> queue_node(SkMsgBytes chunk) {
+  std::list<SkMsgBytes> node;
+  node.push_back(std::move(chunk));
+  return node;
+}
+
+// Appends the message in node to p's queue; under nothing.
+void enqueue(Psock* p, PsockExt& e, std::list<SkMsgBytes> node) noexcept {
+  size_t n = node.front().size();
   {
     std::lock_guard g(p->ingress_lock);
     p->ingress_bytes += n;
-    p->ingress_msg.push_back(std::move(chunk));
+    p->ingress_msg.splice(p->ingress_msg.end(), node);
     // An arrival onto unread bytes is a new edge too (EPOLLET), as in the
     // kernel: write the eventfd again.
     if (e.event_ready && e.event_fd >= 0)
@@ -161,13 +170,14 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
     }
     if (size_t room = queue_room(target, limit); room > 0) {
       uint32_t n = static_cast<uint32_t>(std::min<size_t>(room, bytes));
-      SkMsgBytes chunk;
+      std::list<SkMsgBytes> node;
       try {
-        chunk = sk_msg_take_front(msg, n);
+        node = queue_node({});
+        node.front() = sk_msg_take_front(msg, n);  // takes nothing when it throws
       } catch (...) {
         return -ENOMEM;
       }
-      enqueue(target, e, std::move(chunk));
+      enqueue(target, e, std::move(node));
       bytes -= n;
       continue;
     }
@@ -198,7 +208,8 @@ size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes) noex
   size_t n = std::min(queue_room(target, queue_limit(target, e)), bytes.size());
   if (n == 0) return 0;
   try {
-    enqueue(target, e, SkMsgBytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n)));
+    enqueue(target, e,
+            queue_node(SkMsgBytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n))));
   } catch (...) {
     return 0;
   }

@@ -67,6 +67,8 @@ void SockHash::remove(Bucket& b, Elem* e) noexcept {
 
 int SockHash::update_common(const void* key, Socket* sk, uint64_t flags, int fd) noexcept {
   if (flags > BPF_EXIST) return -EINVAL;
+  PsockLinks new_link;
+  if (int r = init_link(&new_link)) return r;
   Psock* psock;
   if (int r = link(sk, fd, &psock)) return r;
   uint32_t h = hash(key);
@@ -83,7 +85,7 @@ int SockHash::update_common(const void* key, Socket* sk, uint64_t flags, int fd)
       count_.fetch_sub(1, std::memory_order_relaxed);
       ret = -E2BIG;  // sock_hash_alloc_elem: full unless replacing
     } else if (Elem* e = alloc_elem(key, h, psock, sk->cookie)) {
-      add_link(psock, e, h);
+      add_link(psock, new_link, e, h);
       e->next = b.head();  // hlist_add_head: the newest key of a bucket comes first
       b.set_head(e);
       if (old) remove(b, old);

@@ -43,6 +43,8 @@ int SockMap::update_common(const void* key, Socket* sk, uint64_t flags, int fd) 
   uint32_t idx = read_index(key);
   if (flags > BPF_EXIST) return -EINVAL;
   if (idx >= max_entries()) return -E2BIG;
+  PsockLinks new_link;
+  if (int r = init_link(&new_link)) return r;
   Psock* psock;
   if (int r = link(sk, fd, &psock)) return r;
   Slot& slot = slots_[idx];
@@ -55,7 +57,7 @@ int SockMap::update_common(const void* key, Socket* sk, uint64_t flags, int fd) 
     } else if (!old && flags == BPF_EXIST) {
       ret = -ENOENT;
     } else {
-      add_link(psock, &slot, 0);
+      add_link(psock, new_link, &slot, 0);
       slot.psock = psock;
       slot.cookie.store(sk->cookie, std::memory_order_release);
       if (old)

@@ -144,9 +144,20 @@ int SockMapBase::link(Socket* sk, int fd, Psock** out) noexcept {
   return 0;
 }
 
-void SockMapBase::add_link(Psock* psock, const void* link_raw, uint32_t hash) noexcept {
+int SockMapBase::init_link(PsockLinks* out) noexcept {
+  try {
+    out->emplace_back();
+  } catch (const std::bad_alloc&) {
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+void SockMapBase::add_link(Psock* psock, PsockLinks& link, const void* link_raw,
+                           uint32_t hash) noexcept {
+  link.front() = PsockLink{this, link_raw, hash};
   std::lock_guard g(psock->link_lock);
-  psock->links.push_back(PsockLink{this, link_raw, hash});
+  psock->links.splice(psock->links.end(), link);
 }
 
 void SockMapBase::unref(Psock* psock, const void* link_raw) noexcept {

@@ -57,8 +57,13 @@ class SockMapBase : public BpfMap {
   // sock_map_link: finds or creates sk's psock, refuses role conflicts (EBUSY),
   // copies the map's programs into it. On success *out carries a new reference.
   int link(Socket* sk, int fd, Psock** out) noexcept;
-  // sock_map_add_link, under the map (or bucket) lock.
-  void add_link(Psock* psock, const void* link_raw, uint32_t hash) noexcept;
+  // sk_psock_init_link: the link an insertion adds, made before the insertion
+  // takes any lock or reference, so that short of memory it fails with -ENOMEM
+  // having changed nothing. *out holds one unset node.
+  static int init_link(PsockLinks* out) noexcept;
+  // sock_map_add_link, under the map (or bucket) lock: sets the node from
+  // init_link and moves it into psock's links (no allocation).
+  void add_link(Psock* psock, PsockLinks& link, const void* link_raw, uint32_t hash) noexcept;
   // sock_map_unref: unlinks the slot from psock (stopping its receive hooks
   // when the map has receive programs) and drops the slot's reference.
   void unref(Psock* psock, const void* link_raw) noexcept;

@@ -135,7 +135,11 @@ int run_main(int argc, char** argv) {
     setenv("SOCKSHIM_POLICY", resolved, 1);
   }
 
-  std::string preload = library;
+  // A sanitized library's runtimes come first, by the names it links (the
+  // loader finds them): ASan refuses to start unless it is loaded first.
+  std::string preload;
+  for (const std::string& runtime : sanitizer_runtimes(library)) preload += runtime + ":";
+  preload += library;
   if (const char* old = getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
   setenv("LD_PRELOAD", preload.c_str(), 1);
 

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from harness import LIBRARY, PYTHON, SOCKSHIM, fail, note
+from harness import LIBRARY, PYTHON, SOCKSHIM, fail, host_options, note
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -79,7 +79,7 @@ def pass_through_stays_single_threaded(env):
 def main():
     runtime = tempfile.mkdtemp(prefix="sockshim-control-")
     os.chmod(runtime, 0o700)
-    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime, SOCKSHIM_CONTROL="on")
+    env = host_options(dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime, SOCKSHIM_CONTROL="on"))
     env.pop("LD_PRELOAD", None)
     pass_through_stays_single_threaded(env)
     target = subprocess.Popen([SOCKSHIM, "run", "--", PYTHON, os.path.join(HERE, "control_target.py")],

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import threading
 
-from harness import PYTHON, SOCKSHIM, fail, note
+from harness import PYTHON, SOCKSHIM, fail, host_options, note
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLICY = os.path.join(os.path.dirname(os.path.dirname(HERE)), "policy", "examples", "drop_and_loop.json")
@@ -30,7 +30,7 @@ def request(path, command):
 
 def main():
     runtime = tempfile.mkdtemp(prefix="sockshim-stress-")
-    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
+    env = host_options(dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime))
     env.pop("LD_PRELOAD", None)
     target = subprocess.Popen([SOCKSHIM, "run", "-p", POLICY, "--", PYTHON,
                                os.path.join(HERE, "control_stress.py")],

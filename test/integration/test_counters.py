@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import PYTHON, SOCKSHIM, fail, note
+from harness import PYTHON, SOCKSHIM, fail, host_options, note
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLICY = os.path.join(HERE, "counters_policy.json")
@@ -214,7 +214,7 @@ def streaming_phase(target, pid, env, ck):
 
 def main():
     runtime = tempfile.mkdtemp(prefix="sockshim-counters-")
-    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
+    env = host_options(dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime))
     env.pop("LD_PRELOAD", None)
     target = subprocess.Popen([SOCKSHIM, "run", "-p", POLICY, "--", PYTHON,
                                os.path.join(HERE, "counters_target.py")],

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import threading
 
-from harness import PYTHON, SOCKSHIM, fail, note
+from harness import PYTHON, SOCKSHIM, fail, host_options, note
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLICY = os.path.join(os.path.dirname(os.path.dirname(HERE)), "policy", "examples", "drop_and_loop.json")
@@ -30,7 +30,8 @@ def main():
                 while data := conn.recv(1000):
                     received.append(data)
     threading.Thread(target=serve, daemon=True).start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKSHIM_") and k != "LD_PRELOAD"}
+    env = host_options({k: v for k, v in os.environ.items()
+                        if not k.startswith("SOCKSHIM_") and k != "LD_PRELOAD"})
     for mode, expected in (("asyncio", "EACCES sent"), ("connect-again", "0 EACCES sent")):
         r = subprocess.run([SOCKSHIM, "run", "-p", POLICY, "--", PYTHON,
                             os.path.join(HERE, "nonblocking_client.py"), mode, str(port)],

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import tempfile
 
-from harness import LIBRARY, PYTHON, SOCKSHIM, fail, note
+from harness import LIBRARY, PYTHON, RUNTIMES, SOCKSHIM, fail, note
 
 
 def run(*args, env=None, cwd=None):
@@ -54,13 +54,14 @@ def main():
         fail(f"a command killed by SIGTERM: {killed.returncode}")
     note("ok: exit status 7 and SIGTERM come through unchanged")
 
-    # LD_PRELOAD: ours first, the previous one kept; the policy path made absolute.
+    # LD_PRELOAD: ours first (after the sanitizer runtimes a sanitized build
+    # links), the previous one kept; the policy path made absolute.
     with open(os.path.join(work, "p.json"), "w") as f:
         f.write('{"version": 1}\n')
     probe = run("run", "-p", "p.json", "--", "sh", "-c", 'echo "$LD_PRELOAD|$SOCKSHIM_POLICY"',
                 env=dict(env, LD_PRELOAD="libfoo.so"), cwd=work)
     preload, policy = probe.stdout.strip().split("|")
-    if preload != f"{os.path.realpath(LIBRARY)}:libfoo.so" or policy != os.path.join(os.path.realpath(work), "p.json"):
+    if preload != ":".join(RUNTIMES + [os.path.realpath(LIBRARY), "libfoo.so"]) or policy != os.path.join(os.path.realpath(work), "p.json"):
         fail(f"LD_PRELOAD={preload!r} SOCKSHIM_POLICY={policy!r}")
     note("ok: LD_PRELOAD keeps what was there; SOCKSHIM_POLICY is absolute")
 

@@ -13,6 +13,10 @@ namespace recv_conf {
 class KernelSide {
  public:
   enum class Open { ok, refused, failed };
+  KernelSide() = default;
+  KernelSide(const KernelSide&) = delete;
+  KernelSide& operator=(const KernelSide&) = delete;
+  ~KernelSide();
   // refused: bpf() itself is (no privilege): the suite skips. failed: the
   // object does not load (a broken row, not a skip). *why says which.
   Open open(const char* object_path, std::string* why);

@@ -32,6 +32,10 @@ Cfg config(const Progs& p) {
 
 }  // namespace
 
+KernelSide::~KernelSide() {
+  bpf_object__close(obj_);  // its maps and programs go with it
+}
+
 KernelSide::Open KernelSide::open(const char* object_path, std::string* why) {
   // bpf() itself refused (no CAP_BPF / CAP_NET_ADMIN): the caller skips.
   int probe = bpf_map_create(BPF_MAP_TYPE_SOCKMAP, nullptr, 4, 4, 1, nullptr);

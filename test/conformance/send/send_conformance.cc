@@ -129,6 +129,10 @@ Outcome traffic(const Shape& shape, bool use_sendfile, int quiet_ms, Insert&& in
 struct Kernel {
   bpf_object* obj = nullptr;
   int txmap = -1, redir = -1, conf = -1, prog = -1;
+  Kernel() = default;
+  Kernel(const Kernel&) = delete;
+  Kernel& operator=(const Kernel&) = delete;
+  ~Kernel() { bpf_object__close(obj); }  // its maps and program go with it
   bool open(const char* path) {
     obj = bpf_object__open_file(path, nullptr);
     if (!obj || bpf_object__load(obj)) return false;

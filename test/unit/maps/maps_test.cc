@@ -173,7 +173,7 @@ TEST_CASE("dropping the psock discards its queued and corked bytes", "[psock]") 
     sockshim::SocketRef s = sockshim::registry::get(p.a);
     sockshim::PsockRef ps = sockshim::psock_get(s.get());
     REQUIRE(ps);
-    ps->ingress_enqueue({'a', 'b', 'c', 'd', 'e', 'f'});
+    REQUIRE(ps->ingress_enqueue({'a', 'b', 'c', 'd', 'e', 'f'}) == 0);
     std::lock_guard g(ps->ingress_lock);
     ps->cork.assign(3, 'x');
     ps->cork_bytes = 10;

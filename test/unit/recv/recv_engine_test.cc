@@ -287,7 +287,8 @@ TEST_CASE("Backpressure: 8 MB through an egress redirect into a slow small reade
   insert("rx", 0, a.p);
   insert("redir", 0, b.p);
   const std::string data = pattern(8 << 20);
-  std::thread writer([&] { send_all(a.c, data); });
+  bool written = false;
+  std::thread writer([&] { written = write_all(a.c, data); });
   std::string got;
   got.reserve(data.size());
   char buf[16384];
@@ -301,6 +302,7 @@ TEST_CASE("Backpressure: 8 MB through an egress redirect into a slow small reade
     if (++reads % 64 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   writer.join();
+  CHECK(written);
   CHECK(got.size() == data.size());
   CHECK(got == data);
   RxCounts c = rx_counts(a.p);
@@ -320,7 +322,8 @@ TEST_CASE("Backpressure: 8 MB through an ingress redirect into a small queue rea
   insert("rx", 0, a.p);
   insert("redir", 0, b.c);
   const std::string data = pattern(8'000'000);
-  std::thread writer([&] { send_all(a.c, data); });
+  bool written = false;
+  std::thread writer([&] { written = write_all(a.c, data); });
   std::string got;
   char buf[4096];
   int reads = 0;
@@ -335,6 +338,7 @@ TEST_CASE("Backpressure: 8 MB through an ingress redirect into a small queue rea
     if (++reads % 128 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   writer.join();
+  CHECK(written);
   CHECK(got == data);
   int rcvbuf = 0;
   socklen_t len = sizeof rcvbuf;

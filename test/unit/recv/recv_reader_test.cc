@@ -75,15 +75,17 @@ TEST_CASE("Reader: MSG_WAITALL waits across arrivals", "[recv][reader]") {
   Pair a;
   connect_pair(a);
   insert("rx", 0, a.p);
+  bool written = false;
   std::thread later([&] {
-    send_all(a.c, "first");
+    written = write_all(a.c, "first");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    send_all(a.c, "second");
+    written = written && write_all(a.c, "second");
   });
   char buf[11];
   CHECK(::recv(a.p, buf, sizeof buf, MSG_WAITALL) == 11);
   CHECK(std::string(buf, 11) == "firstsecond");
   later.join();
+  CHECK(written);
 }
 
 TEST_CASE("Reader: MSG_WAITALL also for an sk_msg ingress target", "[recv][reader]") {
@@ -94,15 +96,17 @@ TEST_CASE("Reader: MSG_WAITALL also for an sk_msg ingress target", "[recv][reade
   connect_pair(b);
   insert("tx", 0, a.c);
   insert("redir", 0, b.c);
+  bool sent = false;
   std::thread later([&] {
-    CHECK(::send(a.c, "abc", 3, 0) == 3);
+    sent = ::send(a.c, "abc", 3, 0) == 3;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    CHECK(::send(a.c, "def", 3, 0) == 3);
+    sent = ::send(a.c, "def", 3, 0) == 3 && sent;
   });
   char buf[6];
   CHECK(::recv(b.c, buf, sizeof buf, MSG_WAITALL) == 6);
   CHECK(std::string(buf, 6) == "abcdef");
   later.join();
+  CHECK(sent);
 }
 
 TEST_CASE("Reader: SO_RCVTIMEO ends a blocking read with EAGAIN", "[recv][reader]") {
