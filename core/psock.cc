@@ -74,7 +74,7 @@ class PsockPool {
 void Psock::ingress_enqueue(SkMsgBytes msg) noexcept {
   std::lock_guard g(ingress_lock);
   ingress_bytes += msg.size();
-  ingress_msg.push_back(std::move(msg));
+  ingress_msg.push_back({std::move(msg), nullptr});
 }
 
 size_t Psock::ingress_queued() noexcept {
