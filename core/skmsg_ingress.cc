@@ -129,6 +129,16 @@ size_t queue_room(Psock* p, size_t limit) noexcept {
   return p->ingress_bytes < limit ? limit - p->ingress_bytes : 0;
 }
 
+// The room p's queue has for a message of `bytes`: a datagram socket's reader
+// reads a message whole, one send one datagram, so there it is all of it
+// (when it fits, or the queue is empty: a larger one would never go in) or 0.
+size_t msg_room(Psock* p, size_t limit, size_t bytes) noexcept {
+  size_t room = queue_room(p, limit);
+  if (!sk_is_dgram(p) || room >= bytes) return room;
+  std::lock_guard g(p->ingress_lock);
+  return p->ingress_bytes == 0 ? bytes : 0;
+}
+
 // Appends chunk (with a datagram's source, or null) to p's queue; under nothing.
 void enqueue(Psock* p, PsockExt& e, SkMsgBytes chunk,
              std::unique_ptr<SockAddr> name = nullptr) noexcept {
@@ -166,7 +176,7 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
       sk_msg_consume_front(msg, bytes);
       return 0;
     }
-    if (size_t room = queue_room(target, limit); room > 0) {
+    if (size_t room = msg_room(target, limit, bytes); room > 0) {
       uint32_t n = static_cast<uint32_t>(std::min<size_t>(room, bytes));
       SkMsgBytes chunk;
       try {
@@ -185,7 +195,7 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
     // Drain, then look: room freed after the look signals the fd again.
     e.space_waiters.fetch_add(1, std::memory_order_acq_rel);
     drain_event(sfd);
-    if (queue_room(target, limit) == 0 && !stopping(target)) {
+    if (msg_room(target, limit, bytes) == 0 && !stopping(target)) {
       pollfd pf{sfd, POLLIN, 0};
       int r = real::poll(&pf, 1, -1);
       if (r < 0 && errno == EINTR) {
@@ -203,14 +213,7 @@ size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
   if (bytes.empty()) return 0;
   PsockExt& e = psock_ext(target);
   g_ingress_used.store(true, std::memory_order_relaxed);
-  const size_t limit = queue_limit(target, e);
-  size_t n = std::min(queue_room(target, limit), bytes.size());
-  if (sk_is_dgram(target) && n < bytes.size()) {
-    // A datagram goes in whole: when it fits, or into an empty queue (one
-    // larger than the limit would otherwise never go in).
-    if (sk_psock_msg_inq(target) > 0) return 0;
-    n = bytes.size();
-  }
+  size_t n = std::min(msg_room(target, queue_limit(target, e), bytes.size()), bytes.size());
   if (n == 0) return 0;
   try {
     std::unique_ptr<SockAddr> src;

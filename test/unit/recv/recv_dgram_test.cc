@@ -151,3 +151,32 @@ TEST_CASE("Datagrams: an ingress redirect into another UDP socket arrives as dat
   CHECK(::recv(target.fd, buf, sizeof buf, 0) == 4);
   CHECK(std::string(buf, 4) == "two!");
 }
+
+TEST_CASE(
+    "Datagrams: an sk_msg ingress redirect into a SOCK_DGRAM socketpair end is one "
+    "datagram per send, never split by the queue's room",
+    "[recv][dgram]") {
+  load(msg_policy(
+      R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
+  Pair a;
+  connect_pair(a);
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0);
+  int small = 2304;  // the kernel doubles it: the queue holds 4608 bytes
+  REQUIRE(::setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+  insert("tx", 0, a.c);
+  insert("redir", 0, sv[0]);
+  const std::string first(3000, 'x'), second(3000, 'y');
+  REQUIRE(::send(a.c, first.data(), first.size(), 0) == 3000);
+  // 1608 bytes of room: the datagram waits whole rather than going in cut.
+  errno = 0;
+  CHECK(::send(a.c, second.data(), second.size(), MSG_DONTWAIT) == -1);
+  CHECK(errno == EAGAIN);
+  char buf[8192];
+  CHECK(::recv(sv[0], buf, sizeof buf, 0) == 3000);
+  REQUIRE(::send(a.c, second.data(), second.size(), MSG_DONTWAIT) == 3000);
+  CHECK(::recv(sv[0], buf, sizeof buf, 0) == 3000);
+  CHECK(std::string(buf, 3000) == second);
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
