@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -453,14 +452,6 @@ ssize_t read_chunk(PsockExt& e, uint8_t* buf, size_t len, SockAddr* name) noexce
   return r;
 }
 
-// A datagram socket's 0-byte read is EOF only once its receive side is shut
-// down (POLLRDHUP, datagram_poll); otherwise it was an empty datagram.
-bool rcv_shutdown(PsockExt& e) noexcept {
-  std::lock_guard g(e.sk_fd_lock);
-  pollfd pf{e.sk_fd, POLLRDHUP, 0};
-  return e.sk_fd < 0 || (real::poll(&pf, 1, 0) == 1 && (pf.revents & POLLRDHUP));
-}
-
 // Bytes in the kernel's receive queue of p's socket.
 int kernel_inq(PsockExt& e) noexcept {
   int n = 0;
@@ -519,8 +510,10 @@ void work(Psock* p) noexcept {
     }
     ssize_t r = read_chunk(e, buf, chunk, st.dgram ? &st.name : nullptr);
     if (r < 0 && errno == EAGAIN) break;
-    // An empty datagram has no bytes for a verdict or a reader: it goes.
-    if (r == 0 && st.dgram && !rcv_shutdown(e)) continue;
+    // 0 from a datagram socket is an empty datagram, never EOF (a receive
+    // side shut down gives EAGAIN to MSG_DONTWAIT): no bytes for a verdict
+    // or a reader, it goes.
+    if (r == 0 && st.dgram) continue;
     if (r > 0 && static_cast<size_t>(r) > chunk) {
       log::warn("receive engine: a datagram of {} bytes on socket cookie {} was cut to {}", r,
                 p->sk() ? p->sk()->cookie : 0, chunk);

@@ -180,3 +180,17 @@ TEST_CASE(
   ::close(sv[0]);
   ::close(sv[1]);
 }
+
+TEST_CASE("Datagrams: an empty datagram is skipped, not taken for EOF", "[recv][dgram]") {
+  load(skb_policy("", kPass));
+  Udp server, a;
+  insert("rx", 0, server.fd);
+  a.send_to(server, "");
+  a.send_to(server, "after");
+  REQUIRE(eventually([&] { return rx_counts(server.fd).passed == 5; }));
+  char buf[16];
+  CHECK(::recv(server.fd, buf, sizeof buf, 0) == 5);
+  a.send_to(server, "more");
+  REQUIRE(readable(server.fd));
+  CHECK(::recv(server.fd, buf, sizeof buf, 0) == 4);
+}
