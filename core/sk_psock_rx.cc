@@ -452,6 +452,14 @@ ssize_t read_chunk(PsockExt& e, uint8_t* buf, size_t len, SockAddr* name) noexce
   return r;
 }
 
+// The size of the next datagram waiting in p's socket (0 when none).
+size_t next_dgram_len(PsockExt& e) noexcept {
+  std::lock_guard g(e.sk_fd_lock);
+  if (e.sk_fd < 0) return 0;
+  ssize_t r = real::recv(e.sk_fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  return r > 0 ? static_cast<size_t>(r) : 0;
+}
+
 // Bytes in the kernel's receive queue of p's socket.
 int kernel_inq(PsockExt& e) noexcept {
   int n = 0;
@@ -508,16 +516,34 @@ void work(Psock* p) noexcept {
       if (EventLoop* loop = EventLoop::get()) loop->post([p, gen] { on_event(p, gen, EPOLLIN); });
       return;
     }
-    ssize_t r = read_chunk(e, buf, chunk, st.dgram ? &st.name : nullptr);
+    // A unix datagram can be larger than the buffer (up to its sender's
+    // SO_SNDBUF; UDP's cannot): its size first, so it is read whole.
+    std::vector<uint8_t> big;
+    uint8_t* into = buf;
+    size_t cap = chunk;
+    if (st.dgram && p->sk() && p->sk()->family == AF_UNIX) {
+      if (size_t need = next_dgram_len(e); need > cap) {
+        try {
+          big.resize(need);
+          into = big.data();
+          cap = need;
+        } catch (...) {
+          // Read it cut below (logged).
+        }
+      }
+    }
+    ssize_t r = read_chunk(e, into, cap, st.dgram ? &st.name : nullptr);
     if (r < 0 && errno == EAGAIN) break;
     // 0 from a datagram socket is an empty datagram, never EOF (a receive
     // side shut down gives EAGAIN to MSG_DONTWAIT): no bytes for a verdict
     // or a reader, it goes.
     if (r == 0 && st.dgram) continue;
-    if (r > 0 && static_cast<size_t>(r) > chunk) {
-      log::warn("receive engine: a datagram of {} bytes on socket cookie {} was cut to {}", r,
-                p->sk() ? p->sk()->cookie : 0, chunk);
-      r = static_cast<ssize_t>(chunk);
+    if (r > 0 && static_cast<size_t>(r) > cap) {
+      log::warn(
+          "receive engine: out of memory: a datagram of {} bytes on socket cookie {} was "
+          "cut to {}",
+          r, p->sk() ? p->sk()->cookie : 0, cap);
+      r = static_cast<ssize_t>(cap);
     }
     if (r <= 0) {
       st.eof = true;
@@ -527,7 +553,7 @@ void work(Psock* p) noexcept {
     e.stats.rx.take(static_cast<uint64_t>(r));
     e.rx_held.fetch_add(static_cast<uint64_t>(r), std::memory_order_relaxed);
     try {
-      st.strp.feed({buf, static_cast<size_t>(r)});
+      st.strp.feed({into, static_cast<size_t>(r)});
     } catch (...) {
       e.stats.rx.apply(Verdict::drop, static_cast<uint64_t>(r));
       held_sub(e, static_cast<size_t>(r));

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -193,4 +194,26 @@ TEST_CASE("Datagrams: an empty datagram is skipped, not taken for EOF", "[recv][
   a.send_to(server, "more");
   REQUIRE(readable(server.fd));
   CHECK(::recv(server.fd, buf, sizeof buf, 0) == 4);
+}
+
+TEST_CASE("Datagrams: a unix datagram over 64 KiB is read whole, with no address",
+          "[recv][dgram]") {
+  load(skb_policy("", kPass));
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0);
+  insert("rx", 0, sv[0]);
+  const std::string big = pattern(100000);
+  REQUIRE(::send(sv[1], big.data(), big.size(), 0) == 100000);
+  REQUIRE(::send(sv[1], "tail", 4, 0) == 4);
+  REQUIRE(eventually([&] { return rx_counts(sv[0]).passed == 100004; }));
+  std::string got(200000, '\0');
+  sockaddr_un from{};
+  socklen_t len = sizeof from;
+  CHECK(::recvfrom(sv[0], got.data(), got.size(), 0, reinterpret_cast<sockaddr*>(&from), &len) ==
+        100000);
+  CHECK(len == 0);
+  CHECK(got.substr(0, 100000) == big);
+  CHECK(::recv(sv[0], got.data(), got.size(), 0) == 4);
+  ::close(sv[0]);
+  ::close(sv[1]);
 }
