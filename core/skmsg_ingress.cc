@@ -139,14 +139,19 @@ size_t msg_room(Psock* p, size_t limit, size_t bytes) noexcept {
   return p->ingress_bytes == 0 ? bytes : 0;
 }
 
-// Appends chunk (with a datagram's source, or null) to p's queue; under nothing.
-void enqueue(Psock* p, PsockExt& e, SkMsgBytes chunk,
+// Appends chunk (with a datagram's source, or null) to p's queue; under
+// nothing. False when memory is short: nothing was queued.
+bool enqueue(Psock* p, PsockExt& e, SkMsgBytes chunk,
              std::unique_ptr<SockAddr> name = nullptr) noexcept {
   size_t n = chunk.size();
   {
     std::lock_guard g(p->ingress_lock);
+    try {
+      p->ingress_msg.push_back({std::move(chunk), std::move(name)});
+    } catch (...) {
+      return false;
+    }
     p->ingress_bytes += n;
-    p->ingress_msg.push_back({std::move(chunk), std::move(name)});
     // An arrival onto unread bytes is a new edge too (EPOLLET), as in the
     // kernel: write the eventfd again.
     if (e.event_ready && e.event_fd >= 0)
@@ -155,6 +160,7 @@ void enqueue(Psock* p, PsockExt& e, SkMsgBytes chunk,
       sync_event_locked(p, e);
   }
   e.stats.ingress_in.fetch_add(n, std::memory_order_relaxed);
+  return true;
 }
 
 }  // namespace
@@ -184,7 +190,7 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
       } catch (...) {
         return -ENOMEM;
       }
-      enqueue(target, e, std::move(chunk));
+      if (!enqueue(target, e, std::move(chunk))) return -ENOMEM;
       bytes -= n;
       continue;
     }
@@ -218,8 +224,9 @@ size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
   try {
     std::unique_ptr<SockAddr> src;
     if (name && name->len > 0) src = std::make_unique<SockAddr>(*name);
-    enqueue(target, e, SkMsgBytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n)),
-            std::move(src));
+    if (!enqueue(target, e, SkMsgBytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n)),
+                 std::move(src)))
+      return 0;
   } catch (...) {
     return 0;
   }
