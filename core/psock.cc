@@ -79,14 +79,14 @@ class PsockPool {
 };
 
 int Psock::ingress_enqueue(SkMsgBytes msg) noexcept {
-  std::list<SkMsgBytes> node;
+  std::list<SkMsgIngress> node;
   try {
-    node.push_back(std::move(msg));
+    node.push_back({std::move(msg), nullptr});
   } catch (const std::bad_alloc&) {
     return -ENOMEM;
   }
   std::lock_guard g(ingress_lock);
-  ingress_bytes += node.front().size();
+  ingress_bytes += node.front().bytes.size();
   ingress_msg.splice(ingress_msg.end(), node);
   return 0;
 }

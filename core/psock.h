@@ -8,8 +8,10 @@
 #include <atomic>
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <vector>
 
+#include "core/socket.h"
 #include "core/spinlock.h"
 #include "policy/spec.h"
 
@@ -43,8 +45,30 @@ using PsockLinks = std::list<PsockLink>;
 // parser + stream verdict, or a verdict alone. The kernel's saved_data_ready.
 enum class PsockRx : uint8_t { none, strparser, verdict };
 
-// One queued message (struct sk_msg on ingress_msg).
 using SkMsgBytes = std::vector<uint8_t>;
+
+// A datagram queued when its process forked is held by every process that
+// inherited the queue; each holds this eventfd (count 1), and the first to
+// read it takes the datagram, the others drop their copies. Closed with the
+// message.
+class SkMsgClaim {
+ public:
+  SkMsgClaim() = default;
+  SkMsgClaim(SkMsgClaim&& o) noexcept : fd(o.fd) { o.fd = -1; }
+  SkMsgClaim& operator=(SkMsgClaim&&) = delete;
+  ~SkMsgClaim();
+  int fd = -1;
+};
+
+// One queued message (struct sk_msg on ingress_msg). A datagram socket's
+// reader takes one message per read (sockshim keeps boundaries, §7); a
+// datagram the engine read keeps its source for recvfrom. A stream message
+// pays one null pointer and one int for that.
+struct SkMsgIngress {
+  SkMsgBytes bytes;
+  std::unique_ptr<SockAddr> name;
+  SkMsgClaim claim;
+};
 
 class Psock {
  public:
@@ -69,7 +93,7 @@ class Psock {
 
   // Bytes waiting for the application (ingress_msg) and send-side state. All
   // of it is discarded when the psock is dropped.
-  std::list<SkMsgBytes> ingress_msg;
+  std::list<SkMsgIngress> ingress_msg;
   size_t ingress_bytes = 0;
   SkMsgBytes cork;  // corked send bytes not yet given to the verdict
   uint32_t cork_bytes = 0;

@@ -5,10 +5,12 @@
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <vector>
 
 #include "core/real.h"
 #include "core/registry.h"
 #include "core/sk_psock_rx.h"
+#include "core/skmsg_ingress.h"
 #include "core/skmsg_poll.h"
 
 namespace sockshim {
@@ -105,6 +107,27 @@ int socket_fd(Socket* sk) noexcept {
       return fd;
     }
   return -1;
+}
+
+void psock_ext_before_fork() noexcept {
+  if (!g_ingress_used.load(std::memory_order_relaxed)) return;
+  // Referenced under the table lock, claimed after it: a last put takes it.
+  std::vector<PsockRef> live;
+  {
+    ExtTable& t = table();
+    std::lock_guard g(t.lock);
+    try {
+      live.reserve(t.by_psock.size());
+    } catch (...) {
+      return;  // the parents keep their datagrams, as they keep a stream's bytes
+    }
+    for (auto& [p, slot] : t.by_psock) {
+      auto* psock = const_cast<Psock*>(p);
+      if (psock->sk() && psock->sk()->type == SOCK_DGRAM && psock_try_get(psock))
+        live.emplace_back(psock);
+    }
+  }
+  for (const PsockRef& p : live) sk_msg_fork_claims(p.get());
 }
 
 void psock_ext_after_fork_child() noexcept {

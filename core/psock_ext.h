@@ -113,4 +113,8 @@ int socket_fd(Socket* sk) noexcept;
 // In a fork child: the send path's locks another thread may have held.
 void psock_ext_after_fork_child() noexcept;
 
+// Before fork (the fork hook): queued datagrams get their claims
+// (sk_msg_fork_claims). Nothing to do until a psock ever queued bytes.
+void psock_ext_before_fork() noexcept;
+
 }  // namespace sockshim

@@ -50,6 +50,10 @@ struct SkPsockRx {
   int read_err = 0;
   bool aborted = false;
   size_t rcvbuf = 0;  // the socket's SO_RCVBUF, the parser's frame limit
+  // A datagram socket: each read is one datagram, one message, with its
+  // source (name, then pending_name while its verdict's effect waits).
+  bool dgram = false;
+  SockAddr name, pending_name;
   int timer_fd = -1;  // the partial-frame timer (only with SO_RCVTIMEO)
   bool timer_armed = false;
 };
@@ -246,7 +250,8 @@ Applied egress(Psock* source, Psock* target, std::span<const uint8_t> bytes, siz
 // sk_psock_verdict_apply for bytes of one frame: what completed is counted
 // and subtracted from held; the rest waits (blocked) or was dropped.
 Applied apply(Psock* p, PsockExt& e, Verdict v, Psock* target, bool ingress,
-              std::span<const uint8_t> bytes, size_t* done) noexcept {
+              std::span<const uint8_t> bytes, size_t* done,
+              const SockAddr* name = nullptr) noexcept {
   *done = bytes.size();
   if (v == Verdict::pass) {
     target = p;
@@ -261,12 +266,12 @@ Applied apply(Psock* p, PsockExt& e, Verdict v, Psock* target, bool ingress,
   size_t moved = 0;
   Applied res = Applied::done;
   if (ingress) {
-    moved = sk_psock_ingress_push(target, bytes);
+    moved = sk_psock_ingress_push(target, bytes, name);
     if (moved < bytes.size()) {
       // Register first, then look again: a reader that freed room in between
       // has seen the waiter.
       add_waiter(target, p);
-      moved += sk_psock_ingress_push(target, bytes.subspan(moved));
+      moved += sk_psock_ingress_push(target, bytes.subspan(moved), name);
       if (moved < bytes.size()) res = Applied::blocked;
     }
   } else {
@@ -301,6 +306,7 @@ bool keep_pending(SkPsockRx& st, Verdict v, Psock* target, bool ingress,
   st.target = target ? target->sk() : nullptr;
   st.target_cookie = st.target ? st.target->cookie : 0;
   st.ingress = ingress;
+  st.pending_name = st.name;
   return true;
 }
 
@@ -321,7 +327,7 @@ bool flush_pending(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
   PsockRef t;
   if (st.verdict == Verdict::redirect) t = pending_target(st);
   size_t done = 0;
-  Applied r = apply(p, e, st.verdict, t.get(), st.ingress, rest, &done);
+  Applied r = apply(p, e, st.verdict, t.get(), st.ingress, rest, &done, &st.pending_name);
   st.pending_off += done;
   if (r == Applied::blocked) return false;
   std::vector<uint8_t>().swap(st.pending);
@@ -408,7 +414,7 @@ bool run_frames(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
     std::span<const uint8_t> frame = st.strp.head(len);
     SkbVerdict v = skb_verdict_run(p, *verdict, frame);
     size_t done = 0;
-    Applied r = apply(p, e, v.verdict, v.target.get(), v.ingress, frame, &done);
+    Applied r = apply(p, e, v.verdict, v.target.get(), v.ingress, frame, &done, &st.name);
     if (r == Applied::blocked &&
         !keep_pending(st, v.verdict, v.target.get(), v.ingress, frame.subspan(done))) {
       log::error("receive engine: out of memory holding {} bytes: dropped", len - done);
@@ -431,17 +437,37 @@ size_t source_rcvbuf(PsockExt& e) noexcept {
   return static_cast<size_t>(v);
 }
 
-// Reads one chunk into buf: > 0 bytes, 0 EOF, -1 with errno (EAGAIN: nothing now).
-ssize_t read_chunk(PsockExt& e, uint8_t* buf, size_t len) noexcept {
+// Reads one chunk into buf: > 0 bytes, 0 EOF, -1 with errno (EAGAIN: nothing
+// now). With name, one datagram and its source (udp_read_skb: one skb, one
+// message); it returns the datagram's full length (MSG_TRUNC) and 0 for an
+// empty one.
+ssize_t read_chunk(PsockExt& e, uint8_t* buf, size_t len, SockAddr* name) noexcept {
   std::lock_guard g(e.sk_fd_lock);
   if (e.sk_fd < 0 || !registry::is_internal(registry::peek(e.sk_fd))) {
     errno = EAGAIN;
     return -1;
   }
+  iovec iov{buf, len};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (name) {
+    m.msg_name = &name->addr;
+    m.msg_namelen = sizeof name->addr;
+  }
   ssize_t r;
-  do r = real::recv(e.sk_fd, buf, len, MSG_DONTWAIT);
+  do r = real::recvmsg(e.sk_fd, &m, MSG_DONTWAIT | (name ? MSG_TRUNC : 0));
   while (r < 0 && errno == EINTR);
+  if (name) name->len = r >= 0 ? m.msg_namelen : 0;
   return r;
+}
+
+// The size of the next datagram waiting in p's socket (0 when none).
+size_t next_dgram_len(PsockExt& e) noexcept {
+  std::lock_guard g(e.sk_fd_lock);
+  if (e.sk_fd < 0) return 0;
+  ssize_t r = real::recv(e.sk_fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  return r > 0 ? static_cast<size_t>(r) : 0;
 }
 
 // Bytes in the kernel's receive queue of p's socket.
@@ -503,10 +529,14 @@ void work(Psock* p) noexcept {
     e.rx_deferred.store(false, std::memory_order_release);
   }
   if (!flush_pending(p, e, st) || !run_frames(p, e, st)) return;
-  if (st.rcvbuf == 0) st.rcvbuf = source_rcvbuf(e);
+  if (st.rcvbuf == 0) {
+    st.rcvbuf = source_rcvbuf(e);
+    st.dgram = p->sk() && p->sk()->type == SOCK_DGRAM;
+  }
   // Without a parser each chunk is one message; with one, `whole` frames what
-  // one read gives, which must stay within rcvbuf as an skb does.
-  const size_t chunk = std::min(kReadChunk, st.rcvbuf);
+  // one read gives, which must stay within rcvbuf as an skb does. A datagram
+  // is read whole (a UDP payload is at most 65527 bytes).
+  const size_t chunk = st.dgram ? kReadChunk : std::min(kReadChunk, st.rcvbuf);
   int budget = kReadBudget;
   while (!st.eof && !st.aborted) {
     if (budget-- == 0) {
@@ -515,8 +545,35 @@ void work(Psock* p) noexcept {
       if (EventLoop* loop = EventLoop::get()) loop->post([p, gen] { on_event(p, gen, EPOLLIN); });
       return;
     }
-    ssize_t r = read_chunk(e, buf, chunk);
+    // A unix datagram can be larger than the buffer (up to its sender's
+    // SO_SNDBUF; UDP's cannot): its size first, so it is read whole.
+    std::vector<uint8_t> big;
+    uint8_t* into = buf;
+    size_t cap = chunk;
+    if (st.dgram && p->sk() && p->sk()->family == AF_UNIX) {
+      if (size_t need = next_dgram_len(e); need > cap) {
+        try {
+          big.resize(need);
+          into = big.data();
+          cap = need;
+        } catch (...) {
+          // Read it cut below (logged).
+        }
+      }
+    }
+    ssize_t r = read_chunk(e, into, cap, st.dgram ? &st.name : nullptr);
     if (r < 0 && errno == EAGAIN) break;
+    // 0 from a datagram socket is an empty datagram, never EOF (a receive
+    // side shut down gives EAGAIN to MSG_DONTWAIT): no bytes for a verdict
+    // or a reader, it goes.
+    if (r == 0 && st.dgram) continue;
+    if (r > 0 && static_cast<size_t>(r) > cap) {
+      log::warn(
+          "receive engine: out of memory: a datagram of {} bytes on socket cookie {} was "
+          "cut to {}",
+          r, p->sk() ? p->sk()->cookie : 0, cap);
+      r = static_cast<ssize_t>(cap);
+    }
     if (r <= 0) {
       st.eof = true;
       st.read_err = r < 0 ? errno : 0;
@@ -525,7 +582,7 @@ void work(Psock* p) noexcept {
     e.stats.rx.take(static_cast<uint64_t>(r));
     e.rx_held.fetch_add(static_cast<uint64_t>(r), std::memory_order_relaxed);
     try {
-      st.strp.feed({buf, static_cast<size_t>(r)});
+      st.strp.feed({into, static_cast<size_t>(r)});
     } catch (...) {
       e.stats.rx.apply(Verdict::drop, static_cast<uint64_t>(r));
       held_sub(e, static_cast<size_t>(r));
@@ -714,6 +771,10 @@ bool sk_psock_rx_active(Psock* psock, int fd) noexcept {
   PsockExt& e = psock_ext(psock);
   if (!e.rx_on.load(std::memory_order_acquire)) return false;
   if (e.rx_fork.load(std::memory_order_relaxed) != g_fork_count.load(std::memory_order_relaxed)) {
+    // A datagram socket inherited with datagrams to claim (sk_msg_fork_claims)
+    // reads those first: a child that reads only the datagram it was forked
+    // for starts no engine, which would take datagrams from its parent's.
+    if (psock->sk() && psock->sk()->type == SOCK_DGRAM && sk_psock_msg_inq(psock) > 0) return true;
     // Inherited over fork: this process's engine takes over now.
     e.rx_on.store(false, std::memory_order_release);
     sk_psock_start_rx(psock, fd);

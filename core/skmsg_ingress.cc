@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <time.h>
 #include <atomic>
@@ -69,6 +70,11 @@ size_t queue_limit(Psock* target, PsockExt& e) noexcept {
   return static_cast<size_t>(limit);
 }
 
+// A datagram socket's reader reads one queued message per call.
+bool sk_is_dgram(Psock* p) noexcept {
+  return p->sk() && p->sk()->type == SOCK_DGRAM;
+}
+
 // The target left every map: its psock is going and its queue with it.
 bool stopping(Psock* p) noexcept {
   std::lock_guard g(p->link_lock);
@@ -124,17 +130,27 @@ size_t queue_room(Psock* p, size_t limit) noexcept {
   return p->ingress_bytes < limit ? limit - p->ingress_bytes : 0;
 }
 
-// One message for a queue, its list node allocated before the queue's lock is
-// taken (may throw std::bad_alloc).
-std::list<SkMsgBytes> queue_node(SkMsgBytes chunk) {
-  std::list<SkMsgBytes> node;
-  node.push_back(std::move(chunk));
+// The room p's queue has for a message of `bytes`: a datagram socket's reader
+// reads a message whole, one send one datagram, so there it is all of it
+// (when it fits, or the queue is empty: a larger one would never go in) or 0.
+size_t msg_room(Psock* p, size_t limit, size_t bytes) noexcept {
+  size_t room = queue_room(p, limit);
+  if (!sk_is_dgram(p) || room >= bytes) return room;
+  std::lock_guard g(p->ingress_lock);
+  return p->ingress_bytes == 0 ? bytes : 0;
+}
+
+// One message for a queue (with a datagram's source, or null), its list node
+// allocated before the queue's lock is taken (may throw std::bad_alloc).
+std::list<SkMsgIngress> queue_node(SkMsgBytes chunk, std::unique_ptr<SockAddr> name = nullptr) {
+  std::list<SkMsgIngress> node;
+  node.push_back({std::move(chunk), std::move(name)});
   return node;
 }
 
 // Appends the message in node to p's queue; under nothing.
-void enqueue(Psock* p, PsockExt& e, std::list<SkMsgBytes> node) noexcept {
-  size_t n = node.front().size();
+void enqueue(Psock* p, PsockExt& e, std::list<SkMsgIngress> node) noexcept {
+  size_t n = node.front().bytes.size();
   {
     std::lock_guard g(p->ingress_lock);
     p->ingress_bytes += n;
@@ -168,12 +184,12 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
       sk_msg_consume_front(msg, bytes);
       return 0;
     }
-    if (size_t room = queue_room(target, limit); room > 0) {
+    if (size_t room = msg_room(target, limit, bytes); room > 0) {
       uint32_t n = static_cast<uint32_t>(std::min<size_t>(room, bytes));
-      std::list<SkMsgBytes> node;
+      std::list<SkMsgIngress> node;
       try {
         node = queue_node({});
-        node.front() = sk_msg_take_front(msg, n);  // takes nothing when it throws
+        node.front().bytes = sk_msg_take_front(msg, n);  // takes nothing when it throws
       } catch (...) {
         return -ENOMEM;
       }
@@ -188,7 +204,7 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
     // Drain, then look: room freed after the look signals the fd again.
     e.space_waiters.fetch_add(1, std::memory_order_acq_rel);
     drain_event(sfd);
-    if (queue_room(target, limit) == 0 && !stopping(target)) {
+    if (msg_room(target, limit, bytes) == 0 && !stopping(target)) {
       pollfd pf{sfd, POLLIN, 0};
       int r = real::poll(&pf, 1, -1);
       if (r < 0 && errno == EINTR) {
@@ -201,15 +217,19 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
   return 0;
 }
 
-size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes) noexcept {
+size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
+                             const SockAddr* name) noexcept {
   if (bytes.empty()) return 0;
   PsockExt& e = psock_ext(target);
   g_ingress_used.store(true, std::memory_order_relaxed);
-  size_t n = std::min(queue_room(target, queue_limit(target, e)), bytes.size());
+  size_t n = std::min(msg_room(target, queue_limit(target, e), bytes.size()), bytes.size());
   if (n == 0) return 0;
   try {
+    std::unique_ptr<SockAddr> src;
+    if (name && name->len > 0) src = std::make_unique<SockAddr>(*name);
     enqueue(target, e,
-            queue_node(SkMsgBytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n))));
+            queue_node(SkMsgBytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n)),
+                       std::move(src)));
   } catch (...) {
     return 0;
   }
@@ -289,18 +309,106 @@ void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept {
   sync_event_locked(p, e);
 }
 
+SkMsgClaim::~SkMsgClaim() {
+  if (fd >= 0) registry::close_internal(fd);
+}
+
 void sk_psock_ingress_discard(Psock* p) noexcept {
   PsockExt& e = psock_ext(p);
   std::lock_guard g(p->ingress_lock);
-  p->ingress_msg.clear();
-  p->ingress_bytes = 0;
+  for (auto it = p->ingress_msg.begin(); it != p->ingress_msg.end();) {
+    if (it->claim.fd >= 0) {
+      ++it;
+      continue;
+    }
+    p->ingress_bytes -= it->bytes.size();
+    it = p->ingress_msg.erase(it);
+  }
   sync_event_locked(p, e);
 }
+
+void sk_msg_fork_claims(Psock* p) noexcept {
+  if (!sk_is_dgram(p)) return;
+  int saved = errno;
+  std::lock_guard g(p->ingress_lock);
+  for (SkMsgIngress& m : p->ingress_msg) {
+    if (m.claim.fd >= 0) continue;
+    int fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+    // Without one the parent keeps it, as it keeps a stream's bytes.
+    if (fd >= 0) m.claim.fd = registry::make_internal(fd);
+  }
+  errno = saved;
+}
+
+namespace {
+
+// Whether this process may have the datagram claim c guards: one without a
+// claim is its own; a peek leaves an untaken one for others; a read takes it
+// (and the others will find it taken). An error other than EAGAIN (the
+// program closed the fd) leaves it to this process.
+bool claim(SkMsgClaim& c, bool peek) noexcept {
+  if (c.fd < 0) return true;
+  int saved = errno;
+  bool mine;
+  if (peek) {
+    pollfd pf{c.fd, POLLIN, 0};
+    mine = real::poll(&pf, 1, 0) != 0;
+  } else {
+    uint64_t v;
+    mine = real::read(c.fd, &v, sizeof v) == sizeof v || errno != EAGAIN;
+  }
+  errno = saved;
+  return mine;
+}
+
+// A reader consumed from p's queue: the readiness follows, and senders and
+// sources waiting for room go on.
+void consumed(Psock* p) noexcept {
+  PsockExt& e = psock_ext(p);
+  {
+    std::lock_guard g(p->ingress_lock);
+    sync_event_locked(p, e);
+  }
+  sk_psock_space_signal(p);
+  if (e.has_waiters.load(std::memory_order_acquire)) sk_psock_rx_wake(p);
+}
+
+// Copies the first queued datagram of p into msg (and takes it, unless
+// MSG_PEEK); under p->ingress_lock, the queue not empty.
+ssize_t copy_dgram_locked(Psock* p, msghdr* msg, int flags) noexcept {
+  auto it = p->ingress_msg.begin();
+  const size_t len = it->bytes.size();
+  size_t off = 0;
+  for (size_t i = 0; i < msg->msg_iovlen && off < len; ++i) {
+    size_t n = std::min(msg->msg_iov[i].iov_len, len - off);
+    memcpy(msg->msg_iov[i].iov_base, it->bytes.data() + off, n);
+    off += n;
+  }
+  // The source, if it is an address of the reader's family (a datagram
+  // redirected from another family has none for it); namelen is its full
+  // length, as the kernel's move_addr_to_user gives it.
+  const SockAddr* src = it->name.get();
+  if (src && src->addr.ss_family != p->sk()->family) src = nullptr;
+  if (msg->msg_name && src) {
+    memcpy(msg->msg_name, &src->addr, std::min<size_t>(msg->msg_namelen, src->len));
+    msg->msg_namelen = src->len;
+  } else {
+    msg->msg_namelen = 0;
+  }
+  msg->msg_controllen = 0;
+  msg->msg_flags = off < len ? MSG_TRUNC : 0;
+  if (!(flags & MSG_PEEK)) {
+    p->ingress_bytes -= len;
+    p->ingress_msg.erase(it);
+  }
+  return static_cast<ssize_t>(flags & MSG_TRUNC ? len : off);
+}
+
+}  // namespace
 
 size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noexcept {
   const bool peek = flags & MSG_PEEK;
   size_t copied = 0;
-  PsockExt* e = nullptr;
   {
     std::lock_guard g(p->ingress_lock);
     auto it = p->ingress_msg.begin();
@@ -309,33 +417,44 @@ size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noex
       auto* dst = static_cast<uint8_t*>(iov[i].iov_base);
       size_t room = iov[i].iov_len;
       while (room > 0 && it != p->ingress_msg.end()) {
-        size_t n = std::min(room, it->size() - off);
-        memcpy(dst, it->data() + off, n);
+        size_t n = std::min(room, it->bytes.size() - off);
+        memcpy(dst, it->bytes.data() + off, n);
         dst += n;
         room -= n;
         off += n;
         copied += n;
-        if (off == it->size()) {
+        if (off == it->bytes.size()) {
           it = peek ? std::next(it) : p->ingress_msg.erase(it);
           off = 0;
         }
       }
     }
     if (!peek && copied > 0) {
-      if (off > 0) it->erase(it->begin(), it->begin() + static_cast<ptrdiff_t>(off));
+      if (off > 0)
+        it->bytes.erase(it->bytes.begin(), it->bytes.begin() + static_cast<ptrdiff_t>(off));
       p->ingress_bytes -= copied;
     }
   }
-  if (!peek && copied > 0) {
-    e = &psock_ext(p);
-    {
-      std::lock_guard g(p->ingress_lock);
-      sync_event_locked(p, *e);
-    }
-    sk_psock_space_signal(p);
-    if (e->has_waiters.load(std::memory_order_acquire)) sk_psock_rx_wake(p);
-  }
+  if (!peek && copied > 0) consumed(p);
   return copied;
+}
+
+ssize_t sk_msg_recv_dgram(Psock* p, msghdr* msg, int flags) noexcept {
+  const bool peek = flags & MSG_PEEK;
+  ssize_t ret = -1;
+  bool lost = false;
+  {
+    std::lock_guard g(p->ingress_lock);
+    // Datagrams another process of the fork took are dropped here.
+    while (!p->ingress_msg.empty() && !claim(p->ingress_msg.front().claim, peek)) {
+      p->ingress_bytes -= p->ingress_msg.front().bytes.size();
+      p->ingress_msg.pop_front();
+      lost = true;
+    }
+    if (!p->ingress_msg.empty()) ret = copy_dgram_locked(p, msg, flags);
+  }
+  if ((ret >= 0 && !peek) || lost) consumed(p);
+  return ret;
 }
 
 size_t sk_psock_msg_inq(Psock* p) noexcept {
@@ -368,6 +487,16 @@ void psock_fionread(int fd, int* value) noexcept {
   // The engine reads the socket: what the kernel holds has not passed the
   // verdict yet and is not the reader's (tcp_bpf_ioctl counts the queue only).
   std::lock_guard g(p->ingress_lock);
+  if (sk_is_dgram(p.get())) {
+    // A datagram socket's FIONREAD is the size of the next datagram (the
+    // queue's first; the kernel's own when the queue is empty and the socket
+    // is not the engine's).
+    if (!p->ingress_msg.empty())
+      *value = static_cast<int>(p->ingress_msg.front().bytes.size());
+    else if (p->rx_reads)
+      *value = 0;
+    return;
+  }
   if (p->rx_reads)
     *value = static_cast<int>(p->ingress_bytes);
   else
@@ -501,17 +630,24 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
   for (size_t i = 0; i < msg->msg_iovlen; ++i) want += msg->msg_iov[i].iov_len;
   if (!rx && !nonblock && !policy_may_queue() && sk_psock_msg_inq(p) == 0)
     return real::recvmsg(fd, msg, flags);
-  if (want == 0) return rx ? 0 : real::recvmsg(fd, msg, flags);
+  // A datagram socket reads one message per call, whole (§7), and ignores
+  // MSG_WAITALL as udp_recvmsg does; a zero-length read still takes one.
+  const bool dgram = sk_is_dgram(p);
+  if (want == 0 && !dgram) return rx ? 0 : real::recvmsg(fd, msg, flags);
   const bool peek = flags & MSG_PEEK;
-  const bool waitall = (flags & MSG_WAITALL) && !peek;
+  const bool waitall = (flags & MSG_WAITALL) && !peek && !dgram;
   size_t copied = 0;
   int64_t deadline = -1;  // SO_RCVTIMEO, asked on the first wait
   bool asked_timeout = false;
   for (;;) {
-    IovTail tail(msg, copied);
-    const iovec* iov = copied ? tail.v.data() : msg->msg_iov;
-    const size_t iovcnt = copied ? tail.v.size() : msg->msg_iovlen;
-    copied += sk_msg_recvmsg(p, iov, iovcnt, flags);
+    if (dgram) {
+      if (ssize_t n = sk_msg_recv_dgram(p, msg, flags); n >= 0) return n;
+    } else {
+      IovTail tail(msg, copied);
+      const iovec* iov = copied ? tail.v.data() : msg->msg_iov;
+      const size_t iovcnt = copied ? tail.v.size() : msg->msg_iovlen;
+      copied += sk_msg_recvmsg(p, iov, iovcnt, flags);
+    }
     if (copied == want || (copied > 0 && !waitall)) {
       clear_header(msg);
       return static_cast<ssize_t>(copied);
@@ -544,7 +680,7 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
         m.msg_iovlen = t2.v.size();
       }
       ssize_t r = real::recvmsg(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
-      if (r > 0) {
+      if (r > 0 || (r == 0 && dgram)) {  // an empty datagram is a datagram
         copied += static_cast<size_t>(r);
         if (copied == want || !waitall) {
           msg->msg_namelen = m.msg_namelen;

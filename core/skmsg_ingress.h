@@ -33,7 +33,10 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
 
 // Appends as much of bytes to target's queue as its limit lets in, without
 // waiting; returns how much. The receive engine's PASS and ingress redirect.
-size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes) noexcept;
+// A datagram socket's queue takes bytes whole or not at all (one message, one
+// datagram for its reader), with name, the datagram's source, if given.
+size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
+                             const SockAddr* name = nullptr) noexcept;
 
 // Wakes senders waiting for room in p's queue (it has room, or p stops).
 void sk_psock_space_signal(Psock* p) noexcept;
@@ -54,8 +57,15 @@ bool sk_psock_rx_reads(Psock* p) noexcept;
 // reader already reads the socket itself: look again instead of waiting.
 bool sk_psock_rx_stop_wait(Psock* p, std::shared_ptr<RxStopFd>* out) noexcept;
 
-// Discards p's queued bytes (a fork child's copies of its parent's).
+// Discards p's queued bytes (a fork child's copies of its parent's), except
+// datagrams with a claim (sk_msg_fork_claims), which the child may take.
 void sk_psock_ingress_discard(Psock* p) noexcept;
+
+// Before fork: each datagram in the queue of p, a datagram socket, gets a
+// claim (if it has none), so that the first process to read it takes it and
+// the others drop it: a parent that peeked and forked a child to read it
+// (socat UDP-RECVFROM,fork) finds it gone, the child finds it queued.
+void sk_msg_fork_claims(Psock* p) noexcept;
 
 // getsockopt(SO_ERROR) on fd returned 0 in *value: a socket error the receive
 // engine took from the kernel for fd's reader is reported (once) instead.
@@ -68,6 +78,13 @@ bool fd_nonblocking(int fd) noexcept;
 // (consuming them unless MSG_PEEK). Returns the bytes copied; 0 when the queue
 // is empty.
 size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noexcept;
+
+// udp_bpf_recvmsg / unix_bpf_recvmsg as sockshim keeps boundaries (§7): takes
+// the first queued message whole into msg's iovecs (unless MSG_PEEK), as one
+// datagram: its source in msg_name (msg_namelen 0 when it has none),
+// MSG_TRUNC in msg_flags when cut; returns the bytes copied, or with MSG_TRUNC
+// in flags its full length. -1 when the queue is empty (errno untouched).
+ssize_t sk_msg_recv_dgram(Psock* p, msghdr* msg, int flags) noexcept;
 
 // Bytes waiting in p's queue (sk_psock_msg_inq).
 size_t sk_psock_msg_inq(Psock* p) noexcept;
@@ -87,6 +104,7 @@ short sk_psock_poll(Psock* p) noexcept;
 // engine reads counts its queue only (tcp_bpf_ioctl); otherwise the queue is
 // added to the socket's own count (6.18 gives only the queue, bpf-next adds
 // the socket's bytes when there is no verdict; sockshim always adds them).
+// A datagram socket gives the size of its next datagram, the queue's first.
 void psock_fionread(int fd, int* value) noexcept;
 
 // An eventfd readable exactly while sk_psock_readable(p) (made on first use),

@@ -3,11 +3,13 @@
 // must still find it registered.
 #include <unistd.h>
 
+#include "core/psock_ext.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
 
 SOCKSHIM_HOOK pid_t fork() {
   shim::ensure_initialised();
+  psock_ext_before_fork();
   return real::fork();
 }

@@ -24,8 +24,12 @@ SOCKSHIM_HOOK int socket(int domain, int type, int protocol) {
 SOCKSHIM_HOOK int socketpair(int domain, int type, int protocol, int sv[2]) {
   int r = real::socketpair(domain, type, protocol, sv);
   if (r == 0) {
-    registry::track_new(sv[0], domain, type, protocol);
-    registry::track_new(sv[1], domain, type, protocol);
+    for (int i = 0; i < 2; ++i) {
+      registry::track_new(sv[i], domain, type, protocol);
+      // Both ends are connected from birth (TCP_ESTABLISHED in the kernel), so
+      // a redirect may target them (sock_map_redirect_allowed): record the peer.
+      if (SocketRef s = registry::get(sv[i])) s->refresh_addresses(sv[i]);
+    }
     control::ensure_started();
   }
   return r;
