@@ -7,6 +7,7 @@
 #include <new>
 
 #include "core/sk_psock_rx.h"
+#include "core/skmsg_ingress.h"
 #include "core/skmsg_poll.h"
 #include "core/sock_state.h"
 #include "core/socket.h"
@@ -222,6 +223,10 @@ void sock_map_close(Socket* sk) noexcept {
   // the engine's dup of the socket goes now, so the close is the last.
   psock->tx_enabled.store(false, std::memory_order_relaxed);
   sk_psock_stop_rx(psock.get());
+  // No reader is left for the stop to keep the queue's order for: the reader
+  // side ends now, so the epoll shadows of the closed fd go with it.
+  sk_psock_rx_reading(psock.get(), false);
+  psock_poll_link(sk);
   std::lock_guard ig(psock->ingress_lock);
   SkMsgBytes().swap(psock->cork);
   psock->cork_bytes = 0;
