@@ -7,6 +7,7 @@ what a user would compare: bytes, hashes, exit statuses, printed results.
 """
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -140,6 +141,47 @@ def wait_listening(port, server, timeout=15):
         except OSError:
             time.sleep(0.05)
     fail(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def wait_for(what, condition, limit=20):
+    """condition()'s first true value, polled every 20 ms; fails after limit s."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    fail(f"{what}: not within {limit} s")
+
+
+def listening(port):
+    """Whether a socket listens on 127.0.0.1:port (from /proc, without connecting)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        return any(line.split()[1] == want and line.split()[3] == "0A"
+                   for line in list(f)[1:])
+
+
+FORWARDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "policy",
+                         "examples", "forwarder.json")
+
+
+def forwarder_policy(directory, listen_port, upstream_port):
+    """policy/examples/forwarder.json with its example ports (8080 in, 9090
+    upstream) replaced, written into directory; returns its path."""
+    with open(FORWARDER) as f:
+        policy = json.load(f)
+    for rule in policy["programs"]["insert"]["rules"]:
+        cond = rule["if"]
+        if "local_port" in cond:
+            cond["local_port"] = listen_port
+        if "remote_port" in cond:
+            cond["remote_port"] = upstream_port
+    policy["programs"]["forward"]["rules"][0]["if"]["local_port"] = listen_port
+    path = os.path.join(directory, "forwarder.json")
+    with open(path, "w") as f:
+        json.dump(policy, f)
+    return path
 
 
 def sha256_file(path):

@@ -42,16 +42,6 @@ EXAMPLES = os.path.join(HERE, "..", "..", "policy", "examples")
 LIMIT = 20  # seconds for any one condition or program
 
 
-def wait_for(what, condition, limit=LIMIT):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    harness.fail(f"{what}: not within {limit} s")
-
-
 def tcp_table():
     """(local port, remote port, state, rx_queue) of each IPv4 TCP socket (a
     FIN counts one in rx_queue)."""
@@ -76,19 +66,6 @@ def write_policy(directory, name, policy):
     return path
 
 
-def forwarder(directory, listen_port, upstream_port):
-    with open(os.path.join(EXAMPLES, "forwarder.json")) as f:
-        policy = json.load(f)
-    for rule in policy["programs"]["insert"]["rules"]:
-        cond = rule["if"]
-        if "local_port" in cond:
-            cond["local_port"] = listen_port
-        if "remote_port" in cond:
-            cond["remote_port"] = upstream_port
-    policy["programs"]["forward"]["rules"][0]["if"]["local_port"] = listen_port
-    return write_policy(directory, "forwarder.json", policy)
-
-
 def server_policy(directory, port, frame):
     """Sockets accepted on port go into a sockhash whose parser cuts `frame`
     and whose verdict passes every frame."""
@@ -110,13 +87,13 @@ def server_policy(directory, port, frame):
 
 
 def start_socat(directory, listen_port, upstream_port):
-    env = harness.environment("shim", SOCKSHIM_POLICY=forwarder(directory, listen_port,
-                                                                 upstream_port))
+    policy = harness.forwarder_policy(directory, listen_port, upstream_port)
+    env = harness.environment("shim", SOCKSHIM_POLICY=policy)
     err = open(os.path.join(directory, "socat.err"), "wb")
     socat = subprocess.Popen(["socat", "-t", "5", f"TCP-LISTEN:{listen_port},bind=127.0.0.1,"
                               "reuseaddr", f"TCP:127.0.0.1:{upstream_port}"],
                              env=env, stdout=subprocess.DEVNULL, stderr=err)
-    wait_for("socat listens", lambda: listening(listen_port) or socat.poll() is not None)
+    harness.wait_for("socat listens", lambda: listening(listen_port) or socat.poll() is not None)
     return socat
 
 
@@ -163,7 +140,7 @@ def socat_client(directory):
         os.kill(socat.pid, signal.SIGSTOP)
         client = subprocess.Popen(["socat", "-u", f"OPEN:{path}", f"TCP:127.0.0.1:{listen_port}"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_for("the client's bytes wait in socat's socket",
+        harness.wait_for("the client's bytes wait in socat's socket",
                  lambda: any(lp == listen_port and st != "0A" and q >= len(data)
                              for lp, _, st, q in tcp_table()))
         os.kill(socat.pid, signal.SIGCONT)
@@ -212,13 +189,13 @@ def socat_backend(directory):
     socat = start_socat(directory, listen_port, upstream_port)
     try:
         client = socket.create_connection(("127.0.0.1", listen_port), timeout=LIMIT)
-        wait_for("socat asleep in connect()", lambda: syscall_of(socat.pid) in CONNECT)
+        harness.wait_for("socat asleep in connect()", lambda: syscall_of(socat.pid) in CONNECT)
         os.kill(socat.pid, signal.SIGSTOP)
         upstream.accept()[0].close()
         server, (_, socat_port) = upstream.accept()
         server.sendall(data)
         server.shutdown(socket.SHUT_WR)
-        wait_for("upstream's bytes wait in socat's socket",
+        harness.wait_for("upstream's bytes wait in socat's socket",
                  lambda: any(lp == socat_port and q >= len(data) for lp, _, _, q in tcp_table()))
         os.kill(socat.pid, signal.SIGCONT)
         n, sha = receive_all(client)
@@ -252,7 +229,8 @@ def http(directory):
                                "127.0.0.1", "--directory", root], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for("http.server listens", lambda: listening(port) or server.poll() is not None)
+        harness.wait_for("http.server listens",
+                         lambda: listening(port) or server.poll() is not None)
         out = os.path.join(directory, "got")
         for i in range(10):
             proc = subprocess.run(["curl", "-sS", "--max-time", str(LIMIT), "-o", out,
@@ -313,7 +291,8 @@ def threaded(directory):
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     errors = []
     try:
-        wait_for("the threaded server listens", lambda: listening(port) or server.poll() is not None)
+        harness.wait_for("the threaded server listens",
+                         lambda: listening(port) or server.poll() is not None)
 
         def client(i):
             try:
@@ -356,13 +335,13 @@ def iperf3(directory):
     server = subprocess.Popen(["iperf3", "-s", "-1", "-p", str(port), "-B", "127.0.0.1"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_for("iperf3 -s listens", lambda: listening(port) or server.poll() is not None)
+        harness.wait_for("iperf3 -s listens", lambda: listening(port) or server.poll() is not None)
         # The client speaks first (its cookie): stopped, the server accepts
         # only once the cookie waits in its socket.
         os.kill(server.pid, signal.SIGSTOP)
         client = subprocess.Popen(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-n", "10M"],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        wait_for("the client's cookie waits in the server's socket",
+        harness.wait_for("the client's cookie waits in the server's socket",
                  lambda: any(lp == port and st != "0A" and q > 0 for lp, _, st, q in tcp_table()))
         os.kill(server.pid, signal.SIGCONT)
         report, _ = client.communicate(timeout=60)
@@ -416,7 +395,7 @@ def map_update(directory):
         client = socket.create_connection(("127.0.0.1", facts["port"]), timeout=LIMIT)
         fd = json.loads(target.stdout.readline())["fd"]
         client.sendall(b"early")
-        wait_for("the bytes wait in the accepted socket",
+        harness.wait_for("the bytes wait in the accepted socket",
                  lambda: any(rp == client.getsockname()[1] and q >= 5
                              for _, rp, _, q in tcp_table()))
         proc = subprocess.run([harness.SOCKSHIM, "map", "update", str(facts["pid"]), "socks", "0",

@@ -31,22 +31,11 @@ import time
 import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FORWARDER = os.path.join(HERE, "..", "..", "policy", "examples", "forwarder.json")
 # The system calls a reader sleeps in (x86_64 and aarch64 numbers): select,
 # poll, epoll_wait and their variants; the shim waits for select and recv in
 # ppoll.
 SLEEP_CALLS = {23, 270, 72, 7, 271, 73, 232, 281, 441, 22}
 LIMIT = 15  # seconds for any one condition
-
-
-def wait_for(what, condition, limit=LIMIT):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    harness.fail(f"{what}: not within {limit} s")
 
 
 def syscall_of(pid, tid):
@@ -85,10 +74,11 @@ def wake(wait, stop, runtime):
         client = socket.create_connection(("127.0.0.1", facts["port"]), timeout=LIMIT)
         if not json.loads(target.stdout.readline()).get("accepted"):
             harness.fail(f"{wait}: the target did not accept")
-        wait_for(f"{wait}: dump shows the accepted socket's psock", lambda: psock_count(env, pid))
-        wait_for(f"{wait}: the target's reader asleep in {wait} (system call now "
-                 f"{syscall_of(pid, pid)})",
-                 lambda: syscall_of(pid, pid) in SLEEP_CALLS)
+        harness.wait_for(f"{wait}: dump shows the accepted socket's psock",
+                         lambda: psock_count(env, pid), limit=LIMIT)
+        harness.wait_for(f"{wait}: the target's reader asleep in {wait} (system call now "
+                         f"{syscall_of(pid, pid)})",
+                         lambda: syscall_of(pid, pid) in SLEEP_CALLS, limit=LIMIT)
         if stop == "map delete":
             sockshim(env, "map", "delete", str(pid), "socks", "0")
         else:
@@ -121,7 +111,7 @@ def socat_delete(runtime):
     size, block = 100 << 20, 1 << 20
     listen_port, upstream_port = harness.free_port(), harness.free_port()
     with tempfile.TemporaryDirectory(prefix="sockshim-rxwake-") as directory:
-        policy = forwarder_policy(directory, listen_port, upstream_port)
+        policy = harness.forwarder_policy(directory, listen_port, upstream_port)
         env = harness.environment("shim", SOCKSHIM_POLICY=policy, SOCKSHIM_RUNTIME_DIR=runtime)
         cli_env = dict(env)
         cli_env.pop("LD_PRELOAD", None)
@@ -132,11 +122,12 @@ def socat_delete(runtime):
              f"TCP:127.0.0.1:{upstream_port}"], env=env, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
         try:
-            wait_for("socat listens", lambda: listening(listen_port))
+            harness.wait_for("socat listens", lambda: harness.listening(listen_port), limit=LIMIT)
             client = socket.create_connection(("127.0.0.1", listen_port), timeout=LIMIT)
             server, _ = upstream.accept()
             # Both ends are in the map once socat connected upstream.
-            wait_for("dump shows socat's two psocks", lambda: psock_count(cli_env, socat.pid) == 2)
+            harness.wait_for("dump shows socat's two psocks",
+                             lambda: psock_count(cli_env, socat.pid) == 2, limit=LIMIT)
             received = {"bytes": 0, "sha": hashlib.sha256(), "error": None}
 
             def receive():
@@ -193,31 +184,6 @@ def socat_delete(runtime):
             if socat.poll() is None:
                 socat.kill()
             socat.wait()
-
-
-def forwarder_policy(directory, listen_port, upstream_port):
-    """forwarder.json with its example ports (8080 in, 9090 upstream) replaced."""
-    with open(FORWARDER) as f:
-        policy = json.load(f)
-    for rule in policy["programs"]["insert"]["rules"]:
-        cond = rule["if"]
-        if "local_port" in cond:
-            cond["local_port"] = listen_port
-        if "remote_port" in cond:
-            cond["remote_port"] = upstream_port
-    policy["programs"]["forward"]["rules"][0]["if"]["local_port"] = listen_port
-    path = os.path.join(directory, "forwarder.json")
-    with open(path, "w") as f:
-        json.dump(policy, f)
-    return path
-
-
-def listening(port):
-    """Whether a socket listens on 127.0.0.1:port (from /proc, without connecting)."""
-    want = f"0100007F:{port:04X}"
-    with open("/proc/net/tcp") as f:
-        return any(line.split()[1] == want and line.split()[3] == "0A"
-                   for line in list(f)[1:])
 
 
 def main():

@@ -25,29 +25,10 @@ import time
 
 import harness
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-EXAMPLE = os.path.join(HERE, "..", "..", "policy", "examples", "forwarder.json")
 SIZES = {"plain": 256 << 10, "shim": 100 << 20}  # socat -v logs slowly
 CHUNK = 64 << 10
 DEADLINE = 120  # seconds for the whole transfer
 SOCAT_BLOCK = re.compile(r"^[<>] \d{4}/\d\d/\d\d .* length=\d+", re.M)
-
-
-def forwarder_policy(directory, listen_port, upstream_port):
-    """forwarder.json with its example ports (8080 in, 9090 upstream) replaced."""
-    with open(EXAMPLE) as f:
-        policy = json.load(f)
-    for rule in policy["programs"]["insert"]["rules"]:
-        cond = rule["if"]
-        if "local_port" in cond:
-            cond["local_port"] = listen_port
-        if "remote_port" in cond:
-            cond["remote_port"] = upstream_port
-    policy["programs"]["forward"]["rules"][0]["if"]["local_port"] = listen_port
-    path = os.path.join(directory, "forwarder.json")
-    with open(path, "w") as f:
-        json.dump(policy, f)
-    return path
 
 
 class Stream:
@@ -102,7 +83,7 @@ class Stream:
 def transfer(mode, directory):
     size = SIZES[mode]
     listen_port, upstream_port = harness.free_port(), harness.free_port()
-    policy = forwarder_policy(directory, listen_port, upstream_port)
+    policy = harness.forwarder_policy(directory, listen_port, upstream_port)
     upstream = socket.create_server(("127.0.0.1", upstream_port))
     upstream.settimeout(DEADLINE)
     socat_err = os.path.join(directory, f"socat-{mode}.err")
