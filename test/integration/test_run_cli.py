@@ -10,7 +10,7 @@ import signal
 import subprocess
 import tempfile
 
-from harness import LIBRARY, PYTHON, RUNTIMES, SOCKSHIM, fail, note
+from harness import LIBRARY, PRELOAD, PYTHON, RUNTIMES, SOCKSHIM, fail, host_options, note
 
 
 def run(*args, env=None, cwd=None):
@@ -90,11 +90,12 @@ def main():
     # The library says the same of a directory, and stops the program (78).
     lib = subprocess.run([PYTHON, "-c", "import socket; socket.socket()"], capture_output=True,
                          text=True, timeout=30,
-                         env=dict(env, LD_PRELOAD=LIBRARY, SOCKSHIM_POLICY=work))
+                         env=host_options(dict(env, LD_PRELOAD=PRELOAD, SOCKSHIM_POLICY=work)))
     expect(lib, 78, f"sockshim: cannot read policy {work}: Is a directory\n")
     # Log lines name their level as SOCKSHIM_LOG does: warn, not warning.
     lib = subprocess.run([PYTHON, "-c", "import socket; socket.socket()"], capture_output=True,
-                         text=True, timeout=30, env=dict(env, LD_PRELOAD=LIBRARY, SOCKSHIM_LOG="loud"))
+                         text=True, timeout=30,
+                         env=host_options(dict(env, LD_PRELOAD=PRELOAD, SOCKSHIM_LOG="loud")))
     expect(lib, 0, "] warn: SOCKSHIM_LOG=loud is not a level")
     if not re.match(r"sockshim\[\d+\] warn: ", lib.stderr):
         fail(f"a warning's log line: {lib.stderr!r}")
