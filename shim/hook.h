@@ -3,8 +3,8 @@
 
 #include <errno.h>
 
-#include "core/real.h"
-#include "core/registry.h"
+#include "core/sock/real.h"
+#include "core/sock/registry.h"
 
 #define SOCKSHIM_HOOK extern "C" __attribute__((visibility("default")))
 

@@ -6,7 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "core/skmsg_ingress.h"
+#include "core/rx/skmsg_ingress.h"
 #include "shim/hook.h"
 #include "shim/hooks_uring.h"
 

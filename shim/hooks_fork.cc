@@ -3,7 +3,7 @@
 // must still find it registered.
 #include <unistd.h>
 
-#include "core/psock_ext.h"
+#include "core/psock/psock_ext.h"
 #include "shim/hook.h"
 
 using namespace sockshim;

@@ -7,10 +7,10 @@
 
 #include <tuple>
 
-#include "core/psock.h"
-#include "core/skmsg_ingress.h"
-#include "core/tcp_bpf.h"
-#include "core/tcp_connect.h"
+#include "core/psock/psock.h"
+#include "core/rx/skmsg_ingress.h"
+#include "core/tx/tcp_bpf.h"
+#include "core/sock/tcp_connect.h"
 #include "shim/hook.h"
 
 using namespace sockshim;

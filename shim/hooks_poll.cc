@@ -4,9 +4,9 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 
-#include "core/poll_deadline.h"
-#include "core/skmsg_poll.h"
-#include "core/tcp_connect.h"
+#include "core/readiness/poll_deadline.h"
+#include "core/readiness/skmsg_poll.h"
+#include "core/sock/tcp_connect.h"
 #include "shim/hook.h"
 
 using namespace sockshim;

@@ -2,12 +2,12 @@
 #include <errno.h>
 #include <sys/socket.h>
 
-#include "core/control_server.h"
-#include "core/sk_storage.h"
-#include "core/skmsg_ingress.h"
-#include "core/sock_ops.h"
-#include "core/sock_state.h"
-#include "core/tcp_connect.h"
+#include "core/control/control_server.h"
+#include "core/maps/sk_storage.h"
+#include "core/rx/skmsg_ingress.h"
+#include "core/maps/sock_ops.h"
+#include "core/sock/sock_query.h"
+#include "core/sock/tcp_connect.h"
 #include "shim/hook.h"
 
 using namespace sockshim;

@@ -11,8 +11,8 @@
 
 #include <atomic>
 
-#include "core/loaded_policy.h"
-#include "core/log.h"
+#include "core/maps/loaded_policy.h"
+#include "core/sock/log.h"
 #include "shim/hook.h"
 
 namespace sockshim::shim {

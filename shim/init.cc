@@ -6,16 +6,16 @@
 
 #include <atomic>
 
-#include "core/control_server.h"
-#include "core/event_loop.h"
-#include "core/loaded_policy.h"
-#include "core/log.h"
-#include "core/map_table.h"
-#include "core/psock_ext.h"
-#include "core/psock_stats.h"
-#include "core/real.h"
-#include "core/registry.h"
-#include "core/skmsg_poll.h"
+#include "core/control/control_server.h"
+#include "core/sock/event_loop.h"
+#include "core/maps/loaded_policy.h"
+#include "core/sock/log.h"
+#include "core/maps/map_table.h"
+#include "core/psock/psock_ext.h"
+#include "core/psock/psock_stats.h"
+#include "core/sock/real.h"
+#include "core/sock/registry.h"
+#include "core/readiness/skmsg_poll.h"
 #include "shim/hook.h"
 
 namespace sockshim::shim {

@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "core/runtime_dir.h"
+#include "core/control/runtime_dir.h"
 
 namespace sockshim::tools {
 namespace {

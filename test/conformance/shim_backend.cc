@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <fstream>
 
-#include "core/loaded_policy.h"
-#include "core/map_table.h"
+#include "core/maps/loaded_policy.h"
+#include "core/maps/map_table.h"
 #include "shim/sockshim.h"
 #include "test/conformance/conformance.h"
 

@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/control_commands.h"
+#include "core/control/control_commands.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string line(reinterpret_cast<const char*>(data), size);

@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "core/bpf_map_ops.h"
-#include "core/map_table.h"
-#include "core/psock.h"
+#include "core/maps/bpf_map_ops.h"
+#include "core/maps/map_table.h"
+#include "core/psock/psock.h"
 #include "shim/sockshim.h"
 
 using namespace sockshim;

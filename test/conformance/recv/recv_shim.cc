@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "core/loaded_policy.h"
+#include "core/maps/loaded_policy.h"
 #include "recv_backends.h"
 #include "shim/sockshim.h"
 

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "../loopback.h"
-#include "core/loaded_policy.h"
+#include "core/maps/loaded_policy.h"
 #include "shim/sockshim.h"
 
 namespace {

@@ -10,7 +10,7 @@
 
 #include <sys/wait.h>
 
-#include "core/psock.h"
+#include "core/psock/psock.h"
 #include "shim/sockshim.h"
 #include "test/unit/maps/maps_test_util.h"
 

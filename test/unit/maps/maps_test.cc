@@ -6,9 +6,9 @@
 
 #include <catch2/catch.hpp>
 
-#include "core/psock.h"
-#include "core/registry.h"
-#include "core/socket.h"
+#include "core/psock/psock.h"
+#include "core/sock/registry.h"
+#include "core/sock/socket.h"
 #include "shim/sockshim.h"
 #include "test/unit/maps/maps_test_util.h"
 

@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/bpf_map_ops.h"
-#include "core/map_table.h"
-#include "core/sk_storage.h"
-#include "core/sock_map_link.h"
+#include "core/maps/bpf_map_ops.h"
+#include "core/maps/map_table.h"
+#include "core/maps/sk_storage.h"
+#include "core/maps/sock_map_base.h"
 #include "policy/spec.h"
 
 namespace maps_test {

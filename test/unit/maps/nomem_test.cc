@@ -10,10 +10,10 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "core/psock.h"
-#include "core/registry.h"
-#include "core/skmsg_ingress.h"
-#include "core/socket.h"
+#include "core/psock/psock.h"
+#include "core/sock/registry.h"
+#include "core/rx/skmsg_ingress.h"
+#include "core/sock/socket.h"
 #include "shim/sockshim.h"
 #include "test/unit/maps/failing_alloc.h"
 #include "test/unit/maps/maps_test_util.h"

@@ -10,9 +10,9 @@
 #include <string>
 #include <thread>
 
-#include "core/psock_ext.h"
-#include "core/registry.h"
-#include "core/sk_psock_rx.h"
+#include "core/psock/psock_ext.h"
+#include "core/sock/registry.h"
+#include "core/rx/sk_psock_rx.h"
 #include "test/unit/send/send_test_util.h"
 
 namespace recv_test {

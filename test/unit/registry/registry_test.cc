@@ -17,10 +17,10 @@
 #include <cstring>
 #include <thread>
 
-#include "core/registry.h"
-#include "core/socket.h"
-#include "core/socket_pool.h"
-#include "core/tcp_connect.h"
+#include "core/sock/registry.h"
+#include "core/sock/socket.h"
+#include "core/sock/socket_pool.h"
+#include "core/sock/tcp_connect.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57

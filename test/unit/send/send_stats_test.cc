@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <signal.h>
 
-#include "core/control_maps.h"
-#include "core/rule_text.h"
+#include "core/control/control_maps.h"
+#include "core/control/rule_text.h"
 #include "test/unit/send/send_test_util.h"
 
 using namespace send_test;

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "core/loaded_policy.h"
+#include "core/maps/loaded_policy.h"
 #include "shim/sockshim.h"
 
 namespace send_test {

@@ -1,0 +1,115 @@
+#include "core/maps/bpf_helpers.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "core/sock/log.h"
+#include "core/maps/sk_storage.h"
+#include "core/maps/sock_map_base.h"
+#include "core/sock/sock_query.h"
+
+namespace sockshim {
+namespace {
+
+// sock_map_redirect_allowed: never to a TCP listener; other protocols only
+// when connected.
+bool redirect_allowed(Socket& target) noexcept {
+  std::lock_guard g(target.lock());
+  if (sock_kind(target) == SockKind::tcp) return target.state != TcpState::listen;
+  return target.remote.len > 0;
+}
+
+}  // namespace
+
+policy::SocketTuple socket_tuple(Socket& s) noexcept {
+  policy::SocketTuple t;
+  t.family = static_cast<uint32_t>(s.family);
+  std::lock_guard g(s.lock());
+  auto fill = [&](const SockAddr& a, uint32_t* ip4, std::array<uint8_t, 16>* ip6, uint16_t* port) {
+    if (a.addr.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&a.addr);
+      *ip4 = in->sin_addr.s_addr;
+      *port = ntohs(in->sin_port);
+    } else if (a.addr.ss_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a.addr);
+      memcpy(ip6->data(), &in6->sin6_addr, 16);
+      *port = ntohs(in6->sin6_port);
+    }
+  };
+  fill(s.local, &t.local_ip4, &t.local_ip6, &t.local_port);
+  fill(s.remote, &t.remote_ip4, &t.remote_ip6, &t.remote_port);
+  return t;
+}
+
+int SockHelpers::redirect(uint32_t map, std::span<const uint8_t> key, uint64_t flags) {
+  redirect_.reset();
+  auto* m =
+      map < lp_.map_by_index.size() ? dynamic_cast<SockMapBase*>(lp_.map_by_index[map]) : nullptr;
+  if (!m || (flags & ~policy::BPF_F_INGRESS) || key.size() != m->key_size()) return policy::SK_DROP;
+  PsockRef target = m->lookup_psock(key.data());
+  if (!target || !redirect_allowed(*target->sk())) return policy::SK_DROP;
+  // bpf_msg_redirect_*: egress only to TCP; the skb helpers may leave by any.
+  bool ingress = flags & policy::BPF_F_INGRESS;
+  if (type_ == policy::ProgramType::sk_msg && !ingress && sock_kind(*target->sk()) != SockKind::tcp)
+    return policy::SK_DROP;
+  redirect_ = std::move(target);
+  ingress_ = ingress;
+  return policy::SK_PASS;
+}
+
+uint8_t* SockHelpers::storage_get(uint32_t map, bool create) {
+  auto* m =
+      map < lp_.map_by_index.size() ? dynamic_cast<SkStorage*>(lp_.map_by_index[map]) : nullptr;
+  return m ? m->get(sk_, create, nullptr) : nullptr;
+}
+
+long SockHelpers::storage_delete(uint32_t map) {
+  auto* m =
+      map < lp_.map_by_index.size() ? dynamic_cast<SkStorage*>(lp_.map_by_index[map]) : nullptr;
+  return m ? m->remove(sk_) : -EINVAL;
+}
+
+long SockHelpers::map_update(uint32_t map, std::span<const uint8_t> key, uint64_t flags) {
+  auto* m =
+      map < lp_.map_by_index.size() ? dynamic_cast<SockMapBase*>(lp_.map_by_index[map]) : nullptr;
+  if (!m || key.size() != m->key_size()) return -EINVAL;
+  // bpf_sock_map_update: a protocol without psock support is refused; the
+  // socket's state is not checked (the op already says what it is).
+  if (!sock_map_sk_is_suitable(*sk_)) return -EOPNOTSUPP;
+  std::lock_guard g(sk_->lock());
+  return m->update_common(key.data(), sk_, flags, fd_);
+}
+
+long SockHelpers::map_delete(uint32_t map, std::span<const uint8_t> key) {
+  auto* m =
+      map < lp_.map_by_index.size() ? dynamic_cast<SockMapBase*>(lp_.map_by_index[map]) : nullptr;
+  if (!m || key.size() != m->key_size()) return -EINVAL;
+  return m->delete_sys(key.data());
+}
+
+// At warn, the default level: the policy asked for this line, so it shows
+// unless the user turns logging down to errors. The socket is named by its
+// addresses and cookie, as dump shows it, and by the fd the program runs
+// for when there is one (a close runs when no fd is left).
+void SockHelpers::log(const policy::Program& program, std::string_view text) {
+  try {
+    SockAddr local, remote;
+    {
+      std::lock_guard g(sk_->lock());
+      local = sk_->local;
+      remote = sk_->remote;
+    }
+    const std::string l = format_address(local), r = format_address(remote);
+    const std::string fd = fd_ >= 0 ? ", fd " + std::to_string(fd_) : "";
+    log::warn("log: {}: {} (socket {} -> {}, cookie {}{})", program.name(), text,
+              l.empty() ? "-" : l, r.empty() ? "-" : r, sk_->cookie, fd);
+  } catch (const std::bad_alloc&) {
+    // The line is lost; the program's run is not.
+  }
+}
+
+}  // namespace sockshim

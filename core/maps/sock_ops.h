@@ -1,0 +1,24 @@
+// The policy's sockops programs run on socket events of every TCP socket of the
+// process, as a cgroup BPF_PROG_TYPE_SOCK_OPS program does: listen, connect
+// (tcp_connect, then active_established on completion), accept, and the close
+// of the last fd (state_change, once: the shim does not see the TCP states a
+// closing socket passes through). Their map_update actions are how an unmodified program's
+// sockets enter maps.
+#pragma once
+
+#include "core/sock/socket.h"
+#include "policy/context.h"
+
+namespace sockshim {
+
+// Runs every sockops program of the loaded policy for op on sk (the caller holds
+// a reference; fd is one of its fds, or -1 when it has none left). Nothing happens without a policy
+// or for a socket that is not TCP.
+void sock_ops(policy::SockOp op, Socket* sk, int fd) noexcept;
+
+// Records what a successful call did to fd's socket (its addresses, its state)
+// and, on a change of state other than to CLOSE, runs the sockops programs for
+// the event it completes. errno is preserved.
+void sock_ops_transition(int fd, TcpState state, policy::SockOp op) noexcept;
+
+}  // namespace sockshim

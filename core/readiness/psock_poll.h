@@ -1,0 +1,32 @@
+// What the poll, select and epoll paths share about a psock's readiness.
+#pragma once
+
+#include <poll.h>
+
+#include <mutex>
+
+#include "core/psock/psock.h"
+
+namespace sockshim {
+
+// The kernel's receive-side bits, hidden for a socket the receive engine reads:
+// its own readiness is what sk_psock_poll() says.
+inline constexpr short kRxHidden = POLLIN | POLLRDNORM | POLLRDHUP | POLLHUP;
+// What a poll or epoll registration of such a socket asks the kernel without.
+inline constexpr short kRxMasked = POLLIN | POLLRDNORM | POLLRDHUP;
+
+// fd's psock with a reference, or empty.
+PsockRef psock_at(int fd) noexcept;
+
+// True while p's reader sees only its queue: the receive engine reads p's
+// socket, or stopped and still settles what it took from it.
+inline bool psock_rx(Psock* p) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return p->rx_reads;
+}
+
+// The bits of sk_psock_poll(p) that a poll asking for events reports (POLLHUP
+// and POLLERR are reported unasked, as the kernel does).
+short psock_revents(Psock* p, short events) noexcept;
+
+}  // namespace sockshim

@@ -1,0 +1,730 @@
+#include "core/rx/skmsg_ingress.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <time.h>
+#include <atomic>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <vector>
+
+#include "core/maps/loaded_policy.h"
+#include "core/psock/psock_ext.h"
+#include "core/sock/real.h"
+#include "core/sock/registry.h"
+#include "core/tx/sk_msg_ring.h"
+#include "core/rx/sk_psock_rx.h"
+#include "core/tx/tcp_bpf.h"
+#include "policy/compiled.h"
+
+namespace sockshim {
+namespace {
+
+// Default when the target has no fd here to ask: the kernel's default tcp_rmem.
+constexpr int kDefaultRcvbuf = 131072;
+
+// net.ipv4.tcp_rmem: {min, default, max}. A TCP receive buffer the program
+// never sized grows (autotuning) up to max, so that is what the kernel would
+// hold for it; the queue's limit follows, or a program streaming a few MB
+// through a redirect and reading only afterwards would stall here and not
+// there.
+struct TcpRmem {
+  int def = kDefaultRcvbuf;
+  int max = 6 << 20;
+};
+const TcpRmem& tcp_rmem() noexcept {
+  static const TcpRmem r = [] {
+    TcpRmem t;
+    if (FILE* f = fopen("/proc/sys/net/ipv4/tcp_rmem", "re")) {
+      int lo;
+      if (fscanf(f, "%d %d %d", &lo, &t.def, &t.max) != 3) t = TcpRmem{};
+      fclose(f);
+    }
+    return t;
+  }();
+  return r;
+}
+
+size_t queue_limit(Psock* target, PsockExt& e) noexcept {
+  int limit = e.rcvbuf.load(std::memory_order_relaxed);
+  if (limit > 0) return static_cast<size_t>(limit);
+  limit = kDefaultRcvbuf;
+  int fd = socket_fd(target->sk());
+  socklen_t len = sizeof limit;
+  if (fd >= 0) {
+    int saved = errno;
+    if (real::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &limit, &len) != 0 || limit <= 0)
+      limit = kDefaultRcvbuf;
+    errno = saved;
+  }
+  // Unsized (still the default): as large as autotuning would let it grow.
+  if (tcp_bpf_socket(*target->sk()) && limit == tcp_rmem().def) limit = tcp_rmem().max;
+  e.rcvbuf.store(limit, std::memory_order_relaxed);
+  return static_cast<size_t>(limit);
+}
+
+// A datagram socket's reader reads one queued message per call.
+bool sk_is_dgram(Psock* p) noexcept {
+  return p->sk() && p->sk()->type == SOCK_DGRAM;
+}
+
+// The target left every map: its psock is going and its queue with it.
+bool stopping(Psock* p) noexcept {
+  std::lock_guard g(p->link_lock);
+  return p->links.empty();
+}
+
+void signal_event(int efd) noexcept {
+  uint64_t one = 1;
+  int saved = errno;
+  [[maybe_unused]] ssize_t r = real::write(efd, &one, sizeof one);
+  errno = saved;
+}
+
+void drain_event(int efd) noexcept {
+  uint64_t v;
+  int saved = errno;
+  [[maybe_unused]] ssize_t r = real::read(efd, &v, sizeof v);
+  errno = saved;
+}
+
+// sk_psock_readable under p->ingress_lock. Bytes the engine has not passed
+// (waiting in the kernel, or held mid-frame) are not the reader's.
+bool readable_locked(Psock* p) noexcept {
+  return p->ingress_bytes > 0 || (p->rx_reads && (p->rx_eof || p->rx_aborted || p->rx_err));
+}
+
+// Keeps the eventfd readable exactly while p is; under p->ingress_lock.
+void sync_event_locked(Psock* p, PsockExt& e) noexcept {
+  if (e.event_fd < 0) return;
+  bool ready = readable_locked(p);
+  if (ready == e.event_ready) return;
+  if (ready)
+    signal_event(e.event_fd);
+  else
+    drain_event(e.event_fd);
+  e.event_ready = ready;
+}
+
+// A blocked sender's wake-up: an eventfd signalled when room appears.
+int space_fd(Psock* p, PsockExt& e) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  if (e.space_fd < 0) {
+    int saved = errno;
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd >= 0) e.space_fd = registry::make_internal(fd);
+    errno = saved;
+  }
+  return e.space_fd;
+}
+
+size_t queue_room(Psock* p, size_t limit) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return p->ingress_bytes < limit ? limit - p->ingress_bytes : 0;
+}
+
+// The room p's queue has for a message of `bytes`: a datagram socket's reader
+// reads a message whole, one send one datagram, so there it is all of it
+// (when it fits, or the queue is empty: a larger one would never go in) or 0.
+size_t msg_room(Psock* p, size_t limit, size_t bytes) noexcept {
+  size_t room = queue_room(p, limit);
+  if (!sk_is_dgram(p) || room >= bytes) return room;
+  std::lock_guard g(p->ingress_lock);
+  return p->ingress_bytes == 0 ? bytes : 0;
+}
+
+// One message for a queue (with a datagram's source, or null), its list node
+// allocated before the queue's lock is taken (may throw std::bad_alloc).
+std::list<SkMsgIngress> queue_node(SkMsgBytes chunk, std::unique_ptr<SockAddr> name = nullptr) {
+  std::list<SkMsgIngress> node;
+  node.push_back({std::move(chunk), std::move(name)});
+  return node;
+}
+
+// Appends the message in node to p's queue; under nothing.
+void enqueue(Psock* p, PsockExt& e, std::list<SkMsgIngress> node) noexcept {
+  size_t n = node.front().bytes.size();
+  {
+    std::lock_guard g(p->ingress_lock);
+    p->ingress_bytes += n;
+    p->ingress_msg.splice(p->ingress_msg.end(), node);
+    // An arrival onto unread bytes is a new edge too (EPOLLET), as in the
+    // kernel: write the eventfd again.
+    if (e.event_ready && e.event_fd >= 0)
+      signal_event(e.event_fd);
+    else
+      sync_event_locked(p, e);
+  }
+  e.stats.ingress_in.fetch_add(n, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+bool fd_nonblocking(int fd) noexcept {
+  int saved = errno;
+  int fl = real::fcntl(fd, F_GETFL, 0);
+  errno = saved;
+  return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonblock,
+                    int sender_fd) noexcept {
+  PsockExt& e = psock_ext(target);
+  const size_t limit = queue_limit(target, e);
+  g_ingress_used.store(true, std::memory_order_relaxed);
+  while (bytes > 0) {
+    if (stopping(target)) {
+      sk_msg_consume_front(msg, bytes);
+      return 0;
+    }
+    if (size_t room = msg_room(target, limit, bytes); room > 0) {
+      uint32_t n = static_cast<uint32_t>(std::min<size_t>(room, bytes));
+      std::list<SkMsgIngress> node;
+      try {
+        node = queue_node({});
+        node.front().bytes = sk_msg_take_front(msg, n);  // takes nothing when it throws
+      } catch (...) {
+        return -ENOMEM;
+      }
+      enqueue(target, e, std::move(node));
+      bytes -= n;
+      continue;
+    }
+    // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
+    if (nonblock || (sender_fd >= 0 && fd_nonblocking(sender_fd))) return -EAGAIN;
+    int sfd = space_fd(target, e);
+    if (sfd < 0) return -ENOMEM;
+    // Drain, then look: room freed after the look signals the fd again.
+    e.space_waiters.fetch_add(1, std::memory_order_acq_rel);
+    drain_event(sfd);
+    if (msg_room(target, limit, bytes) == 0 && !stopping(target)) {
+      pollfd pf{sfd, POLLIN, 0};
+      int r = real::poll(&pf, 1, -1);
+      if (r < 0 && errno == EINTR) {
+        e.space_waiters.fetch_sub(1, std::memory_order_acq_rel);
+        return -EINTR;
+      }
+    }
+    e.space_waiters.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  return 0;
+}
+
+size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
+                             const SockAddr* name) noexcept {
+  if (bytes.empty()) return 0;
+  PsockExt& e = psock_ext(target);
+  g_ingress_used.store(true, std::memory_order_relaxed);
+  size_t n = std::min(msg_room(target, queue_limit(target, e), bytes.size()), bytes.size());
+  if (n == 0) return 0;
+  try {
+    std::unique_ptr<SockAddr> src;
+    if (name && name->len > 0) src = std::make_unique<SockAddr>(*name);
+    enqueue(target, e,
+            queue_node(SkMsgBytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n)),
+                       std::move(src)));
+  } catch (...) {
+    return 0;
+  }
+  return n;
+}
+
+void sk_psock_space_signal(Psock* p) noexcept {
+  PsockExt& e = psock_ext(p);
+  if (e.space_waiters.load(std::memory_order_acquire) == 0) return;
+  int fd;
+  {
+    std::lock_guard g(p->ingress_lock);
+    fd = e.space_fd;
+  }
+  if (fd >= 0) signal_event(fd);
+}
+
+RxStopFd::~RxStopFd() {
+  if (fd >= 0) real::close(fd);
+}
+
+void sk_psock_rx_reading(Psock* p, bool on) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::shared_ptr<RxStopFd> stop;
+  {
+    std::lock_guard g(p->ingress_lock);
+    if (!on && p->rx_reads && e.rx_stop_fd) {
+      // Never drained: a waiter that sees it late still wakes.
+      signal_event(e.rx_stop_fd->fd);
+      stop.swap(e.rx_stop_fd);
+    }
+    p->rx_reads = on;
+    p->rx_eof = p->rx_aborted = false;
+    sync_event_locked(p, e);
+  }
+  // Closed here, outside the lock, unless a waiter still holds it.
+}
+
+bool sk_psock_rx_reads(Psock* p) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return p->rx_reads;
+}
+
+bool sk_psock_rx_stop_wait(Psock* p, std::shared_ptr<RxStopFd>* out) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::shared_ptr<RxStopFd> made;
+  for (;;) {
+    {
+      std::lock_guard g(p->ingress_lock);
+      if (!p->rx_reads) return false;
+      if (!e.rx_stop_fd && made) e.rx_stop_fd = std::move(made);
+      if (e.rx_stop_fd) {
+        *out = e.rx_stop_fd;
+        return true;
+      }
+    }
+    // Made outside the spinlock; one that lost a race is closed.
+    int saved = errno;
+    try {
+      made = std::make_shared<RxStopFd>();
+    } catch (...) {
+      errno = saved;
+      return true;
+    }
+    made->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    errno = saved;
+    if (made->fd < 0) return true;
+  }
+}
+
+void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::lock_guard g(p->ingress_lock);
+  p->rx_eof = p->rx_eof || eof;
+  p->rx_aborted = p->rx_aborted || aborted;
+  if (err) p->rx_err = err;
+  sync_event_locked(p, e);
+}
+
+SkMsgClaim::~SkMsgClaim() {
+  if (fd >= 0) registry::close_internal(fd);
+}
+
+void sk_psock_ingress_discard(Psock* p) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::lock_guard g(p->ingress_lock);
+  for (auto it = p->ingress_msg.begin(); it != p->ingress_msg.end();) {
+    if (it->claim.fd >= 0) {
+      ++it;
+      continue;
+    }
+    p->ingress_bytes -= it->bytes.size();
+    it = p->ingress_msg.erase(it);
+  }
+  sync_event_locked(p, e);
+}
+
+void sk_msg_fork_claims(Psock* p) noexcept {
+  if (!sk_is_dgram(p)) return;
+  int saved = errno;
+  std::lock_guard g(p->ingress_lock);
+  for (SkMsgIngress& m : p->ingress_msg) {
+    if (m.claim.fd >= 0) continue;
+    int fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+    // Without one the parent keeps it, as it keeps a stream's bytes.
+    if (fd >= 0) m.claim.fd = registry::make_internal(fd);
+  }
+  errno = saved;
+}
+
+namespace {
+
+// Whether this process may have the datagram claim c guards: one without a
+// claim is its own; a peek leaves an untaken one for others; a read takes it
+// (and the others will find it taken). An error other than EAGAIN (the
+// program closed the fd) leaves it to this process.
+bool claim(SkMsgClaim& c, bool peek) noexcept {
+  if (c.fd < 0) return true;
+  int saved = errno;
+  bool mine;
+  if (peek) {
+    pollfd pf{c.fd, POLLIN, 0};
+    mine = real::poll(&pf, 1, 0) != 0;
+  } else {
+    uint64_t v;
+    mine = real::read(c.fd, &v, sizeof v) == sizeof v || errno != EAGAIN;
+  }
+  errno = saved;
+  return mine;
+}
+
+// A reader consumed from p's queue: the readiness follows, and senders and
+// sources waiting for room go on.
+void consumed(Psock* p) noexcept {
+  PsockExt& e = psock_ext(p);
+  {
+    std::lock_guard g(p->ingress_lock);
+    sync_event_locked(p, e);
+  }
+  sk_psock_space_signal(p);
+  if (e.has_waiters.load(std::memory_order_acquire)) sk_psock_rx_wake(p);
+}
+
+// Copies the first queued datagram of p into msg (and takes it, unless
+// MSG_PEEK); under p->ingress_lock, the queue not empty.
+ssize_t copy_dgram_locked(Psock* p, msghdr* msg, int flags) noexcept {
+  auto it = p->ingress_msg.begin();
+  const size_t len = it->bytes.size();
+  size_t off = 0;
+  for (size_t i = 0; i < msg->msg_iovlen && off < len; ++i) {
+    size_t n = std::min(msg->msg_iov[i].iov_len, len - off);
+    memcpy(msg->msg_iov[i].iov_base, it->bytes.data() + off, n);
+    off += n;
+  }
+  // The source, if it is an address of the reader's family (a datagram
+  // redirected from another family has none for it); namelen is its full
+  // length, as the kernel's move_addr_to_user gives it.
+  const SockAddr* src = it->name.get();
+  if (src && src->addr.ss_family != p->sk()->family) src = nullptr;
+  if (msg->msg_name && src) {
+    memcpy(msg->msg_name, &src->addr, std::min<size_t>(msg->msg_namelen, src->len));
+    msg->msg_namelen = src->len;
+  } else {
+    msg->msg_namelen = 0;
+  }
+  msg->msg_controllen = 0;
+  msg->msg_flags = off < len ? MSG_TRUNC : 0;
+  if (!(flags & MSG_PEEK)) {
+    p->ingress_bytes -= len;
+    p->ingress_msg.erase(it);
+  }
+  return static_cast<ssize_t>(flags & MSG_TRUNC ? len : off);
+}
+
+}  // namespace
+
+size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noexcept {
+  const bool peek = flags & MSG_PEEK;
+  size_t copied = 0;
+  {
+    std::lock_guard g(p->ingress_lock);
+    auto it = p->ingress_msg.begin();
+    size_t off = 0;  // into *it
+    for (size_t i = 0; i < iovcnt && it != p->ingress_msg.end(); ++i) {
+      auto* dst = static_cast<uint8_t*>(iov[i].iov_base);
+      size_t room = iov[i].iov_len;
+      while (room > 0 && it != p->ingress_msg.end()) {
+        size_t n = std::min(room, it->bytes.size() - off);
+        memcpy(dst, it->bytes.data() + off, n);
+        dst += n;
+        room -= n;
+        off += n;
+        copied += n;
+        if (off == it->bytes.size()) {
+          it = peek ? std::next(it) : p->ingress_msg.erase(it);
+          off = 0;
+        }
+      }
+    }
+    if (!peek && copied > 0) {
+      if (off > 0)
+        it->bytes.erase(it->bytes.begin(), it->bytes.begin() + static_cast<ptrdiff_t>(off));
+      p->ingress_bytes -= copied;
+    }
+  }
+  if (!peek && copied > 0) consumed(p);
+  return copied;
+}
+
+ssize_t sk_msg_recv_dgram(Psock* p, msghdr* msg, int flags) noexcept {
+  const bool peek = flags & MSG_PEEK;
+  ssize_t ret = -1;
+  bool lost = false;
+  {
+    std::lock_guard g(p->ingress_lock);
+    // Datagrams another process of the fork took are dropped here.
+    while (!p->ingress_msg.empty() && !claim(p->ingress_msg.front().claim, peek)) {
+      p->ingress_bytes -= p->ingress_msg.front().bytes.size();
+      p->ingress_msg.pop_front();
+      lost = true;
+    }
+    if (!p->ingress_msg.empty()) ret = copy_dgram_locked(p, msg, flags);
+  }
+  if ((ret >= 0 && !peek) || lost) consumed(p);
+  return ret;
+}
+
+size_t sk_psock_msg_inq(Psock* p) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return p->ingress_bytes;
+}
+
+bool sk_psock_readable(Psock* p) noexcept {
+  sk_psock_rx_active(p, -1);
+  std::lock_guard g(p->ingress_lock);
+  return readable_locked(p);
+}
+
+short sk_psock_poll(Psock* p) noexcept {
+  sk_psock_rx_active(p, -1);
+  std::lock_guard g(p->ingress_lock);
+  short ev = readable_locked(p) ? POLLIN | POLLRDNORM : 0;
+  if (p->rx_reads) {
+    if (p->rx_eof) ev |= POLLRDHUP;
+    if (p->rx_err) ev |= POLLERR;
+    if (p->rx_eof && p->rx_err) ev |= POLLHUP;  // reset
+  }
+  return ev;
+}
+
+void psock_fionread(int fd, int* value) noexcept {
+  SocketRef s = registry::get(fd);
+  PsockRef p = s ? psock_get(s.get()) : PsockRef();
+  if (!p) return;
+  // The engine reads the socket: what the kernel holds has not passed the
+  // verdict yet and is not the reader's (tcp_bpf_ioctl counts the queue only).
+  std::lock_guard g(p->ingress_lock);
+  if (sk_is_dgram(p.get())) {
+    // A datagram socket's FIONREAD is the size of the next datagram (the
+    // queue's first; the kernel's own when the queue is empty and the socket
+    // is not the engine's).
+    if (!p->ingress_msg.empty())
+      *value = static_cast<int>(p->ingress_msg.front().bytes.size());
+    else if (p->rx_reads)
+      *value = 0;
+    return;
+  }
+  if (p->rx_reads)
+    *value = static_cast<int>(p->ingress_bytes);
+  else
+    *value += static_cast<int>(p->ingress_bytes);
+}
+
+void psock_so_error(int fd, void* value, socklen_t* len) noexcept {
+  if (!value || !len || *len < sizeof(int) || *static_cast<int*>(value) != 0) return;
+  SocketRef s = registry::get(fd);
+  PsockRef p = s ? psock_get(s.get()) : PsockRef();
+  if (!p) return;
+  std::lock_guard g(p->ingress_lock);
+  if (!p->rx_err) return;
+  *static_cast<int*>(value) = p->rx_err;
+  p->rx_err = 0;
+  sync_event_locked(p.get(), psock_ext(p.get()));
+}
+
+int ingress_event_fd(Psock* p) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::lock_guard g(p->ingress_lock);
+  if (e.event_fd < 0) {
+    int saved = errno;
+    e.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    errno = saved;
+    e.event_ready = false;
+    sync_event_locked(p, e);
+  }
+  return e.event_fd;
+}
+
+namespace {
+
+// SO_RCVTIMEO in milliseconds, -1 for none.
+int recv_timeout_ms(int fd) noexcept {
+  timeval tv{};
+  socklen_t len = sizeof tv;
+  int saved = errno;
+  int r = real::getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len);
+  errno = saved;
+  if (r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return -1;
+  return static_cast<int>(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
+}
+
+// Whether any program of the loaded policy can queue bytes for a reader: an
+// ingress redirect (sk_msg), or a receive-side verdict (which passes into the
+// queue). Without one, an empty queue stays empty and a blocking read can wait
+// in the kernel alone. Cached per loaded policy.
+bool policy_may_queue() noexcept {
+  static std::atomic<const LoadedPolicy*> cached{nullptr};
+  static std::atomic<bool> cached_answer{true};
+  std::shared_ptr<const LoadedPolicy> lp = current_policy();
+  if (!lp) return g_ingress_used.load(std::memory_order_relaxed);
+  if (cached.load(std::memory_order_acquire) == lp.get())
+    return cached_answer.load(std::memory_order_relaxed);
+  bool may = false;
+  for (const auto& prog : lp->policy->programs) {
+    if (prog->type() != policy::ProgramType::sk_msg && prog->is_verdict()) may = true;
+    for (const policy::Rule& rule : prog->compiled().rules)
+      for (const policy::Action& a : rule.actions)
+        if (a.kind == policy::Action::Kind::redirect && (a.flags & policy::BPF_F_INGRESS))
+          may = true;
+  }
+  may = may || g_ingress_used.load(std::memory_order_relaxed);
+  cached_answer.store(may, std::memory_order_relaxed);
+  cached.store(lp.get(), std::memory_order_release);
+  return may;
+}
+
+}  // namespace
+
+namespace {
+
+// The reader's iovecs past the first `skip` bytes (a MSG_WAITALL read that
+// goes on after a short copy).
+struct IovTail {
+  std::vector<iovec> v;
+  IovTail(const msghdr* msg, size_t skip) {
+    for (size_t i = 0; i < msg->msg_iovlen; ++i) {
+      const iovec& io = msg->msg_iov[i];
+      if (skip >= io.iov_len) {
+        skip -= io.iov_len;
+        continue;
+      }
+      v.push_back({static_cast<char*>(io.iov_base) + skip, io.iov_len - skip});
+      skip = 0;
+    }
+  }
+};
+
+// What an engine-read psock's reader gets once its queue is empty: 0 (wait),
+// 1 (EOF), -1 with errno (the socket error, taken; or EAGAIN after a parser
+// error). With bytes already copied the error stays for the next read.
+int rx_due(Psock* p, bool copied) noexcept {
+  PsockExt& e = psock_ext(p);
+  std::lock_guard g(p->ingress_lock);
+  if (p->ingress_bytes > 0) return 0;
+  if (p->rx_aborted) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (p->rx_err && !copied) {
+    errno = p->rx_err;
+    p->rx_err = 0;
+    sync_event_locked(p, e);
+    return -1;
+  }
+  return p->rx_eof || p->rx_err ? 1 : 0;
+}
+
+int64_t now_ms() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+void clear_header(msghdr* msg) noexcept {
+  msg->msg_namelen = 0;
+  msg->msg_controllen = 0;
+  msg->msg_flags = 0;
+}
+
+}  // namespace
+
+ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock) noexcept {
+  if (flags & MSG_ERRQUEUE) return real::recvmsg(fd, msg, flags);
+  nonblock = nonblock || (flags & MSG_DONTWAIT);
+  sk_psock_rx_active(p, fd);  // in a fork child, the engine starts here
+  bool rx = sk_psock_rx_reads(p);
+  size_t want = 0;
+  for (size_t i = 0; i < msg->msg_iovlen; ++i) want += msg->msg_iov[i].iov_len;
+  if (!rx && !nonblock && !policy_may_queue() && sk_psock_msg_inq(p) == 0)
+    return real::recvmsg(fd, msg, flags);
+  // A datagram socket reads one message per call, whole (§7), and ignores
+  // MSG_WAITALL as udp_recvmsg does; a zero-length read still takes one.
+  const bool dgram = sk_is_dgram(p);
+  if (want == 0 && !dgram) return rx ? 0 : real::recvmsg(fd, msg, flags);
+  const bool peek = flags & MSG_PEEK;
+  const bool waitall = (flags & MSG_WAITALL) && !peek && !dgram;
+  size_t copied = 0;
+  int64_t deadline = -1;  // SO_RCVTIMEO, asked on the first wait
+  bool asked_timeout = false;
+  for (;;) {
+    if (dgram) {
+      if (ssize_t n = sk_msg_recv_dgram(p, msg, flags); n >= 0) return n;
+    } else {
+      IovTail tail(msg, copied);
+      const iovec* iov = copied ? tail.v.data() : msg->msg_iov;
+      const size_t iovcnt = copied ? tail.v.size() : msg->msg_iovlen;
+      copied += sk_msg_recvmsg(p, iov, iovcnt, flags);
+    }
+    if (copied == want || (copied > 0 && !waitall)) {
+      clear_header(msg);
+      return static_cast<ssize_t>(copied);
+    }
+    // The first read runs the engine on bytes that predate its start and
+    // looks again: what passed is there now, as if the socket had been in its
+    // maps all along (the kernel's first read may give EAGAIN; not here).
+    if (rx && copied == 0 && sk_psock_rx_kick(p, true)) continue;
+    if (rx) {
+      int due = rx_due(p, copied > 0);
+      if (due != 0 || !sk_psock_rx_reads(p)) {
+        if (copied > 0) {
+          clear_header(msg);
+          return static_cast<ssize_t>(copied);
+        }
+        if (due < 0) return -1;
+        if (due > 0) {
+          clear_header(msg);
+          return 0;
+        }
+        rx = false;  // stopped meanwhile: the socket's own bytes are the reader's again
+        continue;
+      }
+    } else {
+      // The socket's own bytes, after the queue (order is not kept, as in the kernel).
+      msghdr m = *msg;
+      IovTail t2(msg, copied);
+      if (copied) {
+        m.msg_iov = t2.v.data();
+        m.msg_iovlen = t2.v.size();
+      }
+      ssize_t r = real::recvmsg(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+      if (r > 0 || (r == 0 && dgram)) {  // an empty datagram is a datagram
+        copied += static_cast<size_t>(r);
+        if (copied == want || !waitall) {
+          msg->msg_namelen = m.msg_namelen;
+          msg->msg_controllen = m.msg_controllen;
+          msg->msg_flags = m.msg_flags;
+          return static_cast<ssize_t>(copied);
+        }
+        continue;
+      }
+      if (r == 0 || errno != EAGAIN) return copied ? static_cast<ssize_t>(copied) : r;
+    }
+    // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
+    if (nonblock || fd_nonblocking(fd)) {
+      if (copied) return static_cast<ssize_t>(copied);
+      errno = EAGAIN;
+      return -1;
+    }
+    if (!asked_timeout) {
+      asked_timeout = true;
+      int t = recv_timeout_ms(fd);
+      if (t >= 0) deadline = now_ms() + t;
+    }
+    int timeout = -1;
+    if (deadline >= 0) timeout = static_cast<int>(std::max<int64_t>(0, deadline - now_ms()));
+    int efd = ingress_event_fd(p);
+    // With the engine only the queue's eventfd says anything to the reader,
+    // and the stop eventfd that the socket is the reader's again.
+    std::shared_ptr<RxStopFd> stop;
+    if (rx && !sk_psock_rx_stop_wait(p, &stop)) continue;
+    pollfd pf[2];
+    nfds_t n = 0;
+    if (efd >= 0) pf[n++] = {efd, POLLIN, 0};
+    if (!rx)
+      pf[n++] = {fd, POLLIN, 0};
+    else if (stop)
+      pf[n++] = {stop->fd, POLLIN, 0};
+    if (n == 0) pf[n++] = {fd, POLLIN, 0};
+    int pr = real::poll(pf, n, timeout);
+    if (pr <= 0) {
+      if (copied) return static_cast<ssize_t>(copied);
+      if (pr == 0) errno = EAGAIN;
+      return -1;
+    }
+  }
+}
+
+}  // namespace sockshim
