@@ -36,7 +36,7 @@ constexpr const char kDumpUsage[] =
     "            DROPPED, REDIRECTED); rule \"default\": runs where none held\n"
     "--json prints one JSON document: {\"processes\": [{\"process\": {...},\n"
     "\"maps\": [...], \"sockets\": [...], \"storage\": [...], \"psocks\": [...],\n"
-    "\"programs\": [...]}]}, keys as documented in README.md.\n"
+    "\"programs\": [...]}]}, keys as documented in docs/cli.md.\n"
     "\n"
     "exit status: 0, 1 when PID has no control socket or answers with an error,\n"
     "2 for a usage error (an unknown option, or an argument that is neither a\n"

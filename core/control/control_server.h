@@ -1,6 +1,6 @@
 // The control socket: one unix socket per process, <runtime dir>/<pid>.sock
 // (directory 0700, socket 0600, peer uid checked with SO_PEERCRED), served by the
-// event loop. Requests are one JSON object per line; see README "Control protocol".
+// event loop. Requests are one JSON object per line; see docs/control-protocol.md.
 #pragma once
 
 namespace sockshim::control {

@@ -48,7 +48,7 @@ struct Row {
   std::vector<std::string> expect_probes;
   std::string expect_p1, expect_p2;
   std::string expect_p1_end = "EOF", expect_p2_end = "EOF";
-  // Deliberate differences (README, "The receive path"): p2's end, or the
+  // Deliberate differences (docs/semantics.md, "The receive path"): p2's end, or the
   // probe results, under the shim where they are not the kernel's;
   // everything else must still match.
   std::string shim_p2_end;
