@@ -18,10 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "policy/fake_kernel.h"
 #include "policy/policy.h"
 #include "policy/vocabulary.h"
 #include "tools/commands.h"
+#include "tools/fake_kernel.h"
 #include "tools/policy_input.h"
 
 namespace sockshim::tools {

@@ -1,4 +1,4 @@
-#include "policy/fake_kernel.h"
+#include "tools/fake_kernel.h"
 
 #include <arpa/inet.h>
 
