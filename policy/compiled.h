@@ -14,7 +14,7 @@
 
 namespace sockshim::policy {
 
-// A value a program reads from its context.
+// A value a program reads from its context (names and properties: vocabulary.h).
 enum class CtxField : uint8_t {
   family,
   local_ip4,
@@ -30,7 +30,7 @@ enum class CtxField : uint8_t {
 
 // A test on an integer. ip4 fields compare in host order so ranges read naturally.
 struct Compare {
-  enum class Op : uint8_t { eq, ne, lt, le, gt, ge, range, in };
+  enum class Op : uint8_t { eq, ne, lt, le, gt, ge, in, range };
   Op op = Op::eq;
   bool is_signed = false;  // i64 storage fields
   uint64_t a = 0, b = 0;
@@ -89,6 +89,7 @@ struct StorageWrite {
 };
 
 struct Action {
+  // Names and where each is available: vocabulary.h's kActions.
   enum class Kind : uint8_t {
     pass,
     drop,
@@ -115,10 +116,6 @@ struct Action {
   std::string text;  // log
 };
 
-const char* action_name(Action::Kind k) noexcept;
-
-inline constexpr size_t kCtxFields = 10;
-
 // The flat form of all rules' `if`s, one array in rule order: integer tests on
 // context fields inline (also negated, for `not`, and as an `any` group of the n
 // tests that follow), anything else through its Cond, `always` for a rule
@@ -126,7 +123,7 @@ inline constexpr size_t kCtxFields = 10;
 // last test of a rule names the rule. Built by Program's constructor, once conds
 // no longer move.
 struct Test {
-  enum class Code : uint8_t { eq, ne, lt, le, gt, ge, range, in, cond, any, always };
+  enum class Code : uint8_t { eq, ne, lt, le, gt, ge, in, range, cond, any, always };
   Code code = Code::cond;
   uint8_t field = 0;  // CtxField
   bool negate = false;
@@ -138,7 +135,8 @@ struct Test {
   const Cond* cond = nullptr;
 };
 
-static_assert(static_cast<int>(Test::Code::in) == static_cast<int>(Compare::Op::in),
+static_assert(static_cast<int>(Test::Code::in) == static_cast<int>(Compare::Op::in) &&
+                  static_cast<int>(Test::Code::range) == static_cast<int>(Compare::Op::range),
               "Test::Code mirrors Compare::Op");
 
 struct Rule {

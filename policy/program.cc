@@ -8,45 +8,9 @@
 
 #include "policy/compiled.h"
 #include "policy/find_bytes.h"
+#include "policy/vocabulary.h"
 
 namespace sockshim::policy {
-
-const char* program_type_name(ProgramType t) noexcept {
-  switch (t) {
-    case ProgramType::sk_msg:
-      return "sk_msg";
-    case ProgramType::stream_parser:
-      return "sk_skb/stream_parser";
-    case ProgramType::stream_verdict:
-      return "sk_skb/stream_verdict";
-    case ProgramType::skb_verdict:
-      return "sk_skb/verdict";
-    case ProgramType::sockops:
-      return "sockops";
-  }
-  return "?";
-}
-
-const char* verdict_name(Verdict v) noexcept {
-  switch (v) {
-    case Verdict::pass:
-      return "pass";
-    case Verdict::drop:
-      return "drop";
-    case Verdict::redirect:
-      return "redirect";
-  }
-  return "?";
-}
-
-const char* action_name(Action::Kind k) noexcept {
-  static constexpr const char* kNames[] = {
-      "pass",       "drop",       "redirect", "apply_bytes", "cork_bytes",
-      "pull_data",  "push_data",  "pop_data", "storage",     "storage_delete",
-      "map_update", "map_delete", "log",
-  };
-  return kNames[static_cast<size_t>(k)];
-}
 
 namespace {
 

@@ -18,9 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "policy/fake_kernel.h"
 #include "policy/policy.h"
+#include "policy/vocabulary.h"
 #include "tools/commands.h"
+#include "tools/fake_kernel.h"
 #include "tools/policy_input.h"
 
 namespace sockshim::tools {
@@ -126,16 +127,14 @@ Ctx parse_ctx(const std::string& text) {
     const json& v = it.value();
     const std::string p = "/" + k;
     if (k == "family") {
-      if (v == "AF_INET")
-        c.sk.family = AF_INET;
-      else if (v == "AF_INET6")
-        c.sk.family = AF_INET6;
-      else if (v == "AF_UNIX")
-        c.sk.family = AF_UNIX;
+      if (const NamedValue* f =
+              v.is_string() ? find_name(kFamilies, v.get<std::string>()) : nullptr)
+        c.sk.family = static_cast<uint32_t>(f->value);
       else if (v.is_number_unsigned())
         c.sk.family = static_cast<uint32_t>(ctx_uint(v, p, UINT32_MAX));
       else
-        usage_error("--ctx: /family: expected \"AF_INET\", \"AF_INET6\", \"AF_UNIX\" or a number");
+        usage_error("--ctx: /family: expected " + quoted_list(names_of(kFamilies)) +
+                    " or a number");
     } else if (k == "local_ip4") {
       c.sk.local_ip4 = ctx_ip4(v, p);
     } else if (k == "remote_ip4") {
@@ -149,20 +148,14 @@ Ctx parse_ctx(const std::string& text) {
     } else if (k == "remote_port") {
       c.sk.remote_port = static_cast<uint16_t>(ctx_uint(v, p, 65535));
     } else if (k == "op") {
-      static const std::pair<const char*, SockOp> kOps[] = {
-          {"tcp_connect", SockOp::tcp_connect},
-          {"active_established", SockOp::active_established},
-          {"passive_established", SockOp::passive_established},
-          {"state_change", SockOp::state_change},
-          {"close", SockOp::state_change},
-          {"listen", SockOp::listen}};
-      for (const auto& [name, op] : kOps)
-        if (v == name) c.op = op;
+      if (const NamedValue* op =
+              v.is_string() ? find_name(kSockOps, v.get<std::string>()) : nullptr)
+        c.op = static_cast<SockOp>(op->value);
       if (v.is_number_unsigned()) c.op = static_cast<SockOp>(ctx_uint(v, p, UINT32_MAX));
       if (!c.op)
-        usage_error(
-            "--ctx: /op: expected \"active_established\", \"passive_established\", \"listen\", "
-            "\"state_change\", \"tcp_connect\" or a number");
+        usage_error("--ctx: /op: expected " +
+                    quoted_list(names_of(kSockOps, [](const NamedValue& n) { return n.alias; })) +
+                    " or a number");
     } else if (k == "storage" || k == "maps") {
       if (!v.is_object()) usage_error("--ctx: " + p + ": expected an object");
       (k == "storage" ? c.storage : c.maps) = v;
@@ -184,13 +177,14 @@ uint32_t map_of(const Policy& pol, const std::string& name, const std::string& p
 // One key field's bytes from a --ctx value: a number, or an address as text.
 void put_key_field(std::vector<uint8_t>& key, KeyField f, const json& v, const std::string& ptr) {
   const uint32_t size = key_field_size(f);
-  if (f == KeyField::local_ip6 || f == KeyField::remote_ip6) {
+  const Literal lit = info(f).literal;
+  if (lit == Literal::ip6) {
     const auto a = ctx_ip6(v, ptr);
     key.insert(key.end(), a.begin(), a.end());
     return;
   }
   uint64_t n;
-  if ((f == KeyField::local_ip4 || f == KeyField::remote_ip4) && v.is_string()) {
+  if (lit == Literal::ip4 && v.is_string()) {
     n = ctx_ip4(v, ptr);
   } else {
     n = ctx_uint(v, ptr, size == 8 ? UINT64_MAX : UINT32_MAX);
@@ -264,11 +258,8 @@ std::vector<uint8_t> ctx_key(const MapSpec& m, const SocketTuple& sk, const json
     return key;
   }
   if (v.is_object()) {
-    static const char* kNames[] = {"family",      "local_ip4",  "remote_ip4",
-                                   "local_ip6",   "remote_ip6", "local_port",
-                                   "remote_port", "u32",        "u64"};
     for (KeyField f : m.key) {
-      const char* name = kNames[static_cast<size_t>(f)];
+      const std::string name = key_field_name(f);
       if (!v.contains(name)) usage_error("--ctx: " + ptr + ": missing key field \"" + name + "\"");
       put_key_field(key, f, v[name], ptr + "/" + name);
     }

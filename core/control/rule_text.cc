@@ -3,54 +3,41 @@
 #include <cstdio>
 #include <cstring>
 
+#include "policy/vocabulary.h"
+
 namespace sockshim {
 namespace {
 
 using policy::Compare;
 using policy::Cond;
 using policy::CtxField;
-
-const char* field_name(CtxField f) {
-  static constexpr const char* kNames[] = {"family",     "local_ip4",  "remote_ip4",  "local_ip6",
-                                           "remote_ip6", "local_port", "remote_port", "size",
-                                           "len",        "op"};
-  return kNames[static_cast<size_t>(f)];
-}
+using policy::Literal;
 
 // A value as the policy would write it: addresses dotted (compared in host
-// order), families by name.
+// order), the inet families by name.
 std::string value_text(CtxField f, uint64_t v) {
-  if (f == CtxField::local_ip4 || f == CtxField::remote_ip4) {
+  const Literal lit = policy::info(f).literal;
+  if (lit == Literal::ip4) {
     char b[16];
     snprintf(b, sizeof b, "%u.%u.%u.%u", unsigned(v >> 24 & 255), unsigned(v >> 16 & 255),
              unsigned(v >> 8 & 255), unsigned(v & 255));
     return b;
   }
-  if (f == CtxField::family && (v == 2 || v == 10)) return v == 2 ? "AF_INET" : "AF_INET6";
+  if (lit == Literal::family && (v == AF_INET || v == AF_INET6))
+    return std::string(policy::find_value(policy::kFamilies, v)->name);
   return std::to_string(v);
 }
 
 std::string compare_text(const std::string& lhs, CtxField f, const Compare& c) {
-  using Op = Compare::Op;
   auto val = [&](uint64_t v) {
     return c.is_signed ? std::to_string(static_cast<int64_t>(v)) : value_text(f, v);
   };
-  switch (c.op) {
-    case Op::eq:
-      return lhs + "=" + val(c.a);
-    case Op::ne:
-      return lhs + "!=" + val(c.a);
-    case Op::lt:
-      return lhs + "<" + val(c.a);
-    case Op::le:
-      return lhs + "<=" + val(c.a);
-    case Op::gt:
-      return lhs + ">" + val(c.a);
-    case Op::ge:
-      return lhs + ">=" + val(c.a);
-    case Op::range:
+  switch (policy::info(c.op).args) {
+    case policy::CompareArgs::one:
+      return lhs + std::string(policy::info(c.op).symbol) + val(c.a);
+    case policy::CompareArgs::pair:
       return lhs + " in [" + val(c.a) + ".." + val(c.b) + "]";
-    case Op::in: {
+    case policy::CompareArgs::list: {
       std::string s;
       for (uint64_t v : c.set) s += (s.empty() ? "" : ",") + val(v);
       return lhs + " in {" + s + "}";
@@ -104,27 +91,36 @@ std::string cond_text(const Cond& c, const policy::Policy& pol) {
     case Cond::Kind::not_:
       return "not (" + join(c.children, " and ", pol) + ")";
     case Cond::Kind::field:
-      return compares_text(field_name(c.field), c.field, c.cmps);
+      return compares_text(policy::ctx_field_name(c.field), c.field, c.cmps);
     case Cond::Kind::ip6:
-      return std::string(field_name(c.field)) + (c.negate ? " not in " : " in ") +
+      return std::string(policy::ctx_field_name(c.field)) + (c.negate ? " not in " : " in ") +
              std::to_string(c.ip6_set.size()) + " addresses";
     case Cond::Kind::data_prefix:
-      return "data prefix " + quoted(c.bytes);
     case Cond::Kind::data_contains:
-      return "data contains " + quoted(c.bytes);
     case Cond::Kind::data_equals:
-      return "data equals " + quoted(c.bytes);
-    case Cond::Kind::data_int: {
-      std::string kind =
-          c.width == 1 ? "u8"
-                       : std::string(c.big_endian ? "be" : "le") + std::to_string(c.width * 8);
-      return compares_text("data[" + std::to_string(c.at) + "]." + kind, CtxField::size, c.cmps);
-    }
+      return "data " + std::string(policy::data_matcher(c).name) + " " + quoted(c.bytes);
+    case Cond::Kind::data_int:
+      return compares_text(
+          "data[" + std::to_string(c.at) + "]." + std::string(policy::data_matcher(c).name),
+          CtxField::size, c.cmps);
     case Cond::Kind::storage:
       return compares_text("storage " + map_name(pol, c.map) + "." + c.value.name, CtxField::size,
                            c.cmps);
   }
   return "?";
+}
+
+// A redirect's sockmap index, when a literal, and its ingress flag.
+std::string redirect_text(const policy::Action& a) {
+  std::string t;
+  const auto& parts = a.key.parts;
+  if (parts.size() == 1 && !parts[0].from_ctx && parts[0].size == 4) {
+    uint32_t k;
+    memcpy(&k, parts[0].literal.data(), sizeof k);
+    t += "[" + std::to_string(k) + "]";
+  }
+  if (a.flags & policy::BPF_F_INGRESS) t += " ingress";
+  return t;
 }
 
 }  // namespace
@@ -134,40 +130,31 @@ std::string rule_if_text(const policy::Rule& rule, const policy::Policy& pol) {
 }
 
 std::string rule_do_text(const policy::Rule& rule, const policy::Policy& pol) {
-  using Kind = policy::Action::Kind;
+  using Args = policy::ActionArgs;
   std::string s;
   for (const policy::Action& a : rule.actions) {
-    std::string t = policy::action_name(a.kind);
-    switch (a.kind) {
-      case Kind::redirect: {
+    const policy::ActionInfo& info = policy::info(a.kind);
+    std::string t(info.name);
+    switch (info.args) {
+      case Args::map_key:
         t += " " + map_name(pol, a.map);
-        const auto& parts = a.key.parts;
-        if (parts.size() == 1 && !parts[0].from_ctx && parts[0].size == 4) {
-          uint32_t k;
-          memcpy(&k, parts[0].literal.data(), sizeof k);
-          t += "[" + std::to_string(k) + "]";
-        }
-        if (a.flags & policy::BPF_F_INGRESS) t += " ingress";
+        if (info.flags == policy::ActionFlags::redirect) t += redirect_text(a);
         break;
-      }
-      case Kind::apply_bytes:
-      case Kind::cork_bytes:
+      case Args::count:
         t += " " + std::to_string(a.a);
         break;
-      case Kind::push_data:  // start, bytes (the fill's length)
+      case Args::push:  // start, bytes (the fill's length)
         t += " " + std::to_string(a.a) + "," + std::to_string(a.bytes.size());
         break;
-      case Kind::pop_data:   // start, len
-      case Kind::pull_data:  // start, end
+      case Args::range:  // start, len or end
         t += " " + std::to_string(a.a) + "," + std::to_string(a.b);
         break;
-      case Kind::storage:
-      case Kind::storage_delete:
-      case Kind::map_update:
-      case Kind::map_delete:
+      case Args::storage:
+      case Args::map:
         t += " " + map_name(pol, a.map);
         break;
-      default:
+      case Args::none:
+      case Args::text:
         break;
     }
     s += (s.empty() ? "" : ", ") + t;

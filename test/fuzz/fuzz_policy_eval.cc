@@ -6,8 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "policy/fake_kernel.h"
 #include "policy/policy.h"
+#include "tools/fake_kernel.h"
 
 namespace {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "policy/fake_kernel.h"
 #include "policy/policy.h"
+#include "tools/fake_kernel.h"
 
 using namespace sockshim::policy;
 

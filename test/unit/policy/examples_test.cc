@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <string>
 
-#include "policy/fake_kernel.h"
 #include "policy/policy.h"
+#include "tools/fake_kernel.h"
 
 using namespace sockshim::policy;
 

@@ -1,9 +1,11 @@
-#include "policy/fake_kernel.h"
+#include "tools/fake_kernel.h"
 
 #include <arpa/inet.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "policy/vocabulary.h"
 
 namespace sockshim::policy {
 
@@ -29,24 +31,21 @@ std::string format_key(const MapSpec& map, std::span<const uint8_t> key) {
     return map.name + "[" + std::to_string(idx) + "]";
   }
   if (key.size() != map.key_size) return map.name + "[?]";
-  static const char* kNames[] = {"family",      "local_ip4",  "remote_ip4",
-                                 "local_ip6",   "remote_ip6", "local_port",
-                                 "remote_port", "u32",        "u64"};
   std::string out = map.name + "{";
   const uint8_t* p = key.data();
   for (size_t i = 0; i < map.key.size(); ++i) {
-    const KeyField f = map.key[i];
+    const KeyFieldInfo& f = info(map.key[i]);
     out += i ? ", " : "";
-    out += kNames[static_cast<size_t>(f)];
+    out += f.name;
     out += "=";
     char text[INET6_ADDRSTRLEN] = "";
-    if (f == KeyField::local_ip4 || f == KeyField::remote_ip4) {
+    if (f.literal == Literal::ip4) {
       inet_ntop(AF_INET, p, text, sizeof text);
       out += text;
-    } else if (f == KeyField::local_ip6 || f == KeyField::remote_ip6) {
+    } else if (f.literal == Literal::ip6) {
       inet_ntop(AF_INET6, p, text, sizeof text);
       out += text;
-    } else if (f == KeyField::u64) {
+    } else if (f.literal == Literal::u64) {
       uint64_t v;
       memcpy(&v, p, 8);
       out += std::to_string(v);
@@ -55,7 +54,7 @@ std::string format_key(const MapSpec& map, std::span<const uint8_t> key) {
       memcpy(&v, p, 4);
       out += std::to_string(v);
     }
-    p += key_field_size(f);
+    p += f.size;
   }
   return out + "}";
 }

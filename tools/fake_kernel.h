@@ -1,6 +1,8 @@
 // FakeKernel: Helpers over fake sockets and in-memory maps, with the kernel's
 // return values. `sockshim test-run`, the unit tests, the fuzzers and the
 // benchmark run programs against it; core has its own Helpers for real sockets.
+// It lives with the tool, not in the policy library that libsockshim.so links;
+// it implements policy::Helpers, and keeps that namespace.
 #pragma once
 
 #include <cstdint>
