@@ -37,6 +37,8 @@ void rejects(const std::vector<bpf_insn>& p, const std::string& at, const std::s
 
 TEST_CASE("check rejects malformed instructions", "[bpf][check]") {
   rejects({}, "insn 0", "empty program");
+  rejects(std::vector<bpf_insn>(kMaxInsns + 1, EXIT()), "insn 1000000",
+          "program has 1000001 instructions, more than 1000000");
   rejects({MOV64_IMM(0, 0), insn(BPF_ALU64 | 0xe0 | BPF_K, 0, 0, 0, 0), EXIT()}, "insn 1",
           "unknown opcode 0xe7");
   rejects({MOV64_IMM(0, 0), insn(BPF_JMP32 | BPF_CALL, 0, 0, 0, 1), EXIT()}, "insn 1",
@@ -62,7 +64,45 @@ TEST_CASE("check rejects malformed instructions", "[bpf][check]") {
           "unknown opcode");
 }
 
+TEST_CASE("check rejects reserved fields of every class", "[bpf][check]") {
+  rejects({MOV64_IMM(0, 1), insn(BPF_ALU64 | BPF_NEG, 0, 0, 0, 1), EXIT()}, "insn 1",
+          "BPF_NEG uses reserved fields");
+  rejects({MOV64_IMM(0, 1), insn(BPF_ALU64 | BPF_ADD | BPF_X, 0, 1, 0, 5), EXIT()}, "insn 1",
+          "BPF_ALU uses reserved fields (imm 5)");
+  rejects({MOV64_IMM(0, 1), insn(BPF_ALU64 | BPF_ADD | BPF_X, 0, 1, 2, 0), EXIT()}, "insn 1",
+          "BPF_ALU uses reserved fields (off 2)");
+  rejects({MOV64_IMM(0, 1), insn(BPF_ALU | BPF_END | BPF_TO_LE, 0, 1, 0, 16), EXIT()}, "insn 1",
+          "BPF_END uses reserved fields");
+  rejects({MOV64_IMM(0, 1), insn(BPF_ALU64 | BPF_END | BPF_TO_BE, 0, 0, 0, 16), EXIT()}, "insn 1",
+          "unknown opcode 0xdf");
+  rejects({MOV64_IMM(0, 1), insn(BPF_JMP | BPF_JA, 0, 0, 0, 1), EXIT()}, "insn 1",
+          "BPF_JA uses reserved fields");
+  rejects({MOV64_IMM(0, 1), insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 2, 0, 1), EXIT()}, "insn 1",
+          "BPF_JMP uses reserved fields (src r2)");
+  rejects({MOV64_IMM(0, 1), insn(BPF_JMP | BPF_JEQ | BPF_X, 0, 2, 0, 1), EXIT()}, "insn 1",
+          "BPF_JMP uses reserved fields (imm 1)");
+  rejects({MOV64_IMM(0, 1), insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 1)}, "insn 1",
+          "BPF_EXIT uses reserved fields");
+  rejects({MOV64_IMM(0, 1), insn(BPF_LDX | BPF_W | BPF_MEM, 0, 10, -4, 1), EXIT()}, "insn 1",
+          "BPF_LDX uses reserved fields");
+  rejects({MOV64_IMM(0, 1), insn(BPF_STX | BPF_W | BPF_MEM, 10, 0, -4, 1), EXIT()}, "insn 1",
+          "BPF_STX uses reserved fields");
+  rejects({MOV64_IMM(0, 1), insn(BPF_ST | BPF_W | BPF_MEM, 10, 1, -4, 1), EXIT()}, "insn 1",
+          "BPF_ST uses reserved fields");
+  rejects({MOV64_IMM(0, 1), ATOMIC_OP(BPF_DW, BPF_XCHG, 10, 10, -8), EXIT()}, "insn 1",
+          "frame pointer r10 is read only");
+}
+
 TEST_CASE("check rejects broken lddw", "[bpf][check]") {
+  rejects({insn(BPF_LD | BPF_DW | BPF_IMM, 0, 9, 0, 1), insn(0, 0, 0, 0, 0), EXIT()}, "insn 0",
+          "unrecognized bpf_ld_imm64 insn (src 9)");
+  rejects({insn(BPF_LD | BPF_DW | BPF_IMM, 0, BPF_PSEUDO_FUNC, 0, 1), insn(0, 0, 0, 0, 0), EXIT()},
+          "insn 0", "callback function references are not supported");
+  rejects(
+      {insn(BPF_LD | BPF_DW | BPF_IMM, 0, BPF_PSEUDO_MAP_FD, 0, 1), insn(0, 0, 0, 0, 4), EXIT()},
+      "insn 0", "map reference with offset");
+  rejects({insn(BPF_LD | BPF_DW | BPF_IMM, 0, 0, 3, 1), insn(0, 0, 0, 0, 0), EXIT()}, "insn 0",
+          "invalid BPF_LD_IMM insn: off 3");
   rejects({MOV64_IMM(0, 1), insn(BPF_LD | BPF_DW | BPF_IMM, 0, 0, 0, 1)}, "insn 1",
           "no second slot");
   rejects({insn(BPF_LD | BPF_DW | BPF_IMM, 0, 0, 0, 1), MOV64_IMM(0, 1), EXIT()}, "insn 0",
@@ -79,6 +119,10 @@ TEST_CASE("check rejects jumps out of range or into an lddw", "[bpf][check]") {
   LD_IMM64(p, 1, 7);
   p.push_back(EXIT());
   rejects(p, "insn 1", "jump into the middle of ldimm64 insn 2");
+  std::vector<bpf_insn> q = {CALL_REL(2), EXIT()};
+  LD_IMM64(q, 0, 7);
+  q.push_back(EXIT());
+  rejects(q, "insn 0", "call into the middle of ldimm64 insn 2");
 }
 
 TEST_CASE("check requires every function to end in exit or jump", "[bpf][check]") {
