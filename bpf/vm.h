@@ -91,10 +91,11 @@ class Vm {
     uint64_t saved[5];  // r6 .. r10 of the caller
   };
 
+  // Inlined into the interpreter loop: most programs are mostly context loads.
   template <typename T>
-  bool load(uint64_t addr, uint64_t* out, bool sign);
+  [[gnu::always_inline]] inline bool load(uint64_t addr, uint64_t* out, bool sign);
   template <typename T>
-  bool store(uint64_t addr, uint64_t v, bool from_st);
+  [[gnu::always_inline]] inline bool store(uint64_t addr, uint64_t v, bool from_st);
   template <typename T>
   bool atomic(uint64_t addr, uint8_t op, uint64_t* src, uint64_t* r0);
   uint8_t* find(uint64_t addr, uint64_t len, bool write);
