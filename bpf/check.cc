@@ -168,18 +168,41 @@ int Checker::decode_alu(uint32_t i, const bpf_insn& x, Decoded* d) {
   }
   int base;
   switch (op) {
-#define SOCKSHIM_CASE(n) \
-  case BPF_##n:          \
-    base = n##64_K;      \
-    break;
-    SOCKSHIM_CASE(ADD)
-    SOCKSHIM_CASE(SUB) SOCKSHIM_CASE(MUL) SOCKSHIM_CASE(OR) SOCKSHIM_CASE(AND) SOCKSHIM_CASE(LSH)
-        SOCKSHIM_CASE(RSH) SOCKSHIM_CASE(ARSH) SOCKSHIM_CASE(XOR) SOCKSHIM_CASE(MOV)
-#undef SOCKSHIM_CASE
-            case BPF_DIV : base = x.off == 1 ? SDIV64_K : DIV64_K;
-    break;
+    case BPF_ADD:
+      base = ADD64_K;
+      break;
+    case BPF_SUB:
+      base = SUB64_K;
+      break;
+    case BPF_MUL:
+      base = MUL64_K;
+      break;
+    case BPF_DIV:
+      base = x.off == 1 ? SDIV64_K : DIV64_K;
+      break;
     case BPF_MOD:
       base = x.off == 1 ? SMOD64_K : MOD64_K;
+      break;
+    case BPF_OR:
+      base = OR64_K;
+      break;
+    case BPF_AND:
+      base = AND64_K;
+      break;
+    case BPF_LSH:
+      base = LSH64_K;
+      break;
+    case BPF_RSH:
+      base = RSH64_K;
+      break;
+    case BPF_ARSH:
+      base = ARSH64_K;
+      break;
+    case BPF_XOR:
+      base = XOR64_K;
+      break;
+    case BPF_MOV:
+      base = MOV64_K;
       break;
     default:
       return fail(i, "unknown opcode %#04x", x.code);
@@ -253,12 +276,39 @@ int Checker::decode_jmp(uint32_t i, const bpf_insn& x, Decoded* d) {
   }
   int base;
   switch (op) {
-#define SOCKSHIM_CASE(n) \
-  case BPF_##n:          \
-    base = n##64_K;      \
-    break;
-    SOCKSHIM_BPF_JMP_OPS(SOCKSHIM_CASE)
-#undef SOCKSHIM_CASE
+    case BPF_JEQ:
+      base = JEQ64_K;
+      break;
+    case BPF_JGT:
+      base = JGT64_K;
+      break;
+    case BPF_JGE:
+      base = JGE64_K;
+      break;
+    case BPF_JSET:
+      base = JSET64_K;
+      break;
+    case BPF_JNE:
+      base = JNE64_K;
+      break;
+    case BPF_JSGT:
+      base = JSGT64_K;
+      break;
+    case BPF_JSGE:
+      base = JSGE64_K;
+      break;
+    case BPF_JLT:
+      base = JLT64_K;
+      break;
+    case BPF_JLE:
+      base = JLE64_K;
+      break;
+    case BPF_JSLT:
+      base = JSLT64_K;
+      break;
+    case BPF_JSLE:
+      base = JSLE64_K;
+      break;
     default:
       return fail(i, "unknown opcode %#04x", x.code);
   }
