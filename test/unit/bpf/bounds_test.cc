@@ -290,3 +290,56 @@ TEST_CASE("the instruction budget stops endless loops", "[bpf][bounds]") {
   Loaded ok = load({MOV64_IMM(0, 3), EXIT()});
   CHECK(vm.run(ok.prog, {}).insns == 2);
 }
+
+namespace {
+
+// Like bpf_msg_pull_data: the packet becomes its first byte only.
+uint64_t shrink_packet(Vm& vm, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t) {
+  const RunInput& in = vm.input();
+  vm.set_packet(in.ctx_ptrs[kSlotData], in.ctx_ptrs[kSlotData] + 1);
+  return 0;
+}
+
+// Registers one more byte of a buffer per call; r0 = 1 while the table takes it.
+uint8_t g_bytes[kMaxDynamicRegions + 1];
+uint64_t register_next(Vm& vm, uint64_t i, uint64_t, uint64_t, uint64_t, uint64_t) {
+  return vm.add_region(&g_bytes[i], 1, false) ? 1 : 0;
+}
+
+}  // namespace
+
+TEST_CASE("a helper that changes the packet moves data_end and the region", "[bpf][bounds]") {
+  sk_msg_md md{};
+  std::vector<uint8_t> data = {10, 20, 30, 40};
+  const RunInput in = msg_input(&md, data);
+  HelperTable t;
+  t.fn[BPF_FUNC_msg_pull_data] = shrink_packet;
+  // r6 = data; pull; r0 = data_end - data (reloaded); then a load at data[1].
+  const std::vector<bpf_insn> p = {MOV64_REG(7, 1),
+                                   LDX_MEM(BPF_DW, 6, 1, offsetof(sk_msg_md, data)),
+                                   CALL_HELPER(BPF_FUNC_msg_pull_data),
+                                   LDX_MEM(BPF_DW, 0, 7, offsetof(sk_msg_md, data_end)),
+                                   ALU64_REG(BPF_SUB, 0, 6),
+                                   LDX_MEM(BPF_B, 2, 6, 0),
+                                   LDX_MEM(BPF_B, 2, 6, 1),
+                                   EXIT()};
+  faults(run(p, ProgType::sk_msg, in, &t), FaultKind::load, 6);
+  std::vector<bpf_insn> q(p.begin(), p.end() - 2);
+  q.push_back(EXIT());
+  CHECK(run(q, ProgType::sk_msg, in, &t).r0 == 1);
+}
+
+TEST_CASE("the region table refuses the 17th region", "[bpf][bounds]") {
+  HelperTable t;
+  t.fn[BPF_FUNC_get_prandom_u32] = register_next;
+  // for (r6 = 0; register_next(r6); r6++); r0 = r6
+  const std::vector<bpf_insn> p = {MOV64_IMM(6, 0),
+                                   MOV64_REG(1, 6),
+                                   CALL_HELPER(BPF_FUNC_get_prandom_u32),
+                                   ALU64_IMM(BPF_ADD, 6, 1),
+                                   JMP_IMM(BPF_JNE, 0, 0, -4),
+                                   MOV64_REG(0, 6),
+                                   ALU64_IMM(BPF_SUB, 0, 1),
+                                   EXIT()};
+  CHECK(run(p, ProgType::sk_msg, {}, &t).r0 == kMaxDynamicRegions);
+}
