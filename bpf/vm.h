@@ -59,6 +59,8 @@ class Vm {
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
 
+  // `prog` comes from a successful load_program(); the memory RunInput points
+  // at must stay valid for the run.
   RunResult run(const LoadedProgram& prog, const RunInput& in);
   void set_budget(uint64_t insns) { budget_ = insns; }
 
