@@ -1,0 +1,111 @@
+// A checked program in the form the VM runs: one decoded entry per
+// instruction slot, with every variant an opcode byte, `off` or `imm` can
+// select resolved into its own operation, jump offsets turned into absolute
+// targets, map references and helper functions resolved. check.h builds it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bpf/context.h"
+#include "bpf/helpers.h"
+
+namespace sockshim::bpf {
+
+class Vm;
+
+// A helper: (vm, r1 .. r5) -> r0. It reaches the program's memory through
+// vm.mem() and registers memory it hands out with vm.add_region().
+using HelperFn = uint64_t (*)(Vm& vm, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4,
+                              uint64_t r5);
+
+// The helpers a caller implements, by BPF_FUNC_* id.
+struct HelperTable {
+  std::array<HelperFn, kMaxHelperId> fn{};
+};
+
+#define SOCKSHIM_BPF_ALU_OPS(X) \
+  X(ADD)                        \
+  X(SUB) X(MUL) X(DIV) X(SDIV) X(MOD) X(SMOD) X(OR) X(AND) X(LSH) X(RSH) X(ARSH) X(XOR) X(MOV)
+#define SOCKSHIM_BPF_JMP_OPS(X) \
+  X(JEQ) X(JGT) X(JGE) X(JSET) X(JNE) X(JSGT) X(JSGE) X(JLT) X(JLE) X(JSLT) X(JSLE)
+
+// Kept in their own namespace: the names are short and common.
+namespace op {
+enum Op : uint8_t {
+#define SOCKSHIM_OP4(n) n##64_K, n##64_X, n##32_K, n##32_X,
+  SOCKSHIM_BPF_ALU_OPS(SOCKSHIM_OP4) SOCKSHIM_BPF_JMP_OPS(SOCKSHIM_OP4)
+#undef SOCKSHIM_OP4
+      NEG64,
+  NEG32,
+  MOVSX64_8,
+  MOVSX64_16,
+  MOVSX64_32,
+  MOVSX32_8,
+  MOVSX32_16,
+  LE16,
+  LE32,
+  LE64,
+  BE16,
+  BE32,
+  BE64,  // BPF_END: to little / big endian
+  BSWAP16,
+  BSWAP32,
+  BSWAP64,  // ALU64 | BPF_END, ISA v4
+  LDDW,
+  LDX_B,
+  LDX_H,
+  LDX_W,
+  LDX_DW,
+  LDXSX_B,
+  LDXSX_H,
+  LDXSX_W,
+  ST_B,
+  ST_H,
+  ST_W,
+  ST_DW,
+  STX_B,
+  STX_H,
+  STX_W,
+  STX_DW,
+  ATOMIC_W,
+  ATOMIC_DW,  // aux: the BPF_ADD / ... / BPF_CMPXCHG selector
+  JA,
+  CALL_HELPER,
+  CALL_LOCAL,
+  EXIT,
+  LDDW_TAIL,  // the second slot of an lddw; never reached
+};
+}  // namespace op
+
+struct Decoded {
+  uint8_t op;
+  uint8_t dst;
+  uint8_t src;
+  uint8_t aux;
+  int32_t off;  // memory offset, or the absolute target of a jump or local call
+  union {
+    int64_t imm;  // sign-extended immediate; lddw: the full 64-bit value
+    HelperFn fn;
+  };
+};
+static_assert(sizeof(Decoded) == 16);
+
+// Memory the program references itself (lddw of BPF_PSEUDO_MAP_VALUE: global
+// data), accessible in every run.
+struct StaticRegion {
+  uint64_t start;
+  uint64_t len;
+  bool writable;
+};
+
+struct LoadedProgram {
+  ProgType type = ProgType::sk_msg;
+  std::vector<Decoded> code;
+  std::vector<uint64_t> maps;  // map handles its lddw's resolved to, sorted
+  std::vector<StaticRegion> static_regions;
+};
+
+}  // namespace sockshim::bpf
