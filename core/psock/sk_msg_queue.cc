@@ -214,11 +214,6 @@ void sk_psock_rx_reading(Psock* p, bool on) noexcept {
   // Closed here, outside the lock, unless a waiter still holds it.
 }
 
-bool sk_psock_engine_reads(Psock* p) noexcept {
-  std::lock_guard g(p->ingress_lock);
-  return p->engine_reads;
-}
-
 bool sk_psock_rx_stop_wait(Psock* p, std::shared_ptr<RxStopFd>* out) noexcept {
   std::shared_ptr<RxStopFd> made;
   for (;;) {
@@ -293,11 +288,6 @@ void sk_msg_fork_claims(Psock* p) noexcept {
     if (fd >= 0) m.claim.fd = registry::make_internal(fd);
   }
   errno = saved;
-}
-
-size_t sk_psock_msg_inq(Psock* p) noexcept {
-  std::lock_guard g(p->ingress_lock);
-  return p->ingress_bytes;
 }
 
 int ingress_event_fd(Psock* p) noexcept {

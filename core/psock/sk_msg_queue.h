@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 
 #include "core/psock/psock.h"
@@ -77,8 +78,12 @@ void sk_psock_space_signal(Psock* p) noexcept;
 void sk_psock_rx_reading(Psock* p, bool on) noexcept;
 void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept;
 
-// True while p's reader sees only the queue (psock->engine_reads).
-bool sk_psock_engine_reads(Psock* p) noexcept;
+// True while p's reader sees only the queue (psock->engine_reads). Inline:
+// every read asks.
+inline bool sk_psock_engine_reads(Psock* p) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return p->engine_reads;
+}
 
 // For a waiter that sees only p's queue: the eventfd that turns readable when
 // the reader gets the socket back, held by *out for the wait (left empty when
@@ -111,8 +116,11 @@ void sk_psock_zap_ingress(Psock* p) noexcept;
 // (socat UDP-RECVFROM,fork) finds it gone, the child finds it queued.
 void sk_msg_fork_claims(Psock* p) noexcept;
 
-// Bytes waiting in p's queue (sk_psock_msg_inq).
-size_t sk_psock_msg_inq(Psock* p) noexcept;
+// Bytes waiting in p's queue (sk_psock_msg_inq). Inline: every read asks.
+inline size_t sk_psock_msg_inq(Psock* p) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return p->ingress_bytes;
+}
 
 // O_NONBLOCK of fd as the kernel has it.
 bool fd_nonblocking(int fd) noexcept;
