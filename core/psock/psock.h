@@ -15,7 +15,7 @@
 //     cork, cork_alloc, stats.tx writes
 //   progs.*                                 atomics (written under the socket's
 //                                             lock, read lock-free)
-//   work_state, rx_held                     the event loop thread only (and the
+//   work_state                              the event loop thread only (and the
 //                                             drop, when nobody can reach it)
 //   ingress_msg, ingress_bytes,             ingress_lock
 //     engine_reads, rx_eof, rx_aborted,
@@ -26,8 +26,9 @@
 //   refcnt_                                 atomic
 //   sk_fd, sk_fd_events                     sk_fd_lock
 //   waiters                                 waiters_lock
-//   rx_on, rx_epoch, rx_fork, rx_predating, atomics, written by start/stop of
-//     rx_predating_inq, rx_draining,          the receive engine
+//   rx_held, rx_on, rx_epoch, rx_fork,      atomics, written by the receive
+//     rx_predating, rx_predating_inq,         engine and its start and stop
+//     rx_draining,
 //     has_waiters, space_waiters, rcvbuf,
 //     fd_hint, generation, stats.rx
 //
