@@ -3,13 +3,13 @@
 // must still find it registered.
 #include <unistd.h>
 
-#include "core/psock/psock_ext.h"
+#include "core/psock/psock.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
 
 SOCKSHIM_HOOK pid_t fork() {
   shim::ensure_initialised();
-  psock_ext_before_fork();
+  psock_before_fork();
   return real::fork();
 }

@@ -7,15 +7,14 @@
 #include <atomic>
 
 #include "core/control/control_server.h"
-#include "core/sock/event_loop.h"
 #include "core/maps/loaded_policy.h"
-#include "core/sock/log.h"
 #include "core/maps/map_table.h"
-#include "core/psock/psock_ext.h"
 #include "core/psock/psock_stats.h"
+#include "core/readiness/skmsg_poll.h"
+#include "core/sock/event_loop.h"
+#include "core/sock/log.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
-#include "core/readiness/skmsg_poll.h"
 #include "shim/hook.h"
 
 namespace sockshim::shim {
@@ -27,7 +26,6 @@ void fork_child() noexcept {
   registry::after_fork_child();
   maps_after_fork_child();
   loaded_policy_after_fork_child();
-  psock_ext_after_fork_child();
   rule_stats_after_fork_child();
   skmsg_poll_after_fork_child();
   log::after_fork_child();

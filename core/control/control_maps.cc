@@ -8,17 +8,17 @@
 #include <sstream>
 #include <vector>
 
-#include "core/maps/bpf_map_ops.h"
 #include "core/control/control_commands.h"
-#include "core/maps/loaded_policy.h"
-#include "core/psock/psock.h"
-#include "core/psock/psock_ext.h"
-#include "core/psock/psock_stats.h"
-#include "core/sock/registry.h"
 #include "core/control/rule_text.h"
-#include "core/rx/sk_psock_rx.h"
+#include "core/maps/bpf_map_ops.h"
+#include "core/maps/loaded_policy.h"
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_map_base.h"
+#include "core/psock/psock.h"
+#include "core/psock/psock_stats.h"
+#include "core/psock/sk_msg_queue.h"
+#include "core/rx/sk_psock_rx.h"
+#include "core/sock/registry.h"
 #include "core/sock/sock_query.h"
 #include "policy/compiled.h"
 #include "policy/policy.h"
@@ -450,11 +450,11 @@ json dump_psocks() {
       std::lock_guard g(p->link_lock);
       links = p->links.size();
     }
-    const PsockStats& st = psock_ext(p.get()).stats;
+    const PsockStats& st = p->stats;
     json e = sockets.describe(cookie);
     e["programs"] = program_names(progs);
     e["links"] = links;
-    e["ingress_bytes"] = p->ingress_queued();
+    e["ingress_bytes"] = sk_psock_msg_inq(p.get());
     DirSnapshot tx = dir_snapshot(st.tx), rx = rx_snapshot(p.get(), st.rx);
     DirSnapshot total{tx.in + rx.in,         tx.pushed + rx.pushed,   tx.popped + rx.popped,
                       tx.passed + rx.passed, tx.dropped + rx.dropped, tx.redirected + rx.redirected,

@@ -8,12 +8,10 @@
 #include <new>
 #include <utility>
 
-#include "core/sock/log.h"
-#include "core/psock/psock.h"
-#include "core/sock/registry.h"
-#include "core/rx/sk_psock_rx.h"
-#include "core/readiness/skmsg_poll.h"
 #include "core/maps/sock_map_base.h"
+#include "core/psock/psock.h"
+#include "core/sock/log.h"
+#include "core/sock/registry.h"
 
 namespace sockshim {
 namespace {
@@ -112,12 +110,13 @@ void refresh_psock_programs() noexcept {
     bool stop = false;
     {
       std::lock_guard g(p->link_lock);
-      stop = p->rx != PsockRx::none;
-      p->rx = PsockRx::none;
+      stop = p->rx_hook != RxHook::none;
+      p->rx_hook = RxHook::none;
     }
     if (!stop) continue;
-    sk_psock_stop_rx(p.get());
-    psock_poll_link(sk.get());
+    const PsockOps& ops = psock_ops();
+    if (ops.stop_rx) ops.stop_rx(p.get());
+    if (ops.poll_link) ops.poll_link(sk.get());
   }
 }
 

@@ -6,9 +6,7 @@
 #include <cstring>
 #include <new>
 
-#include "core/rx/sk_psock_rx.h"
-#include "core/rx/skmsg_ingress.h"
-#include "core/readiness/skmsg_poll.h"
+#include "core/psock/sk_msg_queue.h"
 #include "core/sock/sock_query.h"
 #include "core/sock/socket.h"
 
@@ -42,6 +40,11 @@ int prog_slot(MapProgs& p, AttachType which, const Program*** slot) noexcept {
 
 const Program* load(const std::atomic<const Program*>& p) noexcept {
   return p.load(std::memory_order_acquire);
+}
+
+// The readiness hooks follow sk's psock (psock_poll_link), once installed.
+void poll_link(Socket* sk) noexcept {
+  if (auto* link = psock_ops().poll_link) link(sk);
 }
 
 }  // namespace
@@ -121,26 +124,31 @@ int SockMapBase::link(Socket* sk, int fd, Psock** out) noexcept {
   if (mp.stream_verdict) pp.stream_verdict.store(mp.stream_verdict, std::memory_order_release);
   if (mp.skb_verdict) pp.skb_verdict.store(mp.skb_verdict, std::memory_order_release);
 
-  bool refused = false;
+  bool refused = false, start = false;
   {
     std::lock_guard g(psock->link_lock);
-    if (psock->rx == PsockRx::none) {
+    if (psock->rx_hook == RxHook::none) {
       if (mp.stream_parser && mp.stream_verdict) {
         if (tcp)
-          psock->rx = PsockRx::strparser;
+          psock->rx_hook = RxHook::strparser;
         else
           refused = true;
       } else if (mp.stream_verdict || mp.skb_verdict) {
-        psock->rx = PsockRx::verdict;
+        psock->rx_hook = RxHook::verdict;
       }
     }
+    start = psock->rx_hook != RxHook::none;
   }
   if (refused) {
     psock_put(psock);
     return -EOPNOTSUPP;
   }
-  if (psock->rx != PsockRx::none) sk_psock_start_rx(psock, fd);
-  psock_poll_link(sk);
+  if (start) {
+    auto* start_rx = psock_ops().start_rx;
+    PSOCK_WARN_ON(!start_rx);  // the receive engine installs it at start-up
+    if (start_rx) start_rx(psock, fd);
+  }
+  poll_link(sk);
   *out = psock;
   return 0;
 }
@@ -171,7 +179,7 @@ void SockMapBase::unref(Psock* psock, const void* link_raw) noexcept {
       if (it->map != this || it->link_raw != link_raw) continue;
       // sock_map_del_link: only the map's current receive programs stop the
       // psock's; the msg program stays for the psock's life.
-      bool started = psock->rx != PsockRx::none;
+      bool started = psock->rx_hook != RxHook::none;
       strp_stop = started && mp.stream_parser;
       verdict_stop = started && (mp.stream_verdict || mp.skb_verdict);
       links.erase(it);
@@ -179,16 +187,17 @@ void SockMapBase::unref(Psock* psock, const void* link_raw) noexcept {
     }
     if (strp_stop) {
       psock->progs.stream_parser.store(nullptr, std::memory_order_release);
-      psock->rx = PsockRx::none;
+      psock->rx_hook = RxHook::none;
     }
     if (verdict_stop) {
       psock->progs.stream_verdict.store(nullptr, std::memory_order_release);
       psock->progs.skb_verdict.store(nullptr, std::memory_order_release);
-      psock->rx = PsockRx::none;
+      psock->rx_hook = RxHook::none;
     }
   }
-  if (strp_stop || verdict_stop) sk_psock_stop_rx(psock);
-  psock_poll_link(psock->sk());
+  if (strp_stop || verdict_stop)
+    if (auto* stop_rx = psock_ops().stop_rx) stop_rx(psock);
+  poll_link(psock->sk());
   psock_put(psock);
 }
 
@@ -202,33 +211,38 @@ void SockMapBase::wait_unlinkers() const noexcept {
 
 void sock_map_close(Socket* sk) noexcept {
   if (!sk->psock.load(std::memory_order_acquire)) return;
-  std::lock_guard g(sk->lock());
-  PsockRef psock = psock_get(sk);
-  if (!psock) return;
-  // sock_map_remove_links: pop each link, then unlink it from its map. The
-  // unlinker count keeps a map being freed alive until we are done with it.
-  for (;;) {
-    PsockLink link;
-    {
-      std::lock_guard lg(psock->link_lock);
-      if (psock->links.empty()) break;
-      link = psock->links.back();
-      psock->links.pop_back();
-      link.map->unlinkers_.fetch_add(1, std::memory_order_acq_rel);
+  PsockRef psock;
+  {
+    std::lock_guard g(sk->lock());
+    psock = psock_get(sk);
+    if (!psock) return;
+    // sock_map_remove_links: pop each link, then unlink it from its map. The
+    // unlinker count keeps a map being freed alive until we are done with it.
+    for (;;) {
+      PsockLink link;
+      {
+        std::lock_guard lg(psock->link_lock);
+        if (psock->links.empty()) break;
+        link = psock->links.back();
+        psock->links.pop_back();
+        link.map->unlinkers_.fetch_add(1, std::memory_order_acq_rel);
+      }
+      link.map->unlink(psock.get(), link);
+      link.map->unlinkers_.fetch_sub(1, std::memory_order_acq_rel);
     }
-    link.map->unlink(psock.get(), link);
-    link.map->unlinkers_.fetch_sub(1, std::memory_order_acq_rel);
+    // sk_psock_stop: nothing more is sent through it; the engine's dup of the
+    // socket goes now, so the close is the last.
+    psock->tx_enabled.store(false, std::memory_order_relaxed);
+    if (auto* stop_rx = psock_ops().stop_rx) stop_rx(psock.get());
+    // No reader is left for the stop to keep the queue's order for: the reader
+    // side ends now, so the epoll shadows of the closed fd go with it.
+    sk_psock_rx_reading(psock.get(), false);
+    poll_link(sk);
   }
-  // sk_psock_stop: nothing more is sent through it; corked bytes are freed;
-  // the engine's dup of the socket goes now, so the close is the last.
-  psock->tx_enabled.store(false, std::memory_order_relaxed);
-  sk_psock_stop_rx(psock.get());
-  // No reader is left for the stop to keep the queue's order for: the reader
-  // side ends now, so the epoll shadows of the closed fd go with it.
-  sk_psock_rx_reading(psock.get(), false);
-  psock_poll_link(sk);
-  std::lock_guard ig(psock->ingress_lock);
-  SkMsgBytes().swap(psock->cork);
+  // The corked bytes are freed, outside the socket's lock (the lock order:
+  // a sender takes socket locks under its tx_lock).
+  std::lock_guard tg(psock->tx_lock);
+  sk_psock_cork_free(psock.get());
   psock->cork_bytes = 0;
 }
 

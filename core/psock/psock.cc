@@ -2,14 +2,16 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <memory>
 #include <mutex>
 #include <new>
 #include <vector>
 
-#include "core/psock/psock_ext.h"
-#include "core/rx/sk_psock_rx.h"
+#include "core/psock/sk_msg_queue.h"
+#include "core/sock/real.h"
+#include "core/sock/registry.h"
 #include "core/sock/socket.h"
 
 namespace sockshim {
@@ -48,13 +50,36 @@ class PsockPool {
     s.free = p;
     --s.live;
   }
+  // Live psocks of datagram sockets with a reference each (before fork).
+  static void datagram_psocks(std::vector<PsockRef>* out) noexcept {
+    State& s = state();
+    std::lock_guard g(s.lock);
+    try {
+      out->reserve(s.live);
+    } catch (...) {
+      return;  // the parents keep their datagrams, as they keep a stream's bytes
+    }
+    for (Psock* chunk : s.chunks)
+      for (size_t i = 0; i < kChunk; ++i) {
+        Psock* p = &chunk[i];
+        if (out->size() == s.live) return;
+        if (p->refcnt() && p->sk() && p->sk()->type == SOCK_DGRAM && psock_try_get(p))
+          out->emplace_back(p);
+      }
+  }
   static void after_fork_child() noexcept {
     State& s = state();
     new (&s.lock) std::mutex();
+    auto* fork_child_rx = psock_ops().fork_child_rx;
     for (Psock* chunk : s.chunks)
       for (size_t i = 0; i < kChunk; ++i) {
-        chunk[i].link_lock.reset();
-        chunk[i].ingress_lock.reset();
+        Psock& p = chunk[i];
+        p.link_lock.reset();
+        p.ingress_lock.reset();
+        new (&p.tx_lock) std::mutex();
+        new (&p.sk_fd_lock) std::mutex();
+        new (&p.waiters_lock) std::mutex();
+        if (fork_child_rx) fork_child_rx(p.refcnt() > 0 ? &p : nullptr, p);
       }
   }
   static uint64_t live() noexcept {
@@ -78,41 +103,56 @@ class PsockPool {
   }
 };
 
-int Psock::ingress_enqueue(SkMsgBytes msg) noexcept {
-  std::list<SkMsgIngress> node;
-  try {
-    node.push_back({std::move(msg), nullptr});
-  } catch (const std::bad_alloc&) {
-    return -ENOMEM;
-  }
-  std::lock_guard g(ingress_lock);
-  ingress_bytes += node.front().bytes.size();
-  ingress_msg.splice(ingress_msg.end(), node);
-  return 0;
+PsockOps& psock_ops() noexcept {
+  static constinit PsockOps ops;
+  return ops;
 }
 
-size_t Psock::ingress_queued() noexcept {
-  std::lock_guard g(ingress_lock);
-  return ingress_bytes;
+RxStopFd::~RxStopFd() {
+  if (fd >= 0) real::close(fd);
+}
+
+// A psock out of the pool: what its previous socket left goes (a drop has
+// already freed the bytes). Nobody can reach it, so no lock is taken.
+void Psock::reset() noexcept {
+  PSOCK_WARN_ON(refcnt_.load(std::memory_order_relaxed) != 0);
+  PSOCK_WARN_ON(!links.empty() || !ingress_msg.empty() || ingress_bytes != 0);
+  PSOCK_WARN_ON(cork_alloc || rx_on.load(std::memory_order_relaxed) || sk_fd >= 0);
+  sk_redir = nullptr;
+  redir_cookie = 0;
+  apply_bytes = cork_bytes = 0;
+  eval = SkEval::none;
+  redir_ingress = false;
+  work_state.epoch = 0;
+  rx_held.store(0, std::memory_order_relaxed);
+  engine_reads = rx_eof = rx_aborted = false;
+  rx_err = 0;
+  if (event_fd >= 0) {
+    if (auto* forget = psock_ops().poll_forget) forget(event_fd);
+    real::close(event_fd);
+  }
+  event_fd = -1;
+  event_ready = false;
+  rx_stop_fd.reset();
+  rx_hook = RxHook::none;
+  rx_predating.store(false, std::memory_order_relaxed);
+  rx_draining.store(false, std::memory_order_relaxed);
+  waiters.clear();
+  has_waiters.store(false, std::memory_order_relaxed);
+  rcvbuf.store(0, std::memory_order_relaxed);
+  fd_hint.store(-1, std::memory_order_relaxed);
+  stats.reset();
+  tx_enabled.store(true, std::memory_order_relaxed);
 }
 
 Psock* psock_init(Socket* sk) noexcept {
   Psock* p = PsockPool::allocate();
   if (!p) return nullptr;
+  p->reset();
   p->sk_ = sk;
-  p->rx = PsockRx::none;
-  p->rx_reads = p->rx_eof = p->rx_aborted = false;
-  p->rx_err = 0;
-  p->tx_enabled.store(true, std::memory_order_relaxed);
   p->generation.fetch_add(1, std::memory_order_relaxed);
-  // Its side state exists before anyone can reach it, so finding it later
-  // cannot fail.
-  if (psock_ext_init(p) != 0) {
-    p->sk_ = nullptr;
-    PsockPool::release(p);
-    return nullptr;
-  }
-  p->refcnt_.store(1, std::memory_order_relaxed);
+  // Release: a stale callback that gets a reference sees the new generation.
+  p->refcnt_.store(1, std::memory_order_release);
   sk->psock.store(p, std::memory_order_release);
   return p;
 }
@@ -127,7 +167,9 @@ bool psock_try_get(Psock* p) noexcept {
 }
 
 void psock_put(Psock* p) noexcept {
-  if (p->refcnt_.fetch_sub(1, std::memory_order_acq_rel) == 1) p->drop();
+  const uint32_t before = p->refcnt_.fetch_sub(1, std::memory_order_acq_rel);
+  PSOCK_WARN_ON(before == 0);  // refcount_t's underflow warning
+  if (before == 1) p->drop();
 }
 
 void Psock::drop() noexcept {
@@ -137,26 +179,21 @@ void Psock::drop() noexcept {
   sk_->psock.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
   tx_enabled.store(false, std::memory_order_relaxed);
   // The engine's fds and held bytes go; nobody else can reach it now.
-  sk_psock_rx_drop(this);
+  if (auto* drop_rx = psock_ops().drop_rx) drop_rx(this);
   for (auto* prog :
        {&progs.msg_parser, &progs.stream_parser, &progs.stream_verdict, &progs.skb_verdict})
     prog->store(nullptr, std::memory_order_relaxed);
   {
     std::lock_guard g(link_lock);
     links.clear();
-    rx = PsockRx::none;
+    rx_hook = RxHook::none;
   }
-  {
-    // sk_psock_stop + __sk_psock_zap_ingress: unread and corked bytes go.
-    std::lock_guard g(ingress_lock);
-    ingress_msg.clear();
-    ingress_bytes = 0;
-    rx_reads = rx_eof = rx_aborted = false;
-    rx_err = 0;
-    SkMsgBytes().swap(cork);
-    cork_bytes = 0;
-    apply_bytes = 0;
-  }
+  // sk_psock_stop + __sk_psock_zap_ingress: unread and corked bytes go.
+  sk_psock_zap_ingress(this);
+  // No tx_lock: no reference is left, and a drop may run under another
+  // psock's (a redirect target's last reference).
+  sk_psock_cork_free(this);
+  cork_bytes = apply_bytes = 0;
   sk_ = nullptr;
   PsockPool::release(this);
 }
@@ -176,11 +213,45 @@ PsockRef psock_get(Socket* sk) noexcept {
   }
 }
 
+void sk_psock_cork_free(Psock* psock) noexcept {
+  if (!psock->cork_alloc) return;
+  const uint64_t n = psock->cork.size();
+  psock->cork = policy::SkMsg();
+  psock->cork_alloc = false;
+  tx_commit(psock->stats.tx, {.dropped = n}, 0);
+}
+
+int socket_fd(Socket* sk) noexcept {
+  Psock* p = sk->psock.load(std::memory_order_acquire);
+  if (p) {
+    int hint = p->fd_hint.load(std::memory_order_relaxed);
+    if (hint >= 0 && registry::peek(hint) == sk) return hint;
+  }
+  int hi = registry::high_water();
+  for (int fd = 0; fd <= hi; ++fd)
+    if (registry::peek(fd) == sk) {
+      if (p) p->fd_hint.store(fd, std::memory_order_relaxed);
+      return fd;
+    }
+  return -1;
+}
+
 uint64_t psock_count() noexcept {
   return PsockPool::live();
 }
 
+void psock_before_fork() noexcept {
+  if (!g_ingress_used.load(std::memory_order_relaxed)) return;
+  // Referenced under the pool's lock, claimed after it: a last put takes it.
+  std::vector<PsockRef> live;
+  PsockPool::datagram_psocks(&live);
+  for (const PsockRef& p : live) sk_msg_fork_claims(p.get());
+}
+
+std::atomic<uint64_t> g_psock_forks{0};
+
 void psock_after_fork_child() noexcept {
+  g_psock_forks.fetch_add(1, std::memory_order_relaxed);
   PsockPool::after_fork_child();
 }
 

@@ -1,25 +1,70 @@
-// The psock (struct sk_psock): what a socket carries while it sits in at least
-// one sockmap or sockhash. One per socket, created at its first insertion,
-// shared by every map and key that holds it, dropped when its last reference
-// goes. Each map slot holds one reference and one PsockLink; the send and
-// receive paths take temporary references with psock_get().
+// The psock (struct sk_psock, include/linux/skmsg.h): what a socket carries
+// while it sits in at least one sockmap or sockhash. One per socket, created
+// at its first insertion, shared by every map and key that holds it, dropped
+// when its last reference goes. Each map slot holds one reference and one
+// PsockLink; the send and receive paths take temporary references with
+// psock_get(). Psocks are pooled and never freed: psock_init() resets one for
+// its new socket, psock_put() of the last reference drops it.
+//
+// Which lock guards what (fields in the order of struct sk_psock):
+//
+//   field                                   guarded by
+//   sk_                                     set by psock_init, cleared by drop
+//   sk_redir, redir_cookie, apply_bytes,    tx_lock (the kernel's lock_sock in
+//     cork_bytes, eval, redir_ingress,        tcp_bpf_sendmsg)
+//     cork, cork_alloc, stats.tx writes
+//   progs.*                                 atomics (written under the socket's
+//                                             lock, read lock-free)
+//   work_state                              the event loop thread only (and the
+//                                             drop, when nobody can reach it)
+//   ingress_msg, ingress_bytes,             ingress_lock
+//     engine_reads, rx_eof, rx_aborted,
+//     rx_err, event_fd, event_ready,
+//     rx_stop_fd, space_fd
+//   tx_enabled                              atomic (sk_psock_test_state TX_ENABLED)
+//   links, rx_hook                          link_lock
+//   refcnt_                                 atomic
+//   sk_fd, sk_fd_events                     sk_fd_lock
+//   waiters                                 waiters_lock
+//   rx_held, rx_on, rx_epoch, rx_fork,      atomics, written by the receive
+//     rx_predating, rx_predating_inq,         engine and its start and stop
+//     rx_draining,
+//     has_waiters, space_waiters, rcvbuf,
+//     fd_hint, generation, stats.rx
+//
+// Lock order, outermost first (each may be taken under the ones before it):
+//   tx_lock  >  Socket::lock() (the sender's socket_tuple, a target's checks;
+//   insertion and sock_map_close hold it)  >  sk_fd_lock  >  waiters_lock
+//   >  ingress_lock, link_lock (spinlocks: nothing is taken under them)
+// No tx_lock is taken under a socket lock or under another psock's tx_lock:
+// sock_map_close frees the cork after it lets the socket's lock go, and a
+// psock out of the pool is reset by psock_init before anyone can reach it.
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <mutex>
 #include <vector>
 
+#include "core/psock/psock_stats.h"
+#include "core/psock/strparser.h"
 #include "core/sock/socket.h"
 #include "core/sock/spinlock.h"
+#include "policy/sk_msg.h"
 #include "policy/spec.h"
+
+// Where the kernel would WARN_ON_ONCE: an invariant of the psock broken. A
+// debug build stops there; a release build goes on.
+#define PSOCK_WARN_ON(cond) assert(!(cond))
 
 namespace sockshim {
 
 class Socket;
 class SockMapBase;
-struct PsockExtSlot;
+class Psock;
 
 // The programs a psock runs (struct sk_psock_progs), copied from a map at
 // insertion and never reached by a later attach or detach on that map.
@@ -41,9 +86,14 @@ struct PsockLink {
 // (sk_psock_init_link) and splices it in under them, which cannot fail.
 using PsockLinks = std::list<PsockLink>;
 
-// How received bytes reach the programs (sock_map_link): nothing, the stream
-// parser + stream verdict, or a verdict alone. The kernel's saved_data_ready.
-enum class PsockRx : uint8_t { none, strparser, verdict };
+// Which receive hook the psock's socket has (sock_map_link; the kernel's
+// saved_data_ready replaced by sk_psock_strp_data_ready or
+// sk_psock_verdict_data_ready): none, the stream parser + stream verdict, or
+// a verdict alone.
+enum class RxHook : uint8_t { none, strparser, verdict };
+
+// psock->eval: the verdict that applies to the next bytes without a run.
+enum class SkEval : uint8_t { none, pass, drop, redirect };
 
 using SkMsgBytes = std::vector<uint8_t>;
 
@@ -70,62 +120,177 @@ struct SkMsgIngress {
   SkMsgClaim claim;
 };
 
+// An eventfd closed when its last user lets it go (the stop eventfd readers
+// wait on while they see only the queue).
+struct RxStopFd {
+  int fd = -1;
+  ~RxStopFd();
+};
+
+// A psock waiting for another to make room, named so that a recycled psock is
+// not mistaken for it.
+struct RxWaiter {
+  Psock* psock;
+  uint64_t generation;
+};
+
+// The receive engine's working state (struct sk_psock_work_state and the
+// psock's struct strparser): touched by the event loop thread only.
+struct SkPsockWorkState {
+  uint64_t epoch = 0;  // the start (Psock::rx_epoch) this state belongs to
+  Strparser strp;      // bytes read and not yet given to a verdict
+  // A frame, or the rest of one, whose verdict ran and whose effect waits for
+  // room (ingress) or writability (egress) at its target.
+  std::vector<uint8_t> pending;
+  size_t pending_off = 0;
+  policy::Verdict verdict = policy::Verdict::pass;
+  Socket* target = nullptr;  // type-stable; target_cookie tells if it is still that socket
+  uint64_t target_cookie = 0;
+  bool ingress = false;
+  bool eof = false;  // the socket said EOF or failed: nothing more to read
+  int read_err = 0;
+  bool aborted = false;
+  size_t rcvbuf = 0;  // the socket's SO_RCVBUF, the parser's frame limit
+  // A datagram socket: each read is one datagram, one message, with its
+  // source (name, then pending_name while its verdict's effect waits).
+  bool dgram = false;
+  SockAddr name, pending_name;
+  int timer_fd = -1;  // the partial-frame timer (only with SO_RCVTIMEO)
+  bool timer_armed = false;
+};
+
 class Psock {
  public:
   Socket* sk() const noexcept { return sk_; }
   uint32_t refcnt() const noexcept { return refcnt_.load(std::memory_order_relaxed); }
 
  private:
-  // First, so the small fields below pack beside it.
   Socket* sk_ = nullptr;
-  std::atomic<uint32_t> refcnt_{0};
 
  public:
-  SpinLock link_lock;  // guards links and rx
-  PsockRx rx = PsockRx::none;
-  SpinLock ingress_lock;  // guards ingress_* and the send state below
-  std::atomic<bool> tx_enabled{false};
+  // The send path (tcp_bpf_sendmsg), under tx_lock.
+  std::mutex tx_lock;
+  Socket* sk_redir = nullptr;  // type-stable record; redir_cookie tells if it is still that socket
+  uint64_t redir_cookie = 0;
+  uint32_t apply_bytes = 0;
+  uint32_t cork_bytes = 0;
+  SkEval eval = SkEval::none;
+  bool redir_ingress = false;
+  bool cork_alloc = false;  // psock->cork != NULL
+  policy::SkMsg cork;       // psock->cork: the corked message (its apply/cork values persist)
 
   PsockProgs progs;
 
-  // The map slots holding this psock.
-  PsockLinks links;
+  // The receive engine (core/rx/sk_psock_rx.cc): its working state, and the
+  // bytes it read and has not yet applied.
+  SkPsockWorkState work_state;
+  std::atomic<uint64_t> rx_held{0};
 
-  // Bytes waiting for the application (ingress_msg) and send-side state. All
-  // of it is discarded when the psock is dropped.
+  // The ingress queue and what its reader sees (core/psock/sk_msg_queue.cc),
+  // under ingress_lock.
+  SpinLock ingress_lock;
   std::list<SkMsgIngress> ingress_msg;
   size_t ingress_bytes = 0;
-  SkMsgBytes cork;  // corked send bytes not yet given to the verdict
-  uint32_t cork_bytes = 0;
-  uint32_t apply_bytes = 0;
-  std::atomic<uint64_t> generation{0};  // bumped by psock_init: state kept beside a psock resets
-  // The state kept beside this psock (core/psock_ext.cc): set on first use and
-  // never changed, as psocks are recycled, never freed.
-  std::atomic<PsockExtSlot*> ext_slot{nullptr};
-
-  // While the receive engine reads the socket (core/sk_psock_rx.cc) its reader
-  // sees only ingress_msg, then what the engine says is due; after a stop, until
-  // the bytes the engine took have gone where their verdict sent them. Under
-  // ingress_lock.
-  bool rx_reads = false;
+  // While the receive engine reads the socket its reader sees only
+  // ingress_msg, then what the engine says is due; after a stop, until the
+  // bytes the engine took have gone where their verdict sent them.
+  bool engine_reads = false;
   bool rx_eof = false;      // EOF is due: every byte read before it has been applied
   bool rx_aborted = false;  // the stream parser stopped for good: reads give EAGAIN
   int rx_err = 0;           // a socket error due (recv or SO_ERROR reports it once)
+  // Readers: an eventfd readable exactly while sk_psock_readable() holds, made
+  // on the first wait (poll, epoll, blocking recv).
+  int event_fd = -1;
+  bool event_ready = false;  // event_fd holds a count
+  // Readers waiting while they see only the queue (poll, select, blocking
+  // recv) also wait on this: signalled, never drained, when the reader gets
+  // the socket back, so every one of them wakes and looks again. One per
+  // start, made on the first such wait, closed by its last user.
+  std::shared_ptr<RxStopFd> rx_stop_fd;
+  // Senders blocked on a full ingress queue poll space_fd, an eventfd that a
+  // reader freeing room (or the psock stopping) signals; made on the first
+  // wait and kept across recycling.
+  int space_fd = -1;
+  std::atomic<uint32_t> space_waiters{0};
 
-  // Appends a message to ingress_msg; -ENOMEM (and nothing queued) when memory
-  // is short.
-  int ingress_enqueue(SkMsgBytes msg) noexcept;
-  size_t ingress_queued() noexcept;
+  // sk_psock_test_state(psock, SK_PSOCK_TX_ENABLED).
+  std::atomic<bool> tx_enabled{false};
+
+  // The map slots holding this psock, and its receive hook; under link_lock.
+  SpinLock link_lock;
+  PsockLinks links;
+  RxHook rx_hook = RxHook::none;
+
+ private:
+  std::atomic<uint32_t> refcnt_{0};
+
+ public:
+  // The engine's own dup of the socket, made internal, for reading (a psock
+  // it reads) and for egress redirects (a target); every call on it holds
+  // sk_fd_lock, so a stop may close it from any thread, at once.
+  std::mutex sk_fd_lock;
+  int sk_fd = -1;
+  uint32_t sk_fd_events = 0;          // what the event loop watches on sk_fd
+  std::atomic<bool> rx_on{false};     // the engine reads this socket
+  std::atomic<uint64_t> rx_epoch{0};  // bumped by every start and stop
+  std::atomic<uint64_t> rx_fork{0};   // the fork count of the process that started it
+  // Bytes in the kernel's queue at the start wait for the first read,
+  // readiness query or new arrival, as they wait for tcp_data_ready in the
+  // kernel: rx_predating_inq is how many there were.
+  std::atomic<bool> rx_predating{false};
+  std::atomic<int> rx_predating_inq{0};
+  // A stop found bytes taken from the socket and not yet applied: the reader
+  // gets the socket back once they are (a reference keeps the psock meanwhile).
+  std::atomic<bool> rx_draining{false};
+  // Sources whose verdict waits for room in this queue or for this socket to
+  // become writable; each is run again when that happens.
+  std::mutex waiters_lock;
+  std::vector<RxWaiter> waiters;
+  std::atomic<bool> has_waiters{false};
+
+  // Limits of the ingress queue and the fd the socket was last seen at.
+  std::atomic<int> rcvbuf{0};
+  std::atomic<int> fd_hint{-1};
+  // Bumped by psock_init: what names a psock (a waiter, an event loop
+  // callback, an epoll record) tells a recycled one from the one it named.
+  std::atomic<uint64_t> generation{0};
+
+  PsockStats stats;
 
  private:
   friend Psock* psock_init(Socket* sk) noexcept;
   friend bool psock_try_get(Psock* p) noexcept;
   friend void psock_put(Psock* p) noexcept;
   friend class PsockPool;
+  void reset() noexcept;
   void drop() noexcept;
 
   Psock* next_free_ = nullptr;
 };
+
+// What the layers above the psock do at points the psock reaches, as the
+// kernel's psock saves a socket's callbacks and sk_prot points at tcp_bpf's:
+// the receive engine (core/rx/) and the readiness hooks (core/readiness/)
+// each fill in theirs once, at start-up (a static initialiser), before any
+// psock exists; core_dep links every object, so they always run.
+struct PsockOps {
+  // The receive engine: start reading psock's socket (sk_psock_start_strp /
+  // _verdict; fd is one of its fds or -1), stop (sk_psock_stop_strp /
+  // _verdict), and from the drop: stop, and discard the bytes it held.
+  void (*start_rx)(Psock* psock, int fd) noexcept = nullptr;
+  void (*stop_rx)(Psock* psock) noexcept = nullptr;
+  void (*drop_rx)(Psock* psock) noexcept = nullptr;
+  // In a fork child, for each pooled psock: live is it while it has a
+  // reference, null when it is in the pool.
+  void (*fork_child_rx)(Psock* live, Psock& slot) noexcept = nullptr;
+  // Readiness: sk's psock appeared, changed its receive side or is going
+  // (psock_poll_link); the psock's event_fd is about to close (psock_poll_forget).
+  void (*poll_link)(Socket* sk) noexcept = nullptr;
+  void (*poll_forget)(int event_fd) noexcept = nullptr;
+};
+
+// The installed operations (filled in at start-up, read-only after).
+PsockOps& psock_ops() noexcept;
 
 // Creates sk's psock with one reference and publishes it in sk->psock
 // (sk_psock_init); null, with nothing published, when memory is short. The
@@ -172,11 +337,28 @@ class PsockRef {
 // psocks are type-stable (recycled, never freed), like socket records.
 PsockRef psock_get(Socket* sk) noexcept;
 
+// Frees psock's corked message (sk_psock_cork_free), counting its bytes as
+// dropped; the caller holds psock->tx_lock (or the last reference went).
+void sk_psock_cork_free(Psock* psock) noexcept;
+
+// One fd of this process that refers to sk, or -1 (the redirect target's fd for
+// egress and SO_RCVBUF).
+int socket_fd(Socket* sk) noexcept;
+
+// Forks this process came from (bumped first in a fork child): a receive
+// engine started before the last one is not this process's.
+extern std::atomic<uint64_t> g_psock_forks;
+
 // Live psocks, for tests and dump.
 uint64_t psock_count() noexcept;
 
+// Before fork (the fork hook): queued datagrams get their claims
+// (sk_msg_fork_claims). Nothing to do until a psock ever queued bytes.
+void psock_before_fork() noexcept;
+
 // In a fork child: frees every psock lock and the pool's, which threads that
-// do not exist there may have held.
+// do not exist there may have held, and lets the receive engine forget what
+// was the parent's.
 void psock_after_fork_child() noexcept;
 
 }  // namespace sockshim

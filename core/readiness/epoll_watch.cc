@@ -53,7 +53,10 @@ void EpollWatches::erase(EpollWatch* w) noexcept {
 }
 
 EpollWatches& epoll_watches() noexcept {
-  static EpollWatches* w = new EpollWatches;
+  // In static storage, never destroyed, and made without an allocation: the
+  // first caller (an insertion's psock_poll_link) may be short of memory.
+  alignas(EpollWatches) static unsigned char storage[sizeof(EpollWatches)];
+  static EpollWatches* w = new (storage) EpollWatches;
   return *w;
 }
 

@@ -39,9 +39,9 @@ struct EpollWatch {
   // registrations carry the token instead of data.
   const Psock* psock = nullptr;
   uint64_t generation = 0;
-  bool rx = false;     // the socket's registration lacks EPOLLIN | EPOLLRDHUP
-  int shadow_fd = -1;  // the psock's eventfd, registered in ep
-  bool fired = false;  // EPOLLONESHOT: reported, not yet rearmed by the application
+  bool engine_reads = false;  // the socket's registration lacks EPOLLIN | EPOLLRDHUP
+  int shadow_fd = -1;         // the psock's eventfd, registered in ep
+  bool fired = false;         // EPOLLONESHOT: reported, not yet rearmed by the application
 };
 
 // Every member under lock; the counts are read without it to skip all of this.

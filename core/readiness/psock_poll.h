@@ -3,8 +3,6 @@
 
 #include <poll.h>
 
-#include <mutex>
-
 #include "core/psock/psock.h"
 
 namespace sockshim {
@@ -17,13 +15,6 @@ inline constexpr short kRxMasked = POLLIN | POLLRDNORM | POLLRDHUP;
 
 // fd's psock with a reference, or empty.
 PsockRef psock_at(int fd) noexcept;
-
-// True while p's reader sees only its queue: the receive engine reads p's
-// socket, or stopped and still settles what it took from it.
-inline bool psock_rx(Psock* p) noexcept {
-  std::lock_guard g(p->ingress_lock);
-  return p->rx_reads;
-}
 
 // The bits of sk_psock_poll(p) that a poll asking for events reports (POLLHUP
 // and POLLERR are reported unasked, as the kernel does).

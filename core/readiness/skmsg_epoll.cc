@@ -2,9 +2,9 @@
 // registrations (core/epoll_watch.h), what is installed for each while its
 // socket has a psock, and the fix-up of what epoll_wait returns.
 //
-// Lock order: the records' lock is taken last. Nothing under it reaches
-// psock_ext() or sk_psock_poll(): psock_poll_forget() runs under the
-// psock_ext table's lock and takes the records' lock.
+// Lock order: the records' lock is taken last. Nothing under it reaches a
+// psock's locks or sk_psock_poll(): psock_poll_forget() runs from psock_init
+// (under the socket's lock) and takes the records' lock.
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,14 +13,14 @@
 #include <string>
 #include <vector>
 
-#include "core/readiness/epoll_watch.h"
 #include "core/maps/loaded_policy.h"
+#include "core/readiness/epoll_watch.h"
 #include "core/readiness/psock_poll.h"
-#include "core/sock/real.h"
-#include "core/sock/registry.h"
+#include "core/readiness/skmsg_poll.h"
 #include "core/rx/sk_psock_rx.h"
 #include "core/rx/skmsg_ingress.h"
-#include "core/readiness/skmsg_poll.h"
+#include "core/sock/real.h"
+#include "core/sock/registry.h"
 
 namespace sockshim {
 namespace {
@@ -34,7 +34,7 @@ struct PsockState {
   PsockRef ref;
   uint64_t generation = 0;
   int event_fd = -1;
-  bool rx = false;
+  bool engine_reads = false;
 };
 
 PsockState psock_state(Socket* sk, uint64_t cookie) noexcept {
@@ -45,7 +45,7 @@ PsockState psock_state(Socket* sk, uint64_t cookie) noexcept {
   if (!s.ref) return s;
   s.generation = s.ref->generation.load(std::memory_order_relaxed);
   s.event_fd = ingress_event_fd(s.ref.get());
-  s.rx = psock_rx(s.ref.get());
+  s.engine_reads = sk_psock_engine_reads(s.ref.get());
   return s;
 }
 
@@ -56,7 +56,7 @@ epoll_event own_event(const EpollWatch& w) noexcept {
   epoll_event ev{};
   ev.events = w.events;
   ev.data.u64 = w.psock ? w.token | kWatchOwn : w.data;
-  if (w.rx) {
+  if (w.engine_reads) {
     ev.events &= ~static_cast<uint32_t>(kRxMasked);
     // Left with nothing but the hang-up the kernel reports unasked, the
     // registration would report it on every wait while the engine holds it
@@ -68,7 +68,7 @@ epoll_event own_event(const EpollWatch& w) noexcept {
 }
 
 bool wants_shadow(const EpollWatch& w) noexcept {
-  return w.psock && (w.rx || (w.events & (EPOLLIN | EPOLLRDNORM)));
+  return w.psock && (w.engine_reads || (w.events & (EPOLLIN | EPOLLRDNORM)));
 }
 
 epoll_event shadow_event(const EpollWatch& w) noexcept {
@@ -132,14 +132,14 @@ bool oneshot_fired(int ep, int fd) noexcept {
 bool apply(EpollWatch& w, const PsockState& ps) noexcept {
   const Psock* p = ps.ref.get();
   const uint64_t gen = ps.generation;
-  if (w.psock == p && w.generation == gen && w.rx == ps.rx) {
+  if (w.psock == p && w.generation == gen && w.engine_reads == ps.engine_reads) {
     sync_shadow(w, ps.event_fd);
     return true;
   }
   EpollWatch next = w;
   next.psock = p;
   next.generation = gen;
-  next.rx = p && ps.rx;
+  next.engine_reads = p && ps.engine_reads;
   // Its events were the kernel's alone until now: one that fired stays disarmed.
   if (!w.psock && p && (w.events & EPOLLONESHOT)) next.fired = oneshot_fired(w.ep, w.fd);
   epoll_event ev = own_event(next);
@@ -152,7 +152,7 @@ bool apply(EpollWatch& w, const PsockState& ps) noexcept {
   if (w.shadow_fd >= 0 && (w.psock != p || w.generation != gen)) drop_shadow(w);
   w.psock = next.psock;
   w.generation = next.generation;
-  w.rx = next.rx;
+  w.engine_reads = next.engine_reads;
   w.fired = next.fired;
   sync_shadow(w, ps.event_fd);
   return true;
@@ -163,7 +163,7 @@ bool changed_since(Socket* sk, const PsockState& ps) noexcept {
   Psock* now = sk->psock.load(std::memory_order_acquire);
   if (now != ps.ref.get()) return true;
   return now && (now->generation.load(std::memory_order_relaxed) != ps.generation ||
-                 psock_rx(now) != ps.rx);
+                 sk_psock_engine_reads(now) != ps.engine_reads);
 }
 
 // Whether epoll_ctl on a socket is recorded: only while a policy (which alone
@@ -221,7 +221,7 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
   next.fired = false;
   next.psock = ps.ref.get();
   next.generation = ps.generation;
-  next.rx = ps.ref && ps.rx;
+  next.engine_reads = ps.ref && ps.engine_reads;
   epoll_event ev = own_event(next);
   int r = real::epoll_ctl(ep, op, fd, &ev);
   saved = errno;
@@ -253,7 +253,7 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
   if (r == 0 && record && op != EPOLL_CTL_DEL && changed_since(sk, ps)) psock_poll_link(sk);
   // A registration is a readiness query: bytes that predate the engine's
   // start go through it now, and a wait right after sees what passed.
-  if (r == 0 && ps.rx && op != EPOLL_CTL_DEL) {
+  if (r == 0 && ps.engine_reads && op != EPOLL_CTL_DEL) {
     int saved = errno;
     sk_psock_rx_kick(ps.ref.get(), true);
     errno = saved;
@@ -285,10 +285,11 @@ uint32_t evaluate(const Seen& s, bool* stale) noexcept {
     p = psock_get(w.sk);
     if (p && w.sk->cookie != w.cookie) p.reset();
   }
-  const bool rx = p && psock_rx(p.get());
+  const bool engine_reads = p && sk_psock_engine_reads(p.get());
   uint32_t bits = s.own;
-  *stale = p.get() != w.psock ||
-           (p && (p->generation.load(std::memory_order_relaxed) != w.generation || rx != w.rx));
+  *stale =
+      p.get() != w.psock || (p && (p->generation.load(std::memory_order_relaxed) != w.generation ||
+                                   engine_reads != w.engine_reads));
   if (*stale) {
     // What ep reported was installed for another state: ask the kernel now.
     bits = 0;
@@ -296,7 +297,7 @@ uint32_t evaluate(const Seen& s, bool* stale) noexcept {
     if (registry::peek(w.fd) == w.sk && real::poll(&pf, 1, 0) > 0)
       bits = static_cast<uint16_t>(pf.revents);
   }
-  if (rx) bits &= ~static_cast<uint32_t>(kRxHidden);
+  if (engine_reads) bits &= ~static_cast<uint32_t>(kRxHidden);
   if (p) bits |= static_cast<uint16_t>(psock_revents(p.get(), static_cast<short>(w.events)));
   return bits & (w.events | EPOLLHUP | EPOLLERR) & ~kFlags;
 }
@@ -414,7 +415,7 @@ void psock_poll_link(Socket* sk) noexcept {
   }
   // A socket already in an epoll set is being waited for: bytes that predate
   // its engine's start go through it now, as for an epoll_ctl after it.
-  if (registered && ps.rx) sk_psock_rx_kick(ps.ref.get(), false);
+  if (registered && ps.engine_reads) sk_psock_rx_kick(ps.ref.get(), false);
   errno = saved;
 }
 
@@ -445,5 +446,18 @@ void psock_epoll_created(int ep) noexcept {
 void skmsg_poll_after_fork_child() noexcept {
   epoll_watches_after_fork_child();
 }
+
+namespace {
+
+// The psock reaches the records through these (its poll_link and poll_forget
+// operations), installed before any psock exists.
+const bool g_poll_ops_installed = [] {
+  PsockOps& ops = psock_ops();
+  ops.poll_link = psock_poll_link;
+  ops.poll_forget = psock_poll_forget;
+  return true;
+}();
+
+}  // namespace
 
 }  // namespace sockshim

@@ -8,10 +8,10 @@
 
 #include "core/readiness/poll_deadline.h"
 #include "core/readiness/psock_poll.h"
-#include "core/sock/real.h"
-#include "core/sock/registry.h"
 #include "core/rx/sk_psock_rx.h"
 #include "core/rx/skmsg_ingress.h"
+#include "core/sock/real.h"
+#include "core/sock/registry.h"
 
 namespace sockshim {
 namespace {
@@ -48,8 +48,9 @@ namespace {
 struct PollEntry {
   nfds_t index;
   PsockRef psock;
-  bool rx = false;
-  std::shared_ptr<RxStopFd> stop;  // while rx: signalled when the reader gets the socket back
+  bool engine_reads = false;
+  std::shared_ptr<RxStopFd>
+      stop;  // while engine_reads: signalled when the reader gets the socket back
 };
 
 // Brings what the kernel is asked for e in line with whether p's reader sees
@@ -59,16 +60,16 @@ struct PollEntry {
 // tcp_data_ready.
 void poll_refresh(PollEntry& e, const pollfd& asked, pollfd& sent, bool first) noexcept {
   Psock* p = e.psock.get();
-  bool rx = psock_rx(p);
-  if (rx) sk_psock_rx_kick(p, true);
+  bool engine_reads = sk_psock_engine_reads(p);
+  if (engine_reads) sk_psock_rx_kick(p, true);
   e.stop.reset();
-  if (rx && !sk_psock_rx_stop_wait(p, &e.stop)) rx = false;
-  if (first || rx != e.rx) {
+  if (engine_reads && !sk_psock_rx_stop_wait(p, &e.stop)) engine_reads = false;
+  if (first || engine_reads != e.engine_reads) {
     // Also undoes a hang-up's fd = -1 below once the reader has the socket back.
     sent.fd = asked.fd;
-    sent.events = rx ? static_cast<short>(asked.events & ~kRxMasked) : asked.events;
+    sent.events = engine_reads ? static_cast<short>(asked.events & ~kRxMasked) : asked.events;
   }
-  e.rx = rx;
+  e.engine_reads = engine_reads;
 }
 
 }  // namespace
@@ -80,7 +81,7 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
     all.assign(fds, fds + n);
     for (nfds_t i = 0; i < n; ++i)
       if (PsockRef p = psock_at(fds[i].fd)) {
-        if (!psock_rx(p.get()) && !(fds[i].events & kReadEvents)) continue;
+        if (!sk_psock_engine_reads(p.get()) && !(fds[i].events & kReadEvents)) continue;
         ps.push_back({i, std::move(p)});
       }
     all.reserve(n + 2 * ps.size());
@@ -111,7 +112,7 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
     for (nfds_t i = 0; i < n; ++i) fds[i].revents = all[i].revents;
     for (auto& e : ps) {
       pollfd& f = fds[e.index];
-      if (e.rx) {
+      if (e.engine_reads) {
         f.revents &= static_cast<short>(~kRxHidden);
         // A hang-up the kernel reports on every call is the engine's to give:
         // stop asking the kernel, or this loop would spin until it does.

@@ -6,7 +6,7 @@
 // stops, through its stop eventfd (sk_psock_rx_stop_wait). A query runs the
 // engine on bytes that predate its start (sk_psock_rx_kick).
 //
-// For a socket the engine reads (psock->rx != none) the kernel's own POLLIN,
+// For a socket the engine reads (psock->engine_reads) the kernel's own POLLIN,
 // POLLRDHUP and POLLHUP are hidden: the engine may not have read those bytes
 // yet or holds an EOF back behind queued ones. poll and select ask the kernel
 // without them; an epoll registration of such a socket is modified to lack

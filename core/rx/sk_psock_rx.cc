@@ -17,46 +17,19 @@
 #include <new>
 #include <vector>
 
+#include "core/psock/sk_msg_queue.h"
+#include "core/psock/strparser.h"
+#include "core/rx/skb_verdict.h"
 #include "core/sock/event_loop.h"
 #include "core/sock/log.h"
-#include "core/psock/psock_ext.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
-#include "core/rx/skb_verdict.h"
-#include "core/rx/skmsg_ingress.h"
-#include "core/readiness/skmsg_poll.h"
-#include "core/psock/strparser.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
 #endif
 
 namespace sockshim {
-
-// The loop thread's working state for one psock (and Psock::drop's, and the
-// fork child's, when nobody else can reach it).
-struct SkPsockRx {
-  uint64_t epoch = 0;  // the start (PsockExt::rx_epoch) this state belongs to
-  Strparser strp;      // bytes read and not yet given to a verdict
-  // A frame, or the rest of one, whose verdict ran and whose effect waits for
-  // room (ingress) or writability (egress) at its target.
-  std::vector<uint8_t> pending;
-  size_t pending_off = 0;
-  policy::Verdict verdict = policy::Verdict::pass;
-  Socket* target = nullptr;  // type-stable; target_cookie tells if it is still that socket
-  uint64_t target_cookie = 0;
-  bool ingress = false;
-  bool eof = false;  // the socket said EOF or failed: nothing more to read
-  int read_err = 0;
-  bool aborted = false;
-  size_t rcvbuf = 0;  // the socket's SO_RCVBUF, the parser's frame limit
-  // A datagram socket: each read is one datagram, one message, with its
-  // source (name, then pending_name while its verdict's effect waits).
-  bool dgram = false;
-  SockAddr name, pending_name;
-  int timer_fd = -1;  // the partial-frame timer (only with SO_RCVTIMEO)
-  bool timer_armed = false;
-};
 
 namespace {
 
@@ -69,16 +42,13 @@ constexpr int kReadBudget = 16;
 constexpr uint32_t kRxEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr uint32_t kTargetEvents = EPOLLOUT | EPOLLET;
 
-// Forks this process came from; an engine started before the last is not ours.
-std::atomic<uint64_t> g_fork_count{0};
-
 uint64_t generation(Psock* p) noexcept {
   return p->generation.load(std::memory_order_acquire);
 }
 
 void on_event(Psock* p, uint64_t gen, uint32_t events) noexcept;
 
-void close_timer(SkPsockRx& st) noexcept {
+void close_timer(SkPsockWorkState& st) noexcept {
   if (st.timer_fd < 0) return;
   if (EventLoop* loop = EventLoop::get()) loop->unwatch(st.timer_fd);
   registry::close_internal(st.timer_fd);
@@ -87,7 +57,7 @@ void close_timer(SkPsockRx& st) noexcept {
 }
 
 // Closes p's engine fd; the caller holds e.sk_fd_lock.
-void close_fd_locked(PsockExt& e) noexcept {
+void close_fd_locked(Psock& e) noexcept {
   if (e.sk_fd < 0) return;
   if (e.sk_fd_events)
     if (EventLoop* loop = EventLoop::get()) loop->unwatch(e.sk_fd);
@@ -116,7 +86,7 @@ int dup_socket(Socket* sk, int fd) noexcept {
 
 // Makes sure p has an engine fd watched for at least `events`; the caller
 // holds e.sk_fd_lock. False when none can be made.
-bool open_fd_locked(Psock* p, PsockExt& e, int app_fd, uint32_t events) noexcept {
+bool open_fd_locked(Psock* p, Psock& e, int app_fd, uint32_t events) noexcept {
   if (e.sk_fd >= 0 && !registry::is_internal(registry::peek(e.sk_fd))) {
     // The program closed it: its watch went with the file only if no other fd remained.
     if (EventLoop* loop = EventLoop::get()) loop->unwatch(e.sk_fd);
@@ -145,19 +115,13 @@ bool open_fd_locked(Psock* p, PsockExt& e, int app_fd, uint32_t events) noexcept
   return true;
 }
 
-// p's working state, made on first use; null when memory is short.
-SkPsockRx* state(PsockExt& e) noexcept {
-  if (!e.rx) e.rx = new (std::nothrow) SkPsockRx;
-  return e.rx;
-}
-
-void held_sub(PsockExt& e, size_t n) noexcept {
+void held_sub(Psock& e, size_t n) noexcept {
   e.rx_held.fetch_sub(n, std::memory_order_relaxed);
 }
 
 // Bytes not yet given a verdict go, counted as dropped, and what the last
 // start found (a stop or a restart, as strp_stop frees them).
-void drop_unparsed(PsockExt& e, SkPsockRx& st) noexcept {
+void drop_unparsed(Psock& e, SkPsockWorkState& st) noexcept {
   if (size_t n = st.strp.buffered()) {
     e.stats.rx.apply(Verdict::drop, n);
     held_sub(e, n);
@@ -170,7 +134,7 @@ void drop_unparsed(PsockExt& e, SkPsockRx& st) noexcept {
 }
 
 // Every held byte goes, counted as dropped (a drop, a reset).
-void discard(PsockExt& e, SkPsockRx& st) noexcept {
+void discard(Psock& e, SkPsockWorkState& st) noexcept {
   drop_unparsed(e, st);
   if (size_t n = st.pending.size() - st.pending_off) {
     e.stats.rx.apply(Verdict::drop, n);
@@ -182,7 +146,7 @@ void discard(PsockExt& e, SkPsockRx& st) noexcept {
 }
 
 void add_waiter(Psock* target, Psock* source) noexcept {
-  PsockExt& t = psock_ext(target);
+  Psock& t = *target;
   std::lock_guard g(t.waiters_lock);
   const uint64_t gen = generation(source);
   for (const RxWaiter& w : t.waiters)
@@ -195,7 +159,7 @@ void add_waiter(Psock* target, Psock* source) noexcept {
   t.has_waiters.store(true, std::memory_order_release);
 }
 
-std::vector<RxWaiter> take_waiters(PsockExt& e) noexcept {
+std::vector<RxWaiter> take_waiters(Psock& e) noexcept {
   std::vector<RxWaiter> out;
   if (!e.has_waiters.load(std::memory_order_acquire)) return out;
   std::lock_guard g(e.waiters_lock);
@@ -221,7 +185,7 @@ enum class Applied : uint8_t { done, blocked };
 // blocked: the send would block; EPOLLOUT on target's fd runs the source again.
 Applied egress(Psock* source, Psock* target, std::span<const uint8_t> bytes, size_t* sent,
                int* err) noexcept {
-  PsockExt& t = psock_ext(target);
+  Psock& t = *target;
   *sent = 0;
   *err = 0;
   std::lock_guard g(t.sk_fd_lock);
@@ -249,7 +213,7 @@ Applied egress(Psock* source, Psock* target, std::span<const uint8_t> bytes, siz
 
 // sk_psock_verdict_apply for bytes of one frame: what completed is counted
 // and subtracted from held; the rest waits (blocked) or was dropped.
-Applied apply(Psock* p, PsockExt& e, Verdict v, Psock* target, bool ingress,
+Applied apply(Psock* p, Psock& e, Verdict v, Psock* target, bool ingress,
               std::span<const uint8_t> bytes, size_t* done,
               const SockAddr* name = nullptr) noexcept {
   *done = bytes.size();
@@ -294,7 +258,7 @@ Applied apply(Psock* p, PsockExt& e, Verdict v, Psock* target, bool ingress,
 
 // Keeps what a blocked verdict did not apply, with its target. False when
 // memory is short: the caller drops it.
-bool keep_pending(SkPsockRx& st, Verdict v, Psock* target, bool ingress,
+bool keep_pending(SkPsockWorkState& st, Verdict v, Psock* target, bool ingress,
                   std::span<const uint8_t> rest) noexcept {
   try {
     st.pending.assign(rest.begin(), rest.end());
@@ -312,7 +276,7 @@ bool keep_pending(SkPsockRx& st, Verdict v, Psock* target, bool ingress,
 
 // The pending target, if it is still the socket the verdict chose and still
 // has its psock.
-PsockRef pending_target(SkPsockRx& st) noexcept {
+PsockRef pending_target(SkPsockWorkState& st) noexcept {
   if (!st.target || st.target->cookie != st.target_cookie) return {};
   PsockRef t = psock_get(st.target);
   if (!t || st.target->cookie != st.target_cookie) return {};
@@ -320,7 +284,7 @@ PsockRef pending_target(SkPsockRx& st) noexcept {
 }
 
 // False while the pending bytes still wait.
-bool flush_pending(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
+bool flush_pending(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
   if (st.pending_off == st.pending.size()) return true;
   std::span<const uint8_t> rest(st.pending.data() + st.pending_off,
                                 st.pending.size() - st.pending_off);
@@ -336,7 +300,7 @@ bool flush_pending(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
   return true;
 }
 
-void abort_strp(Psock* p, PsockExt& e, SkPsockRx& st, int err) noexcept {
+void abort_strp(Psock* p, Psock& e, SkPsockWorkState& st, int err) noexcept {
   log::info("receive engine: stream parser stopped on socket cookie {}: {}",
             p->sk() ? p->sk()->cookie : 0, strerror(err));
   st.aborted = true;
@@ -353,7 +317,7 @@ void abort_strp(Psock* p, PsockExt& e, SkPsockRx& st, int err) noexcept {
 void on_timer(Psock* p, uint64_t gen, uint64_t epoch) noexcept;
 
 // strp's message timer: armed on a partial frame when SO_RCVTIMEO is set.
-void arm_timer(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
+void arm_timer(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
   if (st.timer_armed) return;
   timeval tv{};
   socklen_t len = sizeof tv;
@@ -382,7 +346,7 @@ void arm_timer(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
   st.timer_armed = timerfd_settime(st.timer_fd, 0, &its, nullptr) == 0;
 }
 
-void disarm_timer(SkPsockRx& st) noexcept {
+void disarm_timer(SkPsockWorkState& st) noexcept {
   if (!st.timer_armed) return;
   itimerspec its{};
   timerfd_settime(st.timer_fd, 0, &its, nullptr);
@@ -391,7 +355,7 @@ void disarm_timer(SkPsockRx& st) noexcept {
 
 // Cuts and applies the buffered frames. False when a verdict's effect waits,
 // the parser stopped, or the engine was stopped meanwhile.
-bool run_frames(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
+bool run_frames(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
   while (st.strp.buffered() > 0 && !st.aborted) {
     const policy::Program* verdict = p->progs.stream_verdict.load(std::memory_order_acquire);
     if (!verdict) verdict = p->progs.skb_verdict.load(std::memory_order_acquire);
@@ -428,7 +392,7 @@ bool run_frames(Psock* p, PsockExt& e, SkPsockRx& st) noexcept {
   return !st.aborted;
 }
 
-size_t source_rcvbuf(PsockExt& e) noexcept {
+size_t source_rcvbuf(Psock& e) noexcept {
   int v = 0;
   socklen_t len = sizeof v;
   std::lock_guard g(e.sk_fd_lock);
@@ -441,7 +405,7 @@ size_t source_rcvbuf(PsockExt& e) noexcept {
 // now). With name, one datagram and its source (udp_read_skb: one skb, one
 // message); it returns the datagram's full length (MSG_TRUNC) and 0 for an
 // empty one.
-ssize_t read_chunk(PsockExt& e, uint8_t* buf, size_t len, SockAddr* name) noexcept {
+ssize_t read_chunk(Psock& e, uint8_t* buf, size_t len, SockAddr* name) noexcept {
   std::lock_guard g(e.sk_fd_lock);
   if (e.sk_fd < 0 || !registry::is_internal(registry::peek(e.sk_fd))) {
     errno = EAGAIN;
@@ -463,7 +427,7 @@ ssize_t read_chunk(PsockExt& e, uint8_t* buf, size_t len, SockAddr* name) noexce
 }
 
 // The size of the next datagram waiting in p's socket (0 when none).
-size_t next_dgram_len(PsockExt& e) noexcept {
+size_t next_dgram_len(Psock& e) noexcept {
   std::lock_guard g(e.sk_fd_lock);
   if (e.sk_fd < 0) return 0;
   ssize_t r = real::recv(e.sk_fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
@@ -471,7 +435,7 @@ size_t next_dgram_len(PsockExt& e) noexcept {
 }
 
 // Bytes in the kernel's receive queue of p's socket.
-int kernel_inq(PsockExt& e) noexcept {
+int kernel_inq(Psock& e) noexcept {
   int n = 0;
   std::lock_guard g(e.sk_fd_lock);
   if (e.sk_fd < 0 || real::ioctl(e.sk_fd, FIONREAD, reinterpret_cast<unsigned long>(&n)) != 0)
@@ -481,10 +445,11 @@ int kernel_inq(PsockExt& e) noexcept {
 
 // The stop that found bytes held is over: the reader reads the socket itself
 // again, and its epoll registrations follow.
-void finish_drain(Psock* p, PsockExt& e) noexcept {
+void finish_drain(Psock* p, Psock& e) noexcept {
   if (!e.rx_draining.exchange(false, std::memory_order_acq_rel)) return;
   sk_psock_rx_reading(p, false);
-  if (Socket* sk = p->sk()) psock_poll_link(sk);
+  if (Socket* sk = p->sk())
+    if (auto* poll_link = psock_ops().poll_link) poll_link(sk);
   psock_put(p);  // the drain's reference; the caller holds another
 }
 
@@ -500,16 +465,15 @@ void work(Psock* p) noexcept {
     explicit Working(Psock* p) noexcept { t_working = p; }
     ~Working() { t_working = prev; }
   } working(p);
-  PsockExt& e = psock_ext(p);
-  SkPsockRx* stp = state(e);
+  Psock& e = *p;
   // The loop thread's read buffer (only that thread reads).
   static uint8_t* buf = new (std::nothrow) uint8_t[kReadChunk];
-  if (!stp || !buf) {
+  if (!buf) {
     log::error("receive engine: out of memory; socket cookie {} is not read",
                p->sk() ? p->sk()->cookie : 0);
     return;
   }
-  SkPsockRx& st = *stp;
+  SkPsockWorkState& st = e.work_state;
   const uint64_t epoch = e.rx_epoch.load(std::memory_order_acquire);
   if (st.epoch != epoch) {
     // A stop or restart since the last turn. A frame whose verdict ran stays:
@@ -521,12 +485,12 @@ void work(Psock* p) noexcept {
     if (flush_pending(p, e, st)) finish_drain(p, e);
     return;
   }
-  if (e.rx_fork.load(std::memory_order_relaxed) != g_fork_count.load(std::memory_order_relaxed))
+  if (e.rx_fork.load(std::memory_order_relaxed) != g_psock_forks.load(std::memory_order_relaxed))
     return;
-  if (e.rx_deferred.load(std::memory_order_acquire)) {
+  if (e.rx_predating.load(std::memory_order_acquire)) {
     // Only bytes that predate the start: they wait for the reader (kick) or a new arrival.
-    if (kernel_inq(e) <= e.rx_deferred_inq.load(std::memory_order_relaxed)) return;
-    e.rx_deferred.store(false, std::memory_order_release);
+    if (kernel_inq(e) <= e.rx_predating_inq.load(std::memory_order_relaxed)) return;
+    e.rx_predating.store(false, std::memory_order_release);
   }
   if (!flush_pending(p, e, st) || !run_frames(p, e, st)) return;
   if (st.rcvbuf == 0) {
@@ -607,7 +571,7 @@ void on_event(Psock* p, uint64_t gen, uint32_t events) noexcept {
   if (!psock_try_get(p)) return;
   PsockRef ref(p);
   if (generation(p) != gen) return;
-  PsockExt& e = psock_ext(p);
+  Psock& e = *p;
   if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) run_waiters(take_waiters(e));
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) work(p);
 }
@@ -616,9 +580,8 @@ void on_timer(Psock* p, uint64_t gen, uint64_t epoch) noexcept {
   if (!psock_try_get(p)) return;
   PsockRef ref(p);
   if (generation(p) != gen) return;
-  PsockExt& e = psock_ext(p);
-  if (!e.rx) return;
-  SkPsockRx& st = *e.rx;
+  Psock& e = *p;
+  SkPsockWorkState& st = e.work_state;
   uint64_t expirations;
   if (st.timer_fd >= 0) (void)!real::read(st.timer_fd, &expirations, sizeof expirations);
   if (st.epoch != epoch || !st.timer_armed) return;
@@ -665,7 +628,7 @@ void kick(Psock* p, bool wait) noexcept {
 
 // Wakes whatever waits on p after it stopped: sources with bytes for it, and
 // senders blocked on its queue.
-void wake_all(Psock* p, PsockExt& e) noexcept {
+void wake_all(Psock* p, Psock& e) noexcept {
   std::vector<RxWaiter> ws = take_waiters(e);
   if (!ws.empty())
     if (EventLoop* loop = EventLoop::get()) loop->post([ws = std::move(ws)] { run_waiters(ws); });
@@ -676,8 +639,8 @@ void wake_all(Psock* p, PsockExt& e) noexcept {
 
 void sk_psock_start_rx(Psock* psock, int fd) noexcept {
   if (registry::in_vfork_child()) return;
-  PsockExt& e = psock_ext(psock);
-  const uint64_t forks = g_fork_count.load(std::memory_order_relaxed);
+  Psock& e = *psock;
+  const uint64_t forks = g_psock_forks.load(std::memory_order_relaxed);
   if (e.rx_on.load(std::memory_order_acquire) && e.rx_fork.load(std::memory_order_relaxed) == forks)
     return;
   int saved = errno;
@@ -686,8 +649,8 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
   e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
   e.rx_fork.store(forks, std::memory_order_relaxed);
   // Until the kernel's count is known, nothing is read.
-  e.rx_deferred_inq.store(INT_MAX, std::memory_order_relaxed);
-  e.rx_deferred.store(true, std::memory_order_release);
+  e.rx_predating_inq.store(INT_MAX, std::memory_order_relaxed);
+  e.rx_predating.store(true, std::memory_order_release);
   e.rx_on.store(true, std::memory_order_release);
   sk_psock_rx_reading(psock, true);
   bool ok;
@@ -699,10 +662,10 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
     const int inq = kernel_inq(e);
     if (inq > 0) {
       // They wait for the first read, readiness query or new arrival.
-      e.rx_deferred_inq.store(inq, std::memory_order_relaxed);
+      e.rx_predating_inq.store(inq, std::memory_order_relaxed);
     } else {
       // Arrivals meanwhile found the engine waiting: give it a turn.
-      e.rx_deferred.store(false, std::memory_order_release);
+      e.rx_predating.store(false, std::memory_order_release);
       const uint64_t gen = generation(psock);
       if (EventLoop* loop = EventLoop::get())
         loop->post([psock, gen] { on_event(psock, gen, EPOLLIN); });
@@ -718,7 +681,7 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
 }
 
 void sk_psock_stop_rx(Psock* psock) noexcept {
-  PsockExt& e = psock_ext(psock);
+  Psock& e = *psock;
   int saved = errno;
   const bool was_on = e.rx_on.exchange(false, std::memory_order_acq_rel);
   if (was_on) e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
@@ -753,24 +716,32 @@ void sk_psock_stop_rx(Psock* psock) noexcept {
   errno = saved;
 }
 
+namespace {
+
+// From Psock::drop: stop, and discard what the engine held. No reference is
+// left: the loop thread cannot be working on it.
 void sk_psock_rx_drop(Psock* psock) noexcept {
   sk_psock_stop_rx(psock);
-  PsockExt& e = psock_ext(psock);
-  // No reference is left: the loop thread cannot be working on it.
-  if (e.rx) discard(e, *e.rx);
+  discard(*psock, psock->work_state);
+  psock->rx_draining.store(false, std::memory_order_relaxed);  // its reference went
+  std::lock_guard g(psock->waiters_lock);
+  psock->waiters.clear();
+  psock->has_waiters.store(false, std::memory_order_relaxed);
 }
 
+}  // namespace
+
 void sk_psock_rx_wake(Psock* psock) noexcept {
-  PsockExt& e = psock_ext(psock);
+  Psock& e = *psock;
   std::vector<RxWaiter> ws = take_waiters(e);
   if (ws.empty()) return;
   if (EventLoop* loop = EventLoop::get()) loop->post([ws = std::move(ws)] { run_waiters(ws); });
 }
 
 bool sk_psock_rx_active(Psock* psock, int fd) noexcept {
-  PsockExt& e = psock_ext(psock);
+  Psock& e = *psock;
   if (!e.rx_on.load(std::memory_order_acquire)) return false;
-  if (e.rx_fork.load(std::memory_order_relaxed) != g_fork_count.load(std::memory_order_relaxed)) {
+  if (e.rx_fork.load(std::memory_order_relaxed) != g_psock_forks.load(std::memory_order_relaxed)) {
     // A datagram socket inherited with datagrams to claim (sk_msg_fork_claims)
     // reads those first: a child that reads only the datagram it was forked
     // for starts no engine, which would take datagrams from its parent's.
@@ -783,42 +754,22 @@ bool sk_psock_rx_active(Psock* psock, int fd) noexcept {
 }
 
 bool sk_psock_rx_kick(Psock* psock, bool wait) noexcept {
-  PsockExt& e = psock_ext(psock);
-  if (!e.rx_deferred.load(std::memory_order_acquire) ||
-      !e.rx_deferred.exchange(false, std::memory_order_acq_rel))
+  Psock& e = *psock;
+  if (!e.rx_predating.load(std::memory_order_acquire) ||
+      !e.rx_predating.exchange(false, std::memory_order_acq_rel))
     return false;
   kick(psock, wait);
   return true;
 }
 
 size_t sk_psock_rx_held(Psock* psock) noexcept {
-  return psock_ext(psock).rx_held.load(std::memory_order_relaxed);
+  return psock->rx_held.load(std::memory_order_relaxed);
 }
 
-void sk_psock_rx_reset(PsockExt& e) noexcept {
-  e.rx_on.store(false, std::memory_order_relaxed);
-  e.rx_deferred.store(false, std::memory_order_relaxed);
-  e.rx_draining.store(false, std::memory_order_relaxed);  // its reference went with the psock
-  e.rx_stop_fd.reset();
-  e.rx_held.store(0, std::memory_order_relaxed);
-  {
-    std::lock_guard g(e.sk_fd_lock);
-    close_fd_locked(e);
-  }
-  if (e.rx) {
-    discard(e, *e.rx);
-    e.rx->epoch = 0;
-  }
-  std::lock_guard g(e.waiters_lock);
-  e.waiters.clear();
-  e.has_waiters.store(false, std::memory_order_relaxed);
-}
+namespace {
 
-void sk_psock_rx_after_fork_child() noexcept {
-  g_fork_count.fetch_add(1, std::memory_order_relaxed);
-}
-
-void sk_psock_rx_fork_child(Psock* psock, PsockExt& e) noexcept {
+// In a fork child, for each pooled psock (live: it has a reference).
+void sk_psock_rx_fork_child(Psock* psock, Psock& e) noexcept {
   // The loop thread is gone: no unwatch, just our copies of its fds.
   if (e.sk_fd >= 0 && registry::is_internal(registry::peek(e.sk_fd)))
     registry::close_internal(e.sk_fd);
@@ -826,8 +777,8 @@ void sk_psock_rx_fork_child(Psock* psock, PsockExt& e) noexcept {
   e.sk_fd_events = 0;
   e.waiters.clear();
   e.has_waiters.store(false, std::memory_order_relaxed);
-  if (e.rx) {
-    SkPsockRx& st = *e.rx;
+  {
+    SkPsockWorkState& st = e.work_state;
     if (st.timer_fd >= 0) registry::close_internal(st.timer_fd);
     st.timer_fd = -1;
     st.timer_armed = false;
@@ -863,5 +814,18 @@ void sk_psock_rx_fork_child(Psock* psock, PsockExt& e) noexcept {
     if (psock->refcnt() > 1) psock_put(psock);
   }
 }
+
+// The engine's part of the psock's operations, installed before any psock
+// exists (a static initialiser; core_dep links this object in every user).
+const bool g_rx_ops_installed = [] {
+  PsockOps& ops = psock_ops();
+  ops.start_rx = sk_psock_start_rx;
+  ops.stop_rx = sk_psock_stop_rx;
+  ops.drop_rx = sk_psock_rx_drop;
+  ops.fork_child_rx = sk_psock_rx_fork_child;
+  return true;
+}();
+
+}  // namespace
 
 }  // namespace sockshim

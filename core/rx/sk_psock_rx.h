@@ -21,7 +21,7 @@
 // redirect target). A parser error stops the parser for good: reads give
 // EAGAIN, SO_ERROR reports the error once, poll reports POLLERR.
 //
-// Counters (psock_ext(p).stats.rx): every byte read counts in `in`; it counts
+// Counters (p->stats.rx): every byte read counts in `in`; it counts
 // in passed, dropped or redirected when its verdict's effect completes (a
 // redirect that fails is dropped). Until then it is held, so at every moment
 // in == passed + dropped + redirected + sk_psock_rx_held(p).
@@ -41,9 +41,10 @@
 
 namespace sockshim {
 
-struct PsockExt;
+// The engine installs itself as the psock's start_rx, stop_rx, drop_rx and
+// fork_child_rx operations (PsockOps): the maps reach it through those.
 
-// Starts the engine on psock once its rx is set (sock_map_link). fd is one of
+// Starts the engine on psock once its rx_hook is set (sock_map_link). fd is one of
 // its socket's fds, or -1 (one is then found). Does nothing when it runs.
 void sk_psock_start_rx(Psock* psock, int fd) noexcept;
 
@@ -54,9 +55,6 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept;
 // then the reader reads the socket itself again, after the queue: every
 // reader waiting in poll, select or recv wakes and looks again.
 void sk_psock_stop_rx(Psock* psock) noexcept;
-
-// From Psock::drop: stop, and forget the working state.
-void sk_psock_rx_drop(Psock* psock) noexcept;
 
 // psock's queue has room again (its reader consumed) or psock stopped:
 // sources waiting to put bytes there run again.
@@ -75,11 +73,5 @@ bool sk_psock_rx_kick(Psock* psock, bool wait) noexcept;
 // Bytes read from psock's socket whose verdict has not yet applied: a partial
 // frame, and a frame waiting for room at its target.
 size_t sk_psock_rx_held(Psock* psock) noexcept;
-
-// psock_ext's hooks: the slot is reused for a new psock; in a fork child,
-// once, then for each slot (psock is null when the slot's psock is gone).
-void sk_psock_rx_reset(PsockExt& e) noexcept;
-void sk_psock_rx_after_fork_child() noexcept;
-void sk_psock_rx_fork_child(Psock* psock, PsockExt& e) noexcept;
 
 }  // namespace sockshim

@@ -4,9 +4,8 @@
 
 #include "core/maps/bpf_helpers.h"
 #include "core/maps/loaded_policy.h"
-#include "core/sock/log.h"
-#include "core/psock/psock_ext.h"
 #include "core/psock/psock_stats.h"
+#include "core/sock/log.h"
 
 namespace sockshim {
 
@@ -33,7 +32,7 @@ SkbVerdict skb_verdict_run(Psock* psock, const policy::Program& prog,
       out = SkbVerdict{};
     }
   }
-  psock_ext(psock).stats.rx.ran();
+  psock->stats.rx.ran();
   return out;
 }
 

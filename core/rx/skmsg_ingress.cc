@@ -16,331 +16,20 @@
 #include <vector>
 
 #include "core/maps/loaded_policy.h"
-#include "core/psock/psock_ext.h"
+#include "core/psock/sk_msg_queue.h"
+#include "core/rx/sk_psock_rx.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
-#include "core/tx/sk_msg_ring.h"
-#include "core/rx/sk_psock_rx.h"
-#include "core/tx/tcp_bpf.h"
 #include "policy/compiled.h"
 
 namespace sockshim {
+
 namespace {
-
-// Default when the target has no fd here to ask: the kernel's default tcp_rmem.
-constexpr int kDefaultRcvbuf = 131072;
-
-// net.ipv4.tcp_rmem: {min, default, max}. A TCP receive buffer the program
-// never sized grows (autotuning) up to max, so that is what the kernel would
-// hold for it; the queue's limit follows, or a program streaming a few MB
-// through a redirect and reading only afterwards would stall here and not
-// there.
-struct TcpRmem {
-  int def = kDefaultRcvbuf;
-  int max = 6 << 20;
-};
-const TcpRmem& tcp_rmem() noexcept {
-  static const TcpRmem r = [] {
-    TcpRmem t;
-    if (FILE* f = fopen("/proc/sys/net/ipv4/tcp_rmem", "re")) {
-      int lo;
-      if (fscanf(f, "%d %d %d", &lo, &t.def, &t.max) != 3) t = TcpRmem{};
-      fclose(f);
-    }
-    return t;
-  }();
-  return r;
-}
-
-size_t queue_limit(Psock* target, PsockExt& e) noexcept {
-  int limit = e.rcvbuf.load(std::memory_order_relaxed);
-  if (limit > 0) return static_cast<size_t>(limit);
-  limit = kDefaultRcvbuf;
-  int fd = socket_fd(target->sk());
-  socklen_t len = sizeof limit;
-  if (fd >= 0) {
-    int saved = errno;
-    if (real::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &limit, &len) != 0 || limit <= 0)
-      limit = kDefaultRcvbuf;
-    errno = saved;
-  }
-  // Unsized (still the default): as large as autotuning would let it grow.
-  if (tcp_bpf_socket(*target->sk()) && limit == tcp_rmem().def) limit = tcp_rmem().max;
-  e.rcvbuf.store(limit, std::memory_order_relaxed);
-  return static_cast<size_t>(limit);
-}
 
 // A datagram socket's reader reads one queued message per call.
 bool sk_is_dgram(Psock* p) noexcept {
   return p->sk() && p->sk()->type == SOCK_DGRAM;
 }
-
-// The target left every map: its psock is going and its queue with it.
-bool stopping(Psock* p) noexcept {
-  std::lock_guard g(p->link_lock);
-  return p->links.empty();
-}
-
-void signal_event(int efd) noexcept {
-  uint64_t one = 1;
-  int saved = errno;
-  [[maybe_unused]] ssize_t r = real::write(efd, &one, sizeof one);
-  errno = saved;
-}
-
-void drain_event(int efd) noexcept {
-  uint64_t v;
-  int saved = errno;
-  [[maybe_unused]] ssize_t r = real::read(efd, &v, sizeof v);
-  errno = saved;
-}
-
-// sk_psock_readable under p->ingress_lock. Bytes the engine has not passed
-// (waiting in the kernel, or held mid-frame) are not the reader's.
-bool readable_locked(Psock* p) noexcept {
-  return p->ingress_bytes > 0 || (p->rx_reads && (p->rx_eof || p->rx_aborted || p->rx_err));
-}
-
-// Keeps the eventfd readable exactly while p is; under p->ingress_lock.
-void sync_event_locked(Psock* p, PsockExt& e) noexcept {
-  if (e.event_fd < 0) return;
-  bool ready = readable_locked(p);
-  if (ready == e.event_ready) return;
-  if (ready)
-    signal_event(e.event_fd);
-  else
-    drain_event(e.event_fd);
-  e.event_ready = ready;
-}
-
-// A blocked sender's wake-up: an eventfd signalled when room appears.
-int space_fd(Psock* p, PsockExt& e) noexcept {
-  std::lock_guard g(p->ingress_lock);
-  if (e.space_fd < 0) {
-    int saved = errno;
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd >= 0) e.space_fd = registry::make_internal(fd);
-    errno = saved;
-  }
-  return e.space_fd;
-}
-
-size_t queue_room(Psock* p, size_t limit) noexcept {
-  std::lock_guard g(p->ingress_lock);
-  return p->ingress_bytes < limit ? limit - p->ingress_bytes : 0;
-}
-
-// The room p's queue has for a message of `bytes`: a datagram socket's reader
-// reads a message whole, one send one datagram, so there it is all of it
-// (when it fits, or the queue is empty: a larger one would never go in) or 0.
-size_t msg_room(Psock* p, size_t limit, size_t bytes) noexcept {
-  size_t room = queue_room(p, limit);
-  if (!sk_is_dgram(p) || room >= bytes) return room;
-  std::lock_guard g(p->ingress_lock);
-  return p->ingress_bytes == 0 ? bytes : 0;
-}
-
-// One message for a queue (with a datagram's source, or null), its list node
-// allocated before the queue's lock is taken (may throw std::bad_alloc).
-std::list<SkMsgIngress> queue_node(SkMsgBytes chunk, std::unique_ptr<SockAddr> name = nullptr) {
-  std::list<SkMsgIngress> node;
-  node.push_back({std::move(chunk), std::move(name)});
-  return node;
-}
-
-// Appends the message in node to p's queue; under nothing.
-void enqueue(Psock* p, PsockExt& e, std::list<SkMsgIngress> node) noexcept {
-  size_t n = node.front().bytes.size();
-  {
-    std::lock_guard g(p->ingress_lock);
-    p->ingress_bytes += n;
-    p->ingress_msg.splice(p->ingress_msg.end(), node);
-    // An arrival onto unread bytes is a new edge too (EPOLLET), as in the
-    // kernel: write the eventfd again.
-    if (e.event_ready && e.event_fd >= 0)
-      signal_event(e.event_fd);
-    else
-      sync_event_locked(p, e);
-  }
-  e.stats.ingress_in.fetch_add(n, std::memory_order_relaxed);
-}
-
-}  // namespace
-
-bool fd_nonblocking(int fd) noexcept {
-  int saved = errno;
-  int fl = real::fcntl(fd, F_GETFL, 0);
-  errno = saved;
-  return fl >= 0 && (fl & O_NONBLOCK);
-}
-
-int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonblock,
-                    int sender_fd) noexcept {
-  PsockExt& e = psock_ext(target);
-  const size_t limit = queue_limit(target, e);
-  g_ingress_used.store(true, std::memory_order_relaxed);
-  while (bytes > 0) {
-    if (stopping(target)) {
-      sk_msg_consume_front(msg, bytes);
-      return 0;
-    }
-    if (size_t room = msg_room(target, limit, bytes); room > 0) {
-      uint32_t n = static_cast<uint32_t>(std::min<size_t>(room, bytes));
-      std::list<SkMsgIngress> node;
-      try {
-        node = queue_node({});
-        node.front().bytes = sk_msg_take_front(msg, n);  // takes nothing when it throws
-      } catch (...) {
-        return -ENOMEM;
-      }
-      enqueue(target, e, std::move(node));
-      bytes -= n;
-      continue;
-    }
-    // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
-    if (nonblock || (sender_fd >= 0 && fd_nonblocking(sender_fd))) return -EAGAIN;
-    int sfd = space_fd(target, e);
-    if (sfd < 0) return -ENOMEM;
-    // Drain, then look: room freed after the look signals the fd again.
-    e.space_waiters.fetch_add(1, std::memory_order_acq_rel);
-    drain_event(sfd);
-    if (msg_room(target, limit, bytes) == 0 && !stopping(target)) {
-      pollfd pf{sfd, POLLIN, 0};
-      int r = real::poll(&pf, 1, -1);
-      if (r < 0 && errno == EINTR) {
-        e.space_waiters.fetch_sub(1, std::memory_order_acq_rel);
-        return -EINTR;
-      }
-    }
-    e.space_waiters.fetch_sub(1, std::memory_order_acq_rel);
-  }
-  return 0;
-}
-
-size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
-                             const SockAddr* name) noexcept {
-  if (bytes.empty()) return 0;
-  PsockExt& e = psock_ext(target);
-  g_ingress_used.store(true, std::memory_order_relaxed);
-  size_t n = std::min(msg_room(target, queue_limit(target, e), bytes.size()), bytes.size());
-  if (n == 0) return 0;
-  try {
-    std::unique_ptr<SockAddr> src;
-    if (name && name->len > 0) src = std::make_unique<SockAddr>(*name);
-    enqueue(target, e,
-            queue_node(SkMsgBytes(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n)),
-                       std::move(src)));
-  } catch (...) {
-    return 0;
-  }
-  return n;
-}
-
-void sk_psock_space_signal(Psock* p) noexcept {
-  PsockExt& e = psock_ext(p);
-  if (e.space_waiters.load(std::memory_order_acquire) == 0) return;
-  int fd;
-  {
-    std::lock_guard g(p->ingress_lock);
-    fd = e.space_fd;
-  }
-  if (fd >= 0) signal_event(fd);
-}
-
-RxStopFd::~RxStopFd() {
-  if (fd >= 0) real::close(fd);
-}
-
-void sk_psock_rx_reading(Psock* p, bool on) noexcept {
-  PsockExt& e = psock_ext(p);
-  std::shared_ptr<RxStopFd> stop;
-  {
-    std::lock_guard g(p->ingress_lock);
-    if (!on && p->rx_reads && e.rx_stop_fd) {
-      // Never drained: a waiter that sees it late still wakes.
-      signal_event(e.rx_stop_fd->fd);
-      stop.swap(e.rx_stop_fd);
-    }
-    p->rx_reads = on;
-    p->rx_eof = p->rx_aborted = false;
-    sync_event_locked(p, e);
-  }
-  // Closed here, outside the lock, unless a waiter still holds it.
-}
-
-bool sk_psock_rx_reads(Psock* p) noexcept {
-  std::lock_guard g(p->ingress_lock);
-  return p->rx_reads;
-}
-
-bool sk_psock_rx_stop_wait(Psock* p, std::shared_ptr<RxStopFd>* out) noexcept {
-  PsockExt& e = psock_ext(p);
-  std::shared_ptr<RxStopFd> made;
-  for (;;) {
-    {
-      std::lock_guard g(p->ingress_lock);
-      if (!p->rx_reads) return false;
-      if (!e.rx_stop_fd && made) e.rx_stop_fd = std::move(made);
-      if (e.rx_stop_fd) {
-        *out = e.rx_stop_fd;
-        return true;
-      }
-    }
-    // Made outside the spinlock; one that lost a race is closed.
-    int saved = errno;
-    try {
-      made = std::make_shared<RxStopFd>();
-    } catch (...) {
-      errno = saved;
-      return true;
-    }
-    made->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    errno = saved;
-    if (made->fd < 0) return true;
-  }
-}
-
-void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept {
-  PsockExt& e = psock_ext(p);
-  std::lock_guard g(p->ingress_lock);
-  p->rx_eof = p->rx_eof || eof;
-  p->rx_aborted = p->rx_aborted || aborted;
-  if (err) p->rx_err = err;
-  sync_event_locked(p, e);
-}
-
-SkMsgClaim::~SkMsgClaim() {
-  if (fd >= 0) registry::close_internal(fd);
-}
-
-void sk_psock_ingress_discard(Psock* p) noexcept {
-  PsockExt& e = psock_ext(p);
-  std::lock_guard g(p->ingress_lock);
-  for (auto it = p->ingress_msg.begin(); it != p->ingress_msg.end();) {
-    if (it->claim.fd >= 0) {
-      ++it;
-      continue;
-    }
-    p->ingress_bytes -= it->bytes.size();
-    it = p->ingress_msg.erase(it);
-  }
-  sync_event_locked(p, e);
-}
-
-void sk_msg_fork_claims(Psock* p) noexcept {
-  if (!sk_is_dgram(p)) return;
-  int saved = errno;
-  std::lock_guard g(p->ingress_lock);
-  for (SkMsgIngress& m : p->ingress_msg) {
-    if (m.claim.fd >= 0) continue;
-    int fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
-    // Without one the parent keeps it, as it keeps a stream's bytes.
-    if (fd >= 0) m.claim.fd = registry::make_internal(fd);
-  }
-  errno = saved;
-}
-
-namespace {
 
 // Whether this process may have the datagram claim c guards: one without a
 // claim is its own; a peek leaves an untaken one for others; a read takes it
@@ -364,13 +53,12 @@ bool claim(SkMsgClaim& c, bool peek) noexcept {
 // A reader consumed from p's queue: the readiness follows, and senders and
 // sources waiting for room go on.
 void consumed(Psock* p) noexcept {
-  PsockExt& e = psock_ext(p);
   {
     std::lock_guard g(p->ingress_lock);
-    sync_event_locked(p, e);
+    sk_psock_sync_event_locked(p);
   }
   sk_psock_space_signal(p);
-  if (e.has_waiters.load(std::memory_order_acquire)) sk_psock_rx_wake(p);
+  if (p->has_waiters.load(std::memory_order_acquire)) sk_psock_rx_wake(p);
 }
 
 // Copies the first queued datagram of p into msg (and takes it, unless
@@ -457,22 +145,17 @@ ssize_t sk_msg_recv_dgram(Psock* p, msghdr* msg, int flags) noexcept {
   return ret;
 }
 
-size_t sk_psock_msg_inq(Psock* p) noexcept {
-  std::lock_guard g(p->ingress_lock);
-  return p->ingress_bytes;
-}
-
 bool sk_psock_readable(Psock* p) noexcept {
   sk_psock_rx_active(p, -1);
   std::lock_guard g(p->ingress_lock);
-  return readable_locked(p);
+  return sk_psock_readable_locked(p);
 }
 
 short sk_psock_poll(Psock* p) noexcept {
   sk_psock_rx_active(p, -1);
   std::lock_guard g(p->ingress_lock);
-  short ev = readable_locked(p) ? POLLIN | POLLRDNORM : 0;
-  if (p->rx_reads) {
+  short ev = sk_psock_readable_locked(p) ? POLLIN | POLLRDNORM : 0;
+  if (p->engine_reads) {
     if (p->rx_eof) ev |= POLLRDHUP;
     if (p->rx_err) ev |= POLLERR;
     if (p->rx_eof && p->rx_err) ev |= POLLHUP;  // reset
@@ -493,11 +176,11 @@ void psock_fionread(int fd, int* value) noexcept {
     // is not the engine's).
     if (!p->ingress_msg.empty())
       *value = static_cast<int>(p->ingress_msg.front().bytes.size());
-    else if (p->rx_reads)
+    else if (p->engine_reads)
       *value = 0;
     return;
   }
-  if (p->rx_reads)
+  if (p->engine_reads)
     *value = static_cast<int>(p->ingress_bytes);
   else
     *value += static_cast<int>(p->ingress_bytes);
@@ -512,20 +195,7 @@ void psock_so_error(int fd, void* value, socklen_t* len) noexcept {
   if (!p->rx_err) return;
   *static_cast<int*>(value) = p->rx_err;
   p->rx_err = 0;
-  sync_event_locked(p.get(), psock_ext(p.get()));
-}
-
-int ingress_event_fd(Psock* p) noexcept {
-  PsockExt& e = psock_ext(p);
-  std::lock_guard g(p->ingress_lock);
-  if (e.event_fd < 0) {
-    int saved = errno;
-    e.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    errno = saved;
-    e.event_ready = false;
-    sync_event_locked(p, e);
-  }
-  return e.event_fd;
+  sk_psock_sync_event_locked(p.get());
 }
 
 namespace {
@@ -591,7 +261,6 @@ struct IovTail {
 // 1 (EOF), -1 with errno (the socket error, taken; or EAGAIN after a parser
 // error). With bytes already copied the error stays for the next read.
 int rx_due(Psock* p, bool copied) noexcept {
-  PsockExt& e = psock_ext(p);
   std::lock_guard g(p->ingress_lock);
   if (p->ingress_bytes > 0) return 0;
   if (p->rx_aborted) {
@@ -601,7 +270,7 @@ int rx_due(Psock* p, bool copied) noexcept {
   if (p->rx_err && !copied) {
     errno = p->rx_err;
     p->rx_err = 0;
-    sync_event_locked(p, e);
+    sk_psock_sync_event_locked(p);
     return -1;
   }
   return p->rx_eof || p->rx_err ? 1 : 0;
@@ -625,15 +294,15 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
   if (flags & MSG_ERRQUEUE) return real::recvmsg(fd, msg, flags);
   nonblock = nonblock || (flags & MSG_DONTWAIT);
   sk_psock_rx_active(p, fd);  // in a fork child, the engine starts here
-  bool rx = sk_psock_rx_reads(p);
+  bool engine_reads = sk_psock_engine_reads(p);
   size_t want = 0;
   for (size_t i = 0; i < msg->msg_iovlen; ++i) want += msg->msg_iov[i].iov_len;
-  if (!rx && !nonblock && !policy_may_queue() && sk_psock_msg_inq(p) == 0)
+  if (!engine_reads && !nonblock && !policy_may_queue() && sk_psock_msg_inq(p) == 0)
     return real::recvmsg(fd, msg, flags);
   // A datagram socket reads one message per call, whole (§7), and ignores
   // MSG_WAITALL as udp_recvmsg does; a zero-length read still takes one.
   const bool dgram = sk_is_dgram(p);
-  if (want == 0 && !dgram) return rx ? 0 : real::recvmsg(fd, msg, flags);
+  if (want == 0 && !dgram) return engine_reads ? 0 : real::recvmsg(fd, msg, flags);
   const bool peek = flags & MSG_PEEK;
   const bool waitall = (flags & MSG_WAITALL) && !peek && !dgram;
   size_t copied = 0;
@@ -655,10 +324,10 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
     // The first read runs the engine on bytes that predate its start and
     // looks again: what passed is there now, as if the socket had been in its
     // maps all along (the kernel's first read may give EAGAIN; not here).
-    if (rx && copied == 0 && sk_psock_rx_kick(p, true)) continue;
-    if (rx) {
+    if (engine_reads && copied == 0 && sk_psock_rx_kick(p, true)) continue;
+    if (engine_reads) {
       int due = rx_due(p, copied > 0);
-      if (due != 0 || !sk_psock_rx_reads(p)) {
+      if (due != 0 || !sk_psock_engine_reads(p)) {
         if (copied > 0) {
           clear_header(msg);
           return static_cast<ssize_t>(copied);
@@ -668,7 +337,7 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
           clear_header(msg);
           return 0;
         }
-        rx = false;  // stopped meanwhile: the socket's own bytes are the reader's again
+        engine_reads = false;  // stopped meanwhile: the socket's own bytes are the reader's again
         continue;
       }
     } else {
@@ -709,11 +378,11 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
     // With the engine only the queue's eventfd says anything to the reader,
     // and the stop eventfd that the socket is the reader's again.
     std::shared_ptr<RxStopFd> stop;
-    if (rx && !sk_psock_rx_stop_wait(p, &stop)) continue;
+    if (engine_reads && !sk_psock_rx_stop_wait(p, &stop)) continue;
     pollfd pf[2];
     nfds_t n = 0;
     if (efd >= 0) pf[n++] = {efd, POLLIN, 0};
-    if (!rx)
+    if (!engine_reads)
       pf[n++] = {fd, POLLIN, 0};
     else if (stop)
       pf[n++] = {stop->fd, POLLIN, 0};

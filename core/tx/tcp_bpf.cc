@@ -12,11 +12,10 @@
 
 #include "core/maps/bpf_helpers.h"
 #include "core/maps/loaded_policy.h"
+#include "core/psock/sk_msg_queue.h"
 #include "core/sock/log.h"
-#include "core/psock/psock_ext.h"
 #include "core/sock/real.h"
 #include "core/tx/sk_msg_ring.h"
-#include "core/rx/skmsg_ingress.h"
 #include "policy/compiled.h"
 
 namespace sockshim {
@@ -38,7 +37,7 @@ struct SendCtx {
   int fd;
   Socket* sk;
   Psock* psock;
-  PsockExt& e;
+  Psock& e;
   const policy::Program& prog;
   const LoadedPolicy& lp;
   policy::SocketTuple tuple;
@@ -105,7 +104,7 @@ void apply_bytes(Psock* psock, uint32_t bytes) noexcept {
     psock->apply_bytes = psock->apply_bytes < bytes ? 0 : psock->apply_bytes - bytes;
 }
 
-void reset_eval(PsockExt& e) noexcept {
+void reset_eval(Psock& e) noexcept {
   e.eval = SkEval::none;
   e.sk_redir = nullptr;
   e.redir_cookie = 0;
@@ -133,6 +132,57 @@ int push(int fd, SkMsg& msg, uint32_t n, int flags, bool nonblock, bool wait_wri
     sk_msg_consume_front(msg, static_cast<uint32_t>(r));
     n -= static_cast<uint32_t>(r);
     if (n > 0 && !nonblock && !wait_writable) return -EINTR;
+  }
+  return 0;
+}
+
+// bpf_tcp_ingress: moves the first `bytes` of msg into target's ingress queue
+// and erases them from msg. 0 once all moved; -EAGAIN when the queue is full
+// and the sender does not wait; -EINTR when a signal interrupted the wait
+// (what moved stays moved and is gone from msg); -ENOMEM, msg untouched, when
+// memory is short. A target that left its maps takes the bytes and discards
+// them, as the kernel's stopping psock does. A waiting sender sleeps until
+// the target's reader frees room or the target stops. sender_fd (or -1) is
+// asked for O_NONBLOCK before a wait.
+int bpf_tcp_ingress(Psock* target, SkMsg& msg, uint32_t bytes, bool nonblock,
+                    int sender_fd) noexcept {
+  const size_t limit = sk_psock_queue_limit(target);
+  g_ingress_used.store(true, std::memory_order_relaxed);
+  while (bytes > 0) {
+    if (sk_psock_stopping(target)) {
+      sk_msg_consume_front(msg, bytes);
+      return 0;
+    }
+    if (size_t room = sk_psock_msg_room(target, limit, bytes); room > 0) {
+      uint32_t n = static_cast<uint32_t>(std::min<size_t>(room, bytes));
+      // The node first: short of memory, msg keeps its bytes.
+      SkMsgNode node;
+      if (int r = sk_msg_node_init(&node)) return r;
+      try {
+        node.front().bytes = sk_msg_take_front(msg, n);  // takes nothing when it throws
+      } catch (...) {
+        return -ENOMEM;
+      }
+      sk_psock_queue_msg(target, std::move(node));
+      bytes -= n;
+      continue;
+    }
+    // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
+    if (nonblock || (sender_fd >= 0 && fd_nonblocking(sender_fd))) return -EAGAIN;
+    int sfd = sk_psock_space_fd(target);
+    if (sfd < 0) return -ENOMEM;
+    // Drain, then look: room freed after the look signals the fd again.
+    target->space_waiters.fetch_add(1, std::memory_order_acq_rel);
+    eventfd_drain(sfd);
+    if (sk_psock_msg_room(target, limit, bytes) == 0 && !sk_psock_stopping(target)) {
+      pollfd pf{sfd, POLLIN, 0};
+      int r = real::poll(&pf, 1, -1);
+      if (r < 0 && errno == EINTR) {
+        target->space_waiters.fetch_sub(1, std::memory_order_acq_rel);
+        return -EINTR;
+      }
+    }
+    target->space_waiters.fetch_sub(1, std::memory_order_acq_rel);
   }
   return 0;
 }
@@ -216,7 +266,7 @@ bool target_gone(int err) noexcept {
 // tcp_bpf_send_verdict. msg is the corked message when is_cork.
 int send_verdict(SendCtx& c, SkMsg& msg, bool is_cork, int64_t* copied, bool enospc) noexcept {
   Psock* psock = c.psock;
-  PsockExt& e = c.e;
+  Psock& e = c.e;
   for (;;) {
     int64_t delta = 0;
     if (e.eval == SkEval::none) {
@@ -363,7 +413,7 @@ size_t push_iov(int fd, const iovec* iov, size_t iovcnt, size_t iv, size_t off, 
 // tcp_bpf_sendmsg under the psock's tx lock.
 ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
   Psock* psock = c.psock;
-  PsockExt& e = c.e;
+  Psock& e = c.e;
   size_t size = 0;
   for (size_t i = 0; i < iovcnt; ++i) size += iov[i].iov_len;
   int64_t copied = 0;
@@ -494,7 +544,7 @@ ssize_t tcp_bpf_sendmsg(int fd, Socket* sk, const iovec* iov, size_t iovcnt, int
     m.msg_iovlen = iovcnt;
     return real::sendmsg(fd, &m, flags);
   }
-  PsockExt& e = psock_ext(a.psock.get());
+  Psock& e = *a.psock.get();
   std::lock_guard g(e.tx_lock);
   SendCtx c{fd,
             sk,
@@ -515,7 +565,7 @@ ssize_t tcp_bpf_sendfile(int out, Socket* sk, int in, off64_t* offset, size_t co
   if (!a.prog) return real::sendfile64(out, in, offset, count);
   // Splice hands the socket one pipe-full at a time: one tcp_bpf_sendmsg each.
   constexpr size_t kPipeBytes = 65536;
-  PsockExt& e = psock_ext(a.psock.get());
+  Psock& e = *a.psock.get();
   const bool nonblock = sk->nonblocking.load(std::memory_order_relaxed);
   const bool zero_copy = !a.prog->needs_data();
   std::vector<uint8_t> buf;

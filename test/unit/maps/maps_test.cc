@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/psock/psock.h"
+#include "core/psock/sk_msg_queue.h"
 #include "core/sock/registry.h"
 #include "core/sock/socket.h"
 #include "shim/sockshim.h"
@@ -173,19 +174,21 @@ TEST_CASE("dropping the psock discards its queued and corked bytes", "[psock]") 
     sockshim::SocketRef s = sockshim::registry::get(p.a);
     sockshim::PsockRef ps = sockshim::psock_get(s.get());
     REQUIRE(ps);
-    REQUIRE(ps->ingress_enqueue({'a', 'b', 'c', 'd', 'e', 'f'}) == 0);
-    std::lock_guard g(ps->ingress_lock);
-    ps->cork.assign(3, 'x');
+    REQUIRE(sockshim::sk_psock_queue_bytes(ps.get(), {'a', 'b', 'c', 'd', 'e', 'f'}) == 0);
+    std::lock_guard g(ps->tx_lock);
+    ps->cork.mutable_bytes().assign(3, 'x');
+    ps->cork_alloc = true;
     ps->cork_bytes = 10;
   }
-  CHECK(psock_of(p.a)->ingress_queued() == 6);
+  CHECK(sockshim::sk_psock_msg_inq(psock_of(p.a)) == 6);
   CHECK(del(a, 0) == 0);
   CHECK(psock_of(p.a) == nullptr);
   REQUIRE(update(a, 0, p.a) == 0);
   sockshim::Psock* fresh = psock_of(p.a);
-  CHECK(fresh->ingress_queued() == 0);
-  std::lock_guard g(fresh->ingress_lock);
-  CHECK(fresh->cork.empty());
+  CHECK(sockshim::sk_psock_msg_inq(fresh) == 0);
+  std::lock_guard g(fresh->tx_lock);
+  CHECK(fresh->cork.bytes().empty());
+  CHECK(!fresh->cork_alloc);
   CHECK(fresh->cork_bytes == 0);
 }
 

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "core/psock/psock.h"
+#include "core/psock/sk_msg_queue.h"
 #include "core/sock/registry.h"
-#include "core/rx/skmsg_ingress.h"
 #include "core/sock/socket.h"
 #include "shim/sockshim.h"
 #include "test/unit/maps/failing_alloc.h"
@@ -127,10 +127,10 @@ TEST_CASE("queueing bytes short of memory queues nothing", "[nomem]") {
   int r;
   {
     FailAfter f(0);
-    r = ps->ingress_enqueue(std::move(d));
+    r = sockshim::sk_psock_queue_bytes(ps.get(), std::move(d));
   }
   CHECK(r == -ENOMEM);
-  CHECK(ps->ingress_queued() == sizeof bytes);
-  CHECK(ps->ingress_enqueue({'d'}) == 0);
-  CHECK(ps->ingress_queued() == sizeof bytes + 1);
+  CHECK(sockshim::sk_psock_msg_inq(ps.get()) == sizeof bytes);
+  CHECK(sockshim::sk_psock_queue_bytes(ps.get(), {'d'}) == 0);
+  CHECK(sockshim::sk_psock_msg_inq(ps.get()) == sizeof bytes + 1);
 }

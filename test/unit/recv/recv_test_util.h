@@ -10,9 +10,9 @@
 #include <string>
 #include <thread>
 
-#include "core/psock/psock_ext.h"
-#include "core/sock/registry.h"
+#include "core/psock/psock.h"
 #include "core/rx/sk_psock_rx.h"
+#include "core/sock/registry.h"
 #include "test/unit/send/send_test_util.h"
 
 namespace recv_test {
@@ -70,7 +70,7 @@ inline RxCounts rx_counts(int fd) {
   sockshim::SocketRef s = sockshim::registry::get(fd);
   sockshim::PsockRef p = s ? sockshim::psock_get(s.get()) : sockshim::PsockRef();
   if (!p) return c;
-  auto& rx = sockshim::psock_ext(p.get()).stats.rx;
+  auto& rx = p->stats.rx;
   c.in = rx.in.load();
   c.passed = rx.passed.load();
   c.dropped = rx.dropped.load();

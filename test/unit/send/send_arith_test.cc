@@ -2,6 +2,10 @@
 // returns (KERNEL-SEMANTICS.md §3.3, §3.4; the [V] examples).
 #include <errno.h>
 
+#include <mutex>
+
+#include "core/psock/psock.h"
+#include "core/sock/registry.h"
 #include "test/unit/send/send_test_util.h"
 
 using namespace send_test;
@@ -113,6 +117,31 @@ TEST_CASE("corked bytes are freed, never sent, when the socket closes or leaves 
     CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
     CHECK(read_some(pr.p, 13, 300) == "0123456789");
   }
+}
+
+TEST_CASE("closing a socket frees the corked message its psock holds, counted as dropped",
+          "[send][cork]") {
+  load(msg_policy(rules_with(R"({"cork_bytes": 10})")));
+  Pair pr;
+  connect_pair(pr);
+  insert("tx", 0, pr.c);
+  CHECK(::send(pr.c, "abc", 3, 0) == 3);
+  // A reference on the psock outlives the socket (as a redirect's would).
+  sockshim::PsockRef ps;
+  {
+    sockshim::SocketRef s = sockshim::registry::get(pr.c);
+    REQUIRE(s);
+    ps = sockshim::psock_get(s.get());
+  }
+  REQUIRE(ps);
+  ::close(pr.c);
+  pr.c = -1;
+  std::lock_guard g(ps->tx_lock);
+  CHECK(!ps->cork_alloc);
+  CHECK(ps->cork.size() == 0);
+  CHECK(ps->cork_bytes == 0);
+  CHECK(ps->stats.tx.held.load() == 0);
+  CHECK(ps->stats.tx.dropped.load() == 3);
 }
 
 TEST_CASE("push_data, pop_data: send() returns what the application wrote", "[send][push][pop]") {

@@ -1,0 +1,132 @@
+// A psock's ingress queue (psock->ingress_msg) and what its reader is due:
+// the one enqueue (sk_psock_queue_msg) that the send path's ingress redirect
+// (bpf_tcp_ingress) and the receive engine (PASS, ingress redirect) use, the
+// room a queue has, and the eventfds its readers and blocked senders wait on.
+// The reader that takes from it is core/rx/skmsg_ingress.
+//
+// Unlike the kernel the queue is bounded by the target's SO_RCVBUF: a full
+// queue makes the sender wait or gives it EAGAIN; nothing is dropped for lack
+// of room.
+//
+// Wake-ups reach the readiness hooks through plain eventfds the psock owns
+// (event_fd, rx_stop_fd, space_fd), which poll and epoll wait on: no code of
+// a higher layer runs under ingress_lock, and an enqueue costs one write(2)
+// only while some reader waits.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+
+#include "core/psock/psock.h"
+
+namespace sockshim {
+
+// True once any psock queued bytes for its reader: until then the readiness
+// hooks have nothing to add and pass straight through.
+extern std::atomic<bool> g_ingress_used;
+
+// One message with its list node, allocated before the queue's lock is taken
+// (the kernel's sk_psock_init_link pattern): a queue then takes it without
+// allocating.
+using SkMsgNode = std::list<SkMsgIngress>;
+
+// Allocates a node holding bytes (moved in) and name: -ENOMEM, and *node
+// empty, when memory is short.
+int sk_msg_node_init(SkMsgNode* node, SkMsgBytes bytes = {},
+                     std::unique_ptr<SockAddr> name = nullptr) noexcept;
+
+// sk_psock_queue_msg: appends the message in node (from sk_msg_node_init) to
+// p's queue, counts it, and wakes p's readers. Cannot fail.
+void sk_psock_queue_msg(Psock* p, SkMsgNode&& node) noexcept;
+
+// Both: bytes as one message of p's queue; -ENOMEM (and nothing queued).
+int sk_psock_queue_bytes(Psock* p, SkMsgBytes bytes) noexcept;
+
+// Appends as much of bytes to target's queue as its limit lets in, without
+// waiting; returns how much. The receive engine's PASS and ingress redirect.
+// A datagram socket's queue takes bytes whole or not at all (one message, one
+// datagram for its reader), with name, the datagram's source, if given.
+size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
+                             const SockAddr* name = nullptr) noexcept;
+
+// The most p's queue holds (its socket's SO_RCVBUF, asked once).
+size_t sk_psock_queue_limit(Psock* p) noexcept;
+
+// The room p's queue has for a message of `bytes` under limit: a datagram
+// socket's reader reads a message whole, so there it is all of it (when it
+// fits, or the queue is empty) or 0.
+size_t sk_psock_msg_room(Psock* p, size_t limit, size_t bytes) noexcept;
+
+// The target left every map: its psock is going and its queue with it.
+bool sk_psock_stopping(Psock* p) noexcept;
+
+// A blocked sender's wake-up: an eventfd signalled when room appears in p's
+// queue (made on first use; -1 when it cannot be).
+int sk_psock_space_fd(Psock* p) noexcept;
+
+// Wakes senders waiting for room in p's queue (it has room, or p stops).
+void sk_psock_space_signal(Psock* p) noexcept;
+
+// p's reader sees only the queue (on: the receive engine reads p's socket) or
+// reads the socket itself again (off: every waiter wakes and looks again); and
+// what the engine found that p's reader is due once the queue is empty: EOF, a
+// socket error, a stopped parser (whose reads then give EAGAIN).
+void sk_psock_rx_reading(Psock* p, bool on) noexcept;
+void sk_psock_rx_report(Psock* p, bool eof, int err, bool aborted) noexcept;
+
+// True while p's reader sees only the queue (psock->engine_reads). Inline:
+// every read asks.
+inline bool sk_psock_engine_reads(Psock* p) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return p->engine_reads;
+}
+
+// For a waiter that sees only p's queue: the eventfd that turns readable when
+// the reader gets the socket back, held by *out for the wait (left empty when
+// none can be made: the waiter then wakes on the queue alone). False when the
+// reader already reads the socket itself: look again instead of waiting.
+bool sk_psock_rx_stop_wait(Psock* p, std::shared_ptr<RxStopFd>* out) noexcept;
+
+// True when p's reader would not wait, under p->ingress_lock. Bytes the
+// engine has not passed (waiting in the kernel, or held mid-frame) are not
+// the reader's.
+bool sk_psock_readable_locked(Psock* p) noexcept;
+
+// Keeps p's eventfd readable exactly while p is; under p->ingress_lock.
+void sk_psock_sync_event_locked(Psock* p) noexcept;
+
+// An eventfd readable exactly while p's reader would not wait (made on first
+// use), or -1 when it cannot be made.
+int ingress_event_fd(Psock* p) noexcept;
+
+// Discards p's queued bytes (a fork child's copies of its parent's), except
+// datagrams with a claim (sk_msg_fork_claims), which the child may take.
+void sk_psock_ingress_discard(Psock* p) noexcept;
+
+// __sk_psock_zap_ingress: every queued byte goes, and what the reader was due.
+void sk_psock_zap_ingress(Psock* p) noexcept;
+
+// Before fork: each datagram in the queue of p, a datagram socket, gets a
+// claim (if it has none), so that the first process to read it takes it and
+// the others drop it: a parent that peeked and forked a child to read it
+// (socat UDP-RECVFROM,fork) finds it gone, the child finds it queued.
+void sk_msg_fork_claims(Psock* p) noexcept;
+
+// Bytes waiting in p's queue (sk_psock_msg_inq). Inline: every read asks.
+inline size_t sk_psock_msg_inq(Psock* p) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return p->ingress_bytes;
+}
+
+// O_NONBLOCK of fd as the kernel has it.
+bool fd_nonblocking(int fd) noexcept;
+
+// An eventfd's count: one more (errno kept), or taken.
+void eventfd_signal(int efd) noexcept;
+void eventfd_drain(int efd) noexcept;
+
+}  // namespace sockshim
