@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/maps/bpf_map_ops.h"
-#include "core/control/control_commands.h"
+#include "core/control/control_error.h"
 #include "core/maps/loaded_policy.h"
 #include "core/psock/psock.h"
 #include "core/psock/psock_ext.h"

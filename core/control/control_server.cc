@@ -17,11 +17,11 @@
 #include <string>
 
 #include "core/control/control_commands.h"
+#include "core/control/protocol.h"
 #include "core/sock/event_loop.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
-#include "core/control/runtime_dir.h"
 
 namespace sockshim::control {
 namespace {
