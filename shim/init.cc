@@ -7,15 +7,16 @@
 #include <atomic>
 
 #include "core/control/control_server.h"
-#include "core/sock/event_loop.h"
 #include "core/maps/loaded_policy.h"
-#include "core/sock/log.h"
 #include "core/maps/map_table.h"
+#include "core/maps/maps_init.h"
 #include "core/psock/psock_ext.h"
 #include "core/psock/psock_stats.h"
+#include "core/readiness/skmsg_poll.h"
+#include "core/sock/event_loop.h"
+#include "core/sock/log.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
-#include "core/readiness/skmsg_poll.h"
 #include "shim/hook.h"
 
 namespace sockshim::shim {
@@ -76,6 +77,7 @@ void ensure_initialised() noexcept {
     return;
   state = 0;
   if (!g_init_state.compare_exchange_strong(state, 1, std::memory_order_acq_rel)) return;
+  maps_init();
   registry::remember_pid();
   real::resolve_all();
   pthread_atfork(nullptr, nullptr, fork_child);

@@ -28,13 +28,7 @@ void sock_ops_transition(int fd, TcpState state, policy::SockOp op) noexcept {
   int saved = errno;
   if (SocketRef s = registry::adopt(fd)) {
     s->refresh_addresses(fd);
-    TcpState before;
-    {
-      std::lock_guard g(s->lock());
-      before = s->state;
-      s->state = state;
-    }
-    if (before != state && state != TcpState::close) sock_ops(op, s.get(), fd);
+    if (s->set_state(state) && state != TcpState::close) sock_ops(op, s.get(), fd);
   }
   errno = saved;
 }

@@ -9,10 +9,10 @@
 #include <new>
 #include <unordered_set>
 
+#include "core/sock/connect_pending.h"
 #include "core/sock/fork_reset.h"
 #include "core/sock/real.h"
 #include "core/sock/socket_pool.h"
-#include "core/sock/tcp_connect.h"
 
 namespace sockshim::registry {
 

@@ -9,11 +9,6 @@
 #include <cstring>
 
 #include "core/sock/real.h"
-#include "core/maps/sk_storage.h"
-#include "core/maps/sock_map_base.h"
-#include "core/maps/sock_ops.h"
-#include "core/sock/socket_pool.h"
-#include "core/sock/tcp_connect.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
@@ -79,24 +74,11 @@ const char* tcp_state_name(TcpState s) noexcept {
   return "-";
 }
 
-bool Socket::try_get() noexcept {
-  uint32_t r = refs_.load(std::memory_order_relaxed);
-  while (r != 0)
-    if (refs_.compare_exchange_weak(r, r + 1, std::memory_order_acquire, std::memory_order_relaxed))
-      return true;
-  return false;
-}
-
-void Socket::put() noexcept {
-  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // The kernel's last fput: the sockops programs see the close (its storage
-  // is still there), then the socket leaves every map, its psock goes and its
-  // storage is freed.
-  if (state != TcpState::unknown) sock_ops(policy::SockOp::state_change, this, -1);
-  tcp_connect_forget(this);
-  sock_map_close(this);
-  sk_storage_free(this);
-  SocketPool::release(this);
+bool Socket::set_state(TcpState s) noexcept {
+  std::lock_guard g(lock_);
+  TcpState before = state;
+  state = s;
+  return before != s;
 }
 
 namespace {

@@ -10,17 +10,9 @@
 
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
-#include "core/maps/sock_ops.h"
+#include "core/sock/sock_hooks.h"
 
 namespace sockshim {
-
-std::atomic<int> g_connects_pending{0};
-
-void tcp_connect_start(Socket* sk) noexcept {
-  uint8_t none = kConnectNone;
-  if (sk->connect_state.compare_exchange_strong(none, kConnectPending, std::memory_order_acq_rel))
-    g_connects_pending.fetch_add(1, std::memory_order_relaxed);
-}
 
 namespace {
 
@@ -37,8 +29,10 @@ int kernel_tcp_state(int fd) noexcept {
 // insert it into maps) before the flag clears, so no other thread's call on it
 // goes ahead of the insertion.
 void finish(int fd, Socket* sk, bool established) noexcept {
-  sock_ops_transition(fd, established ? TcpState::established : TcpState::close,
-                      policy::SockOp::active_established);
+  TcpState state = established ? TcpState::established : TcpState::close;
+  sk->refresh_addresses(fd);
+  if (sk->set_state(state) && state != TcpState::close)
+    sock_hook_sock_ops(policy::SockOp::active_established, sk, fd);
   sk->connect_state.store(kConnectNone, std::memory_order_release);
   g_connects_pending.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -111,18 +105,6 @@ int tcp_connect_before_io(int fd, bool send, int flags) noexcept {
 void tcp_finish_connects() noexcept {
   for (int fd = 0, top = registry::high_water(); fd <= top && tcp_connects_pending(); ++fd)
     if (Socket* s = registry::peek(fd); s && tcp_connect_pending(s)) tcp_finish_connect(fd);
-}
-
-void tcp_connect_forget(Socket* sk) noexcept {
-  if (sk->connect_state.exchange(kConnectNone, std::memory_order_relaxed) != kConnectNone)
-    g_connects_pending.fetch_sub(1, std::memory_order_relaxed);
-}
-
-void tcp_connect_after_fork_child(Socket& sk) noexcept {
-  // Read first: a compare-exchange writes even when it fails, and a write
-  // copies the page (core/fork_reset.h).
-  if (sk.connect_state.load(std::memory_order_relaxed) == kConnectFinishing)
-    sk.connect_state.store(kConnectPending, std::memory_order_relaxed);
 }
 
 }  // namespace sockshim
