@@ -8,17 +8,17 @@
 #include <sstream>
 #include <vector>
 
-#include "core/maps/bpf_map_ops.h"
 #include "core/control/control_error.h"
+#include "core/control/rule_text.h"
+#include "core/maps/bpf_syscall.h"
 #include "core/maps/loaded_policy.h"
+#include "core/maps/sk_storage.h"
+#include "core/maps/sock_map_base.h"
 #include "core/psock/psock.h"
 #include "core/psock/psock_ext.h"
 #include "core/psock/psock_stats.h"
-#include "core/sock/registry.h"
-#include "core/control/rule_text.h"
 #include "core/rx/sk_psock_rx.h"
-#include "core/maps/sk_storage.h"
-#include "core/maps/sock_map_base.h"
+#include "core/sock/registry.h"
 #include "core/sock/sock_query.h"
 #include "policy/compiled.h"
 #include "policy/policy.h"

@@ -37,7 +37,7 @@ class BpfMap {
   uint32_t max_entries() const noexcept { return spec_.max_entries; }
 
   // The map's own part of each syscall (after the generic checks of
-  // bpf_map_ops.h). key and value point at key_size and value_size bytes; key
+  // bpf_syscall.h). key and value point at key_size and value_size bytes; key
   // may be null for get_next_key.
   virtual int update_sys(const void* key, const void* value, uint64_t flags) noexcept = 0;
   virtual int lookup_sys(const void* key, void* value) noexcept = 0;

@@ -1,10 +1,8 @@
-// epoll over sockets with a psock: the record of the application's
-// registrations (core/epoll_watch.h), what is installed for each while its
-// socket has a psock, and the fix-up of what epoll_wait returns.
-//
 // Lock order: the records' lock is taken last. Nothing under it reaches
 // psock_ext() or sk_psock_poll(): psock_poll_forget() runs under the
 // psock_ext table's lock and takes the records' lock.
+#include "core/readiness/skmsg_epoll.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,14 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "core/readiness/epoll_watch.h"
 #include "core/maps/loaded_policy.h"
+#include "core/readiness/epoll_watch.h"
 #include "core/readiness/psock_poll.h"
-#include "core/sock/real.h"
-#include "core/sock/registry.h"
 #include "core/rx/sk_psock_rx.h"
 #include "core/rx/skmsg_ingress.h"
-#include "core/readiness/skmsg_poll.h"
+#include "core/sock/real.h"
+#include "core/sock/registry.h"
 
 namespace sockshim {
 namespace {
@@ -440,10 +437,6 @@ void psock_epoll_created(int ep) noexcept {
     }
   // Their registrations died with the old instance; only the records remain.
   for (EpollWatch* w : stale) ws.erase(w);
-}
-
-void skmsg_poll_after_fork_child() noexcept {
-  epoll_watches_after_fork_child();
 }
 
 }  // namespace sockshim

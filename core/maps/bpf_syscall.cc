@@ -1,4 +1,4 @@
-#include "core/maps/bpf_map_ops.h"
+#include "core/maps/bpf_syscall.h"
 
 #include <errno.h>
 #include <sys/socket.h>
