@@ -18,6 +18,7 @@
 
 #include "core/control/control_commands.h"
 #include "core/control/protocol.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/event_loop.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
@@ -237,11 +238,10 @@ void ensure_started() noexcept {
   if (registry::in_vfork_child()) return;
   std::lock_guard g(g_lock);
   if (g_state.load(std::memory_order_relaxed) != 1) return;
-  int saved = errno;
+  ErrnoSaver saved;
   g_server = new (std::nothrow) Server;
   if (g_server) serve(*g_server);
   g_state.store(2, std::memory_order_release);
-  errno = saved;
 }
 
 void after_fork_child() noexcept {

@@ -21,6 +21,8 @@ inline constexpr uint32_t BPF_F_WRONLY = 1u << 4;
 
 // The kernel's ENOTSUPP (not EOPNOTSUPP), which sk_storage get_next_key gives.
 inline constexpr int ENOTSUPP_KERNEL = 524;
+// MAX_BPF_STACK: no map key is larger (a sockhash's would be E2BIG).
+inline constexpr uint32_t kMaxBpfStack = 512;
 
 class BpfMap {
  public:

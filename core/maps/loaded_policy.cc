@@ -8,12 +8,12 @@
 #include <new>
 #include <utility>
 
-#include "core/sock/log.h"
-#include "core/psock/psock.h"
-#include "core/sock/registry.h"
-#include "core/rx/sk_psock_rx.h"
-#include "core/readiness/skmsg_poll.h"
 #include "core/maps/sock_map_base.h"
+#include "core/psock/psock.h"
+#include "core/readiness/skmsg_poll.h"
+#include "core/rx/sk_psock_rx.h"
+#include "core/sock/log.h"
+#include "core/sock/registry.h"
 
 namespace sockshim {
 namespace {
@@ -127,12 +127,12 @@ void refresh_psock_programs() noexcept {
 void clear_map(BpfMap* m) noexcept {
   auto* sm = dynamic_cast<SockMapBase*>(m);
   if (!sm) return;
-  std::vector<unsigned char> key(sm->key_size());
   if (m->type() == policy::MapType::sockmap) {
     for (uint32_t i = 0; i < sm->max_entries() && sm->count() > 0; ++i) sm->delete_sys(&i);
     return;
   }
-  while (sm->get_next_key_sys(nullptr, key.data()) == 0) sm->delete_sys(key.data());
+  unsigned char key[kMaxBpfStack];
+  while (sm->get_next_key_sys(nullptr, key) == 0) sm->delete_sys(key);
 }
 
 // old was replaced by now: the maps now does not share let go of their sockets

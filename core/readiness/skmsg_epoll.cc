@@ -16,6 +16,7 @@
 #include "core/readiness/psock_poll.h"
 #include "core/rx/sk_psock_rx.h"
 #include "core/rx/skmsg_ingress.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 
@@ -178,15 +179,13 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
                uint64_t cookie, bool record, const PsockState& ps) noexcept {
   std::lock_guard g(ws.lock);
   EpollWatch* w = ws.find(ep, fd);
-  int saved;
   if (op == EPOLL_CTL_DEL || !event) {
     int r = real::epoll_ctl(ep, op, fd, event);
-    saved = errno;
     if (r == 0 && w) {
+      ErrnoSaver saved;
       drop_shadow(*w);
       ws.erase(w);
     }
-    errno = saved;
     return r;
   }
   if (op == EPOLL_CTL_MOD && w && !w->psock && !ps.ref) {
@@ -202,10 +201,9 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
   // An ADD over a record: if the kernel takes it, the registration recorded
   // went with its epoll instance (the record is reused) or with its socket.
   if (op == EPOLL_CTL_ADD && w && (w->sk != sk || w->cookie != cookie)) {
-    saved = errno;
+    ErrnoSaver saved;
     drop_shadow(*w);
     ws.erase(w);
-    errno = saved;
     w = nullptr;
   }
   const bool stale = op == EPOLL_CTL_ADD && w;
@@ -221,7 +219,7 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
   next.rx = ps.ref && ps.rx;
   epoll_event ev = own_event(next);
   int r = real::epoll_ctl(ep, op, fd, &ev);
-  saved = errno;
+  ErrnoSaver saved;
   if (r != 0) {
     if (fresh) ws.erase(w);
   } else {
@@ -230,7 +228,6 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
     *w = next;
     sync_shadow(*w, ps.event_fd);
   }
-  errno = saved;
   return r;
 }
 
@@ -251,9 +248,8 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
   // A registration is a readiness query: bytes that predate the engine's
   // start go through it now, and a wait right after sees what passed.
   if (r == 0 && ps.rx && op != EPOLL_CTL_DEL) {
-    int saved = errno;
+    ErrnoSaver saved;
     sk_psock_rx_kick(ps.ref.get(), true);
-    errno = saved;
   }
   return r;
 }
@@ -305,10 +301,11 @@ int psock_epoll_fixup(epoll_event* events, int n) noexcept {
   while (i0 < n && !is_watch_token(events[i0].data.u64)) ++i0;
   if (i0 == n) return n;
   EpollWatches& ws = epoll_watches();
-  int saved = errno;
+  ErrnoSaver saved;
   std::vector<Seen> seen;
-  std::vector<int> owner(static_cast<size_t>(n), -1);  // event -> seen, -2 dropped
+  std::vector<int> owner;  // event -> seen, -1 none, -2 dropped
   try {
+    owner.assign(static_cast<size_t>(n), -1);
     seen.reserve(static_cast<size_t>(n - i0));
     std::lock_guard g(ws.lock);
     for (int i = i0; i < n; ++i) {
@@ -326,7 +323,6 @@ int psock_epoll_fixup(epoll_event* events, int n) noexcept {
       if (token & kWatchOwn) it->own |= events[i].events;
     }
   } catch (...) {
-    errno = saved;
     return n;  // no memory: give the events as they are rather than none
   }
   std::vector<Socket*> resync;
@@ -375,14 +371,13 @@ int psock_epoll_fixup(epoll_event* events, int n) noexcept {
     ++out;
   }
   for (Socket* sk : resync) psock_poll_link(sk);
-  errno = saved;
   return out;
 }
 
 void psock_poll_link(Socket* sk) noexcept {
   EpollWatches& ws = epoll_watches();
   if (ws.count.load(std::memory_order_relaxed) == 0) return;
-  int saved = errno;
+  ErrnoSaver saved;
   // The state is read before the lock: one that changed meanwhile (a link or
   // unlink racing with this one) is applied again.
   PsockState ps;
@@ -412,7 +407,6 @@ void psock_poll_link(Socket* sk) noexcept {
   // A socket already in an epoll set is being waited for: bytes that predate
   // its engine's start go through it now, as for an epoll_ctl after it.
   if (registered && ps.rx) sk_psock_rx_kick(ps.ref.get(), false);
-  errno = saved;
 }
 
 void psock_poll_forget(int event_fd) noexcept {

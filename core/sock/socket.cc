@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 
 #ifndef SO_COOKIE
@@ -91,29 +92,26 @@ int int_option(int fd, int name, int* out) noexcept {
 }  // namespace
 
 bool Socket::describe(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   if (int_option(fd, SO_TYPE, &type) != 0 || int_option(fd, SO_DOMAIN, &family) != 0 ||
       int_option(fd, SO_PROTOCOL, &protocol) != 0) {
-    errno = saved;
     return false;
   }
   fetch_cookie(fd);
   int fl = real::fcntl(fd, F_GETFL, 0);
   nonblocking.store(fl >= 0 && (fl & O_NONBLOCK), std::memory_order_relaxed);
   refresh_addresses(fd);
-  errno = saved;
   return true;
 }
 
 void Socket::fetch_cookie(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   socklen_t len = sizeof cookie;
   if (real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) cookie = 0;
-  errno = saved;
 }
 
 void Socket::refresh_addresses(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   SockAddr l, r;
   l.len = r.len = sizeof(sockaddr_storage);
   if (real::getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) != 0) l.len = 0;
@@ -121,7 +119,6 @@ void Socket::refresh_addresses(int fd) noexcept {
   std::lock_guard g(lock_);
   local = l;
   remote = r;
-  errno = saved;
 }
 
 namespace {
@@ -140,7 +137,7 @@ bool has_port(const SockAddr& a) noexcept {
 }  // namespace
 
 void Socket::fill_addresses(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   SockAddr l, r;
   l.len = r.len = sizeof(sockaddr_storage);
   bool got_l = real::getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) == 0;
@@ -148,7 +145,6 @@ void Socket::fill_addresses(int fd) noexcept {
   std::lock_guard g(lock_);
   if (got_l && has_port(l) && !has_port(local)) local = l;
   if (got_r && remote.len == 0) remote = r;
-  errno = saved;
 }
 
 }  // namespace sockshim

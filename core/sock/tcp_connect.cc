@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "core/sock/sock_hooks.h"
@@ -42,7 +43,7 @@ void finish(int fd, Socket* sk, bool established) noexcept {
 bool tcp_finish_connect(int fd) noexcept {
   Socket* sk = registry::peek(fd);
   if (!sk || !tcp_connect_pending(sk) || registry::in_vfork_child()) return true;
-  int saved = errno;
+  ErrnoSaver saved;
   SocketRef ref = registry::get(fd);
   bool done = true;
   if (ref) {
@@ -65,7 +66,6 @@ bool tcp_finish_connect(int fd) noexcept {
           sched_yield();
     }
   }
-  errno = saved;
   return done;
 }
 
@@ -89,16 +89,12 @@ int tcp_connect_before_io(int fd, bool send, int flags) noexcept {
   if (!sk || sk->nonblocking.load(std::memory_order_relaxed) || (flags & MSG_DONTWAIT)) return 0;
   // A blocking call in SYN_SENT: the kernel would wait for the handshake, then
   // move the bytes. Wait for it here, where the completion can run first.
-  int saved = errno;
+  ErrnoSaver saved;
   pollfd p{fd, POLLOUT, 0};
   int r = real::poll(&p, 1, io_timeout_ms(fd, send));
-  if (r < 0) return -1;  // EINTR: the signal interrupts the call, as in the kernel
-  if (r == 0) {
-    errno = EAGAIN;
-    return -1;
-  }
+  if (r < 0) return -errno;  // EINTR: the signal interrupts the call, as in the kernel
+  if (r == 0) return -EAGAIN;
   tcp_finish_connect(fd);
-  errno = saved;
   return 1;
 }
 

@@ -23,8 +23,8 @@ namespace sockshim {
 // sk_stream_wait_connect does), so its bytes meet the programs. 1: the
 // completion ran (or the socket is no longer pending); 0: a non-blocking call
 // on a socket still in SYN_SENT (which no map can hold: the call is the
-// kernel's alone); -1 with errno EAGAIN (SO_SNDTIMEO or SO_RCVTIMEO ran out)
-// or EINTR (a signal).
+// kernel's alone); -EAGAIN (SO_SNDTIMEO or SO_RCVTIMEO ran out) or -EINTR (a
+// signal). errno is preserved.
 [[gnu::cold, gnu::noinline]] int tcp_connect_before_io(int fd, bool send, int flags) noexcept;
 
 // tcp_finish_connect on every connect pending socket of the process, for an
