@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -40,8 +41,11 @@ void fork_child() noexcept {
 constexpr int kExitPolicyError = 78;
 
 void say(const std::string& line) noexcept {
-  std::string out = "sockshim: " + line + "\n";
-  (void)!real::write(2, out.data(), out.size());
+  static const char prefix[] = "sockshim: ";
+  iovec parts[] = {{const_cast<char*>(prefix), sizeof prefix - 1},
+                   {const_cast<char*>(line.data()), line.size()},
+                   {const_cast<char*>("\n"), 1}};
+  (void)!real::writev(2, parts, 3);
 }
 
 // SOCKSHIM_POLICY: load it, or stop the program (SOCKSHIM_ON_ERROR=exit, the

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <new>
 #include <string>
 
 #include "core/control/control_commands.h"
@@ -179,12 +180,18 @@ int expire_clients(Server& server) noexcept {
 
 // Binds <dir>/<pid>.sock; returns the listening fd (one of ours) or -1.
 int bind_control_socket(Server& server) noexcept {
-  std::string dir = runtime_dir();
-  if (std::string why = prepare_runtime_dir(dir); !why.empty()) {
-    log::error("no control socket: {}", why);
+  std::string path;
+  try {
+    std::string dir = runtime_dir();
+    if (std::string why = prepare_runtime_dir(dir); !why.empty()) {
+      log::error("no control socket: {}", why);
+      return -1;
+    }
+    path = control_socket_path(dir, getpid());
+  } catch (const std::bad_alloc&) {
+    log::error("no control socket: out of memory");
     return -1;
   }
-  std::string path = control_socket_path(dir, getpid());
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) {
@@ -201,7 +208,7 @@ int bind_control_socket(Server& server) noexcept {
     real::close(fd);
     return -1;
   }
-  server.path = path;
+  server.path = std::move(path);
   server.pid = getpid();
   return registry::make_internal(fd);
 }
