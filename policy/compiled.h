@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "policy/context.h"
-#include "policy/program.h"
 #include "policy/spec.h"
 #include "policy/stream_parser.h"
 

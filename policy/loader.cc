@@ -1,8 +1,10 @@
-// POLICY.md v1 -> Policy: the document's top level, the typed reads every
-// section uses, and references to maps. One pass validates and compiles.
+// POLICY.md v1 -> Policy: load_policy_text, the document's top level, the
+// typed reads every section uses, and references to maps. One pass validates
+// and compiles.
 #include "policy/loader.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace sockshim::policy {
 
@@ -225,6 +227,26 @@ std::string Loader::unavailable(std::string_view field_name, CtxField f) const {
   if (info(f).programs & bit(cur_type_)) return "";
   return "field " + quote(field_name) + " is not available in " + program_type_name(cur_type_) +
          " programs";
+}
+
+LoadResult load_policy_text(std::string_view text) {
+  LoadResult result;
+  const JsonDoc doc = JsonDoc::parse(text);
+  for (const JsonIssue& issue : doc.issues()) {
+    const LineCol lc = doc.line_col(issue.offset);
+    result.errors.push_back({issue.pointer, lc.line, lc.column, issue.message});
+  }
+  if (!doc.ok()) return result;
+  std::unique_ptr<Policy> policy = Loader(doc, result.errors).load();
+  if (result.errors.empty()) {
+    result.policy = std::move(policy);
+    return result;
+  }
+  std::stable_sort(result.errors.begin(), result.errors.end(),
+                   [](const LoadError& a, const LoadError& b) {
+                     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                   });
+  return result;
 }
 
 }  // namespace sockshim::policy

@@ -1,17 +1,13 @@
-// The loaded policy's lookups and the entry points: read a policy file, load
-// its text (the walk itself is Loader's, loader.h), format the errors.
+// The loaded policy's lookups, reading a policy file, formatting the errors
+// (loading a text is loader.cc's load_policy_text).
 #include "policy/policy.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <tuple>
-
-#include "policy/loader.h"
 
 namespace sockshim::policy {
 
@@ -41,26 +37,6 @@ std::string LoadError::format(std::string_view source) const {
   if (!pointer.empty()) out += pointer + ": ";
   out += message;
   return out;
-}
-
-LoadResult load_policy_text(std::string_view text) {
-  LoadResult result;
-  const JsonDoc doc = JsonDoc::parse(text);
-  for (const JsonIssue& issue : doc.issues()) {
-    const LineCol lc = doc.line_col(issue.offset);
-    result.errors.push_back({issue.pointer, lc.line, lc.column, issue.message});
-  }
-  if (!doc.ok()) return result;
-  std::unique_ptr<Policy> policy = Loader(doc, result.errors).load();
-  if (result.errors.empty()) {
-    result.policy = std::move(policy);
-    return result;
-  }
-  std::stable_sort(result.errors.begin(), result.errors.end(),
-                   [](const LoadError& a, const LoadError& b) {
-                     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
-                   });
-  return result;
 }
 
 std::string read_policy_file(const std::string& path, std::string* text) {

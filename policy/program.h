@@ -11,24 +11,12 @@
 #include "policy/context.h"
 #include "policy/helpers.h"
 #include "policy/sk_msg.h"
+#include "policy/spec.h"
 #include "policy/stream_parser.h"
 
 namespace sockshim::policy {
 
-enum class ProgramType : uint8_t {
-  sk_msg,          // "sk_msg"
-  stream_parser,   // "sk_skb/stream_parser"
-  stream_verdict,  // "sk_skb/stream_verdict"
-  skb_verdict,     // "sk_skb/verdict"
-  sockops,         // "sockops"
-};
-
 const char* program_type_name(ProgramType t) noexcept;
-
-// What the kernel does with a verdict program's return (sk_psock_map_verd):
-// SK_PASS with a redirect target recorded is a redirect, SK_PASS a pass,
-// anything else a drop.
-enum class Verdict : uint8_t { pass, drop, redirect };
 
 const char* verdict_name(Verdict v) noexcept;
 

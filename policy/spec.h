@@ -1,6 +1,7 @@
-// The declarative parts of a policy that core builds objects from: map
-// definitions and attach types. Shared by the loader (policy/) and the emulated
-// kernel objects (core/), so neither depends on the other's internals.
+// The declarative parts of a policy that core builds objects from: program
+// types, verdicts, map definitions and attach types. Shared by the loader
+// (policy/) and the emulated kernel objects (core/), so neither depends on the
+// other's internals.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,19 @@
 namespace sockshim::policy {
 
 class Program;  // a compiled program; core only compares and runs them
+
+enum class ProgramType : uint8_t {
+  sk_msg,          // "sk_msg"
+  stream_parser,   // "sk_skb/stream_parser"
+  stream_verdict,  // "sk_skb/stream_verdict"
+  skb_verdict,     // "sk_skb/verdict"
+  sockops,         // "sockops"
+};
+
+// What the kernel does with a verdict program's return (sk_psock_map_verd):
+// SK_PASS with a redirect target recorded is a redirect, SK_PASS a pass,
+// anything else a drop.
+enum class Verdict : uint8_t { pass, drop, redirect };
 
 enum class MapType : uint8_t { sockmap, sockhash, sk_storage };
 

@@ -1,7 +1,7 @@
 #include "policy/vocabulary.h"
 
 #include "policy/json_pos.h"
-#include "policy/policy.h"
+#include "policy/spec.h"
 
 namespace sockshim::policy {
 namespace {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "policy/compiled.h"
+#include "policy/spec.h"
 
 namespace sockshim::policy {
 

@@ -2,7 +2,7 @@
 // the installed MapTable. Nothing here throws.
 #include "shim/sockshim.h"
 
-#include "core/maps/bpf_map_ops.h"
+#include "core/maps/bpf_syscall.h"
 
 #define SOCKSHIM_API extern "C" __attribute__((visibility("default")))
 

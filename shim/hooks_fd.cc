@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/rx/skmsg_ingress.h"
+#include "core/sock/errno_saver.h"
 #include "shim/hook.h"
 #include "shim/hooks_uring.h"
 
@@ -22,10 +23,9 @@ auto close_tracked(int fd, Close&& real_close) noexcept {
   Socket* s = registry::untrack(fd);
   auto r = real_close();
   if (s) {
-    int saved = errno;
+    ErrnoSaver saved;
     registry::drop(s);
     registry::after_close();
-    errno = saved;
   }
   return r;
 }
@@ -34,10 +34,9 @@ template <typename Dup>
 auto dup_tracked(int oldfd, Dup&& real_dup) noexcept {
   auto r = real_dup();
   if (r >= 0) {
-    int saved = errno;
+    ErrnoSaver saved;
     registry::track_dup(oldfd, static_cast<int>(r));
     registry::after_close();
-    errno = saved;
   }
   return r;
 }
@@ -45,13 +44,13 @@ auto dup_tracked(int oldfd, Dup&& real_dup) noexcept {
 template <typename CloseRange>
 auto close_range_tracked(unsigned lo, unsigned hi, int flags, CloseRange&& real_close_range) {
   bool closes = lo <= hi && !(flags & CLOSE_RANGE_CLOEXEC);
-  int saved = errno;
-  if (closes) registry::untrack_range(lo, hi);
-  errno = saved;
+  if (closes) {
+    ErrnoSaver saved;
+    registry::untrack_range(lo, hi);
+  }
   auto r = real_close_range();
-  saved = errno;
+  ErrnoSaver saved;
   registry::after_close();
-  errno = saved;
   return r;
 }
 
@@ -128,9 +127,8 @@ SOCKSHIM_HOOK int ioctl(int fd, unsigned long request, ...) {
   int r = real::ioctl(fd, request, arg);
   if (r == 0 && request == FIONREAD) [[unlikely]]
     if (Socket* s = registry::peek(fd); s && s->psock.load(std::memory_order_relaxed)) {
-      int saved = errno;
+      ErrnoSaver saved;
       psock_fionread(fd, reinterpret_cast<int*>(arg));
-      errno = saved;
     }
   if (r == 0 && request == FIONBIO)
     if (Socket* s = registry::peek(fd))

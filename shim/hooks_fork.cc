@@ -3,13 +3,13 @@
 // must still find it registered.
 #include <unistd.h>
 
-#include "core/psock/psock.h"
+#include "core/psock/sk_msg_queue.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
 
 SOCKSHIM_HOOK pid_t fork() {
   shim::ensure_initialised();
-  psock_before_fork();
+  sk_msg_queue_before_fork();
   return real::fork();
 }

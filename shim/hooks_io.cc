@@ -9,8 +9,9 @@
 
 #include "core/psock/psock.h"
 #include "core/rx/skmsg_ingress.h"
-#include "core/tx/tcp_bpf.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/tcp_connect.h"
+#include "core/tx/tcp_bpf.h"
 #include "shim/hook.h"
 
 using namespace sockshim;
@@ -29,7 +30,10 @@ template <auto Hook, auto Plain, bool Send, int FlagsAt, typename... Args>
   int flags = 0;
   if constexpr (FlagsAt >= 0) flags = std::get<FlagsAt>(std::tie(args...));
   int r = tcp_connect_before_io(fd, Send, flags);
-  if (r < 0) return static_cast<decltype(Hook(fd, args...))>(-1);
+  if (r < 0) {
+    errno = -r;
+    return static_cast<decltype(Hook(fd, args...))>(-1);
+  }
   if (r == 0) return shim::on_tracked(fd, nullptr, [&] { return Plain(fd, args...); });
   return Hook(fd, args...);
 }
@@ -332,9 +336,8 @@ SOCKSHIM_HOOK ssize_t recvmsg(int fd, msghdr* msg, int flags) {
       fd, s, [&] { return psock_recv(fd, msg, flags); },
       [&] { return real::recvmsg(fd, msg, flags); });
   if (r >= 0 && msg->msg_controllen) [[unlikely]] {
-    int saved = errno;
+    ErrnoSaver saved;
     track_passed_fds(msg);
-    errno = saved;
   }
   return r;
 }
@@ -347,9 +350,8 @@ SOCKSHIM_HOOK int recvmmsg(int fd, mmsghdr* vec, unsigned int n, int flags, time
       fd, s, [&] { return psock_recvmmsg(fd, vec, n, flags, timeout); },
       [&] { return real::recvmmsg(fd, vec, n, flags, timeout); }));
   if (r > 0) {
-    int saved = errno;
+    ErrnoSaver saved;
     for (int i = 0; i < r; ++i) track_passed_fds(&vec[i].msg_hdr);
-    errno = saved;
   }
   return r;
 }

@@ -5,6 +5,7 @@
 #include <sys/select.h>
 
 #include "core/readiness/poll_deadline.h"
+#include "core/readiness/skmsg_epoll.h"
 #include "core/readiness/skmsg_poll.h"
 #include "core/sock/tcp_connect.h"
 #include "shim/hook.h"

@@ -4,8 +4,9 @@
 
 #include "core/control/control_server.h"
 #include "core/maps/sk_storage.h"
-#include "core/rx/skmsg_ingress.h"
 #include "core/maps/sock_ops.h"
+#include "core/rx/skmsg_ingress.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/sock_query.h"
 #include "core/sock/tcp_connect.h"
 #include "shim/hook.h"
@@ -38,7 +39,7 @@ SOCKSHIM_HOOK int socketpair(int domain, int type, int protocol, int sv[2]) {
 namespace {
 
 void note_accepted(int listen_fd, int fd, int flags) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   registry::track_accepted(fd, flags, listen_fd);
   control::ensure_started();
   if (SocketRef child = registry::get(fd)) {
@@ -46,14 +47,14 @@ void note_accepted(int listen_fd, int fd, int flags) noexcept {
       sk_storage_clone(listener.get(), child.get());
     sock_ops(policy::SockOp::passive_established, child.get(), fd);
   }
-  errno = saved;
 }
 
 }  // namespace
 
 SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
   int r = real::connect(fd, addr, len);
-  int err = errno;
+  ErrnoSaver saved;
+  int err = saved.value();
   Socket* s = registry::peek(fd);
   if (s && tcp_connect_pending(s) && (r == 0 || err == EISCONN || err == EALREADY)) {
     // A second connect() on a non-blocking one: 0 once the handshake is done.
@@ -69,7 +70,6 @@ SOCKSHIM_HOOK int connect(int fd, const sockaddr* addr, socklen_t len) {
   } else if (s) {
     registry::evict_if_stale(fd, s, err);
   }
-  errno = err;
   return r;
 }
 
@@ -115,13 +115,12 @@ SOCKSHIM_HOOK int shutdown(int fd, int how) {
   if (!s) return real::shutdown(fd, how);
   int r = shim::on_tracked(fd, s, [&] { return real::shutdown(fd, how); });
   if (r == 0) {
-    int saved = errno;
+    ErrnoSaver saved;
     if (SocketRef ref = registry::get(fd)) {
       std::lock_guard g(ref->lock());
       ref->shut_rd |= how == SHUT_RD || how == SHUT_RDWR;
       ref->shut_wr |= how == SHUT_WR || how == SHUT_RDWR;
     }
-    errno = saved;
   }
   return r;
 }

@@ -12,6 +12,7 @@
 #include <atomic>
 
 #include "core/maps/loaded_policy.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/log.h"
 #include "shim/hook.h"
 
@@ -24,11 +25,11 @@ std::atomic<bool> g_said{false};
 
 long io_uring_setup_hook(long entries, long params) noexcept {
   ensure_initialised();
-  int saved = errno;
   bool refuse = current_policy() != nullptr;
-  if (refuse && !g_said.exchange(true, std::memory_order_relaxed))
+  if (refuse && !g_said.exchange(true, std::memory_order_relaxed)) {
+    ErrnoSaver saved;
     log::warn("io_uring_setup refused (ENOSYS) while a policy is loaded: io_uring is not emulated");
-  errno = saved;
+  }
   if (!refuse) return real::syscall(SYS_io_uring_setup, entries, params, 0, 0, 0, 0);
   errno = ENOSYS;
   return -1;

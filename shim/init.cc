@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -9,7 +10,9 @@
 #include "core/control/control_server.h"
 #include "core/maps/loaded_policy.h"
 #include "core/maps/map_table.h"
+#include "core/maps/maps_init.h"
 #include "core/psock/psock_stats.h"
+#include "core/readiness/epoll_watch.h"
 #include "core/readiness/skmsg_poll.h"
 #include "core/sock/event_loop.h"
 #include "core/sock/log.h"
@@ -27,7 +30,7 @@ void fork_child() noexcept {
   maps_after_fork_child();
   loaded_policy_after_fork_child();
   rule_stats_after_fork_child();
-  skmsg_poll_after_fork_child();
+  epoll_watches_after_fork_child();
   log::after_fork_child();
   EventLoop::after_fork_child();
   control::after_fork_child();
@@ -37,8 +40,11 @@ void fork_child() noexcept {
 constexpr int kExitPolicyError = 78;
 
 void say(const std::string& line) noexcept {
-  std::string out = "sockshim: " + line + "\n";
-  (void)!real::write(2, out.data(), out.size());
+  static const char prefix[] = "sockshim: ";
+  iovec parts[] = {{const_cast<char*>(prefix), sizeof prefix - 1},
+                   {const_cast<char*>(line.data()), line.size()},
+                   {const_cast<char*>("\n"), 1}};
+  (void)!real::writev(2, parts, 3);
 }
 
 // SOCKSHIM_POLICY: load it, or stop the program (SOCKSHIM_ON_ERROR=exit, the
@@ -74,6 +80,7 @@ void ensure_initialised() noexcept {
     return;
   state = 0;
   if (!g_init_state.compare_exchange_strong(state, 1, std::memory_order_acq_rel)) return;
+  maps_init();
   registry::remember_pid();
   real::resolve_all();
   pthread_atfork(nullptr, nullptr, fork_child);

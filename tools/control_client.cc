@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "core/control/runtime_dir.h"
+#include "core/control/protocol.h"
 
 namespace sockshim::tools {
 namespace {
@@ -80,10 +80,11 @@ class Connection {
 std::vector<Peer> list_peers() {
   std::vector<Peer> peers;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(runtime_dir(), ec)) {
+  const size_t suffix = strlen(control::kSocketSuffix);
+  for (const auto& entry : std::filesystem::directory_iterator(control::runtime_dir(), ec)) {
     std::string name = entry.path().filename();
-    if (name.size() < 6 || name.substr(name.size() - 5) != ".sock") continue;
-    std::string digits = name.substr(0, name.size() - 5);
+    if (name.size() <= suffix || !name.ends_with(control::kSocketSuffix)) continue;
+    std::string digits = name.substr(0, name.size() - suffix);
     if (digits.empty() || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
     int pid = std::stoi(digits);
     if (!process_exists(pid)) {
@@ -97,20 +98,23 @@ std::vector<Peer> list_peers() {
 }
 
 Peer find_peer(int pid) {
-  std::string path = control_socket_path(runtime_dir(), pid);
+  std::string path = control::control_socket_path(control::runtime_dir(), pid);
   if (access(path.c_str(), F_OK) != 0) {
     if (errno == EACCES)
       throw std::runtime_error("cannot reach the control socket of pid " + std::to_string(pid) +
-                               " in " + runtime_dir() + ": Permission denied (another user's)");
+                               " in " + control::runtime_dir() +
+                               ": Permission denied (another user's)");
     throw std::runtime_error("no sockshim control socket for pid " + std::to_string(pid) + " in " +
-                             runtime_dir() + " (is it running under the shim, as this user?)");
+                             control::runtime_dir() +
+                             " (is it running under the shim, as this user?)");
   }
   return {pid, path};
 }
 
 nlohmann::json call(const Peer& peer, const std::string& command, const nlohmann::json& args) {
   Connection c(peer.path);
-  nlohmann::json request = {{"version", 1}, {"command", command}, {"args", args}};
+  nlohmann::json request = {
+      {"version", control::kProtocolVersion}, {"command", command}, {"args", args}};
   c.send_all(request.dump() + "\n");
   nlohmann::json response = nlohmann::json::parse(c.read_line(), nullptr, false);
   if (response.is_discarded() || !response.is_object())

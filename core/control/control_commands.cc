@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/control/control_maps.h"
+#include "core/control/protocol.h"
 #include "core/maps/loaded_policy.h"
 #include "core/psock/psock.h"
 #include "core/sock/registry.h"

@@ -2,20 +2,11 @@
 // document, or throws ControlError.
 #pragma once
 
-#include <nlohmann/json.hpp>
-#include <stdexcept>
 #include <string>
 
+#include "core/control/control_error.h"
+
 namespace sockshim::control {
-
-inline constexpr int kProtocolVersion = 1;
-inline constexpr size_t kMaxRequestBytes = 64 * 1024;
-
-struct ControlError : std::runtime_error {
-  ControlError(std::string code, const std::string& message)
-      : std::runtime_error(message), code(std::move(code)) {}
-  std::string code;  // an errno name: EINVAL, EOPNOTSUPP, ...
-};
 
 // Parses one request line and returns the response line (without the newline).
 // Never throws: every failure becomes an error response.

@@ -8,9 +8,9 @@
 #include <sstream>
 #include <vector>
 
-#include "core/control/control_commands.h"
+#include "core/control/control_error.h"
 #include "core/control/rule_text.h"
-#include "core/maps/bpf_map_ops.h"
+#include "core/maps/bpf_syscall.h"
 #include "core/maps/loaded_policy.h"
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_map_base.h"

@@ -14,14 +14,16 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <new>
 #include <string>
 
 #include "core/control/control_commands.h"
+#include "core/control/protocol.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/event_loop.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
-#include "core/control/runtime_dir.h"
 
 namespace sockshim::control {
 namespace {
@@ -178,12 +180,18 @@ int expire_clients(Server& server) noexcept {
 
 // Binds <dir>/<pid>.sock; returns the listening fd (one of ours) or -1.
 int bind_control_socket(Server& server) noexcept {
-  std::string dir = runtime_dir();
-  if (std::string why = prepare_runtime_dir(dir); !why.empty()) {
-    log::error("no control socket: {}", why);
+  std::string path;
+  try {
+    std::string dir = runtime_dir();
+    if (std::string why = prepare_runtime_dir(dir); !why.empty()) {
+      log::error("no control socket: {}", why);
+      return -1;
+    }
+    path = control_socket_path(dir, getpid());
+  } catch (const std::bad_alloc&) {
+    log::error("no control socket: out of memory");
     return -1;
   }
-  std::string path = control_socket_path(dir, getpid());
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof addr.sun_path) {
@@ -200,7 +208,7 @@ int bind_control_socket(Server& server) noexcept {
     real::close(fd);
     return -1;
   }
-  server.path = path;
+  server.path = std::move(path);
   server.pid = getpid();
   return registry::make_internal(fd);
 }
@@ -237,11 +245,10 @@ void ensure_started() noexcept {
   if (registry::in_vfork_child()) return;
   std::lock_guard g(g_lock);
   if (g_state.load(std::memory_order_relaxed) != 1) return;
-  int saved = errno;
+  ErrnoSaver saved;
   g_server = new (std::nothrow) Server;
   if (g_server) serve(*g_server);
   g_state.store(2, std::memory_order_release);
-  errno = saved;
 }
 
 void after_fork_child() noexcept {

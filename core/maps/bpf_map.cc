@@ -8,7 +8,6 @@ namespace {
 
 // SOCK_CREATE_FLAG_MASK in net/core/sock_map.c.
 constexpr uint32_t kSockCreateFlags = BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY;
-constexpr uint32_t kMaxBpfStack = 512;
 // BPF_LOCAL_STORAGE_MAX_VALUE_SIZE: U16_MAX less the element header.
 constexpr uint32_t kSkStorageMaxValue = 0xffff - 128;
 // Beyond this the bucket count would not fit 32 bits.

@@ -21,6 +21,8 @@ inline constexpr uint32_t BPF_F_WRONLY = 1u << 4;
 
 // The kernel's ENOTSUPP (not EOPNOTSUPP), which sk_storage get_next_key gives.
 inline constexpr int ENOTSUPP_KERNEL = 524;
+// MAX_BPF_STACK: no map key is larger (a sockhash's would be E2BIG).
+inline constexpr uint32_t kMaxBpfStack = 512;
 
 class BpfMap {
  public:
@@ -37,7 +39,7 @@ class BpfMap {
   uint32_t max_entries() const noexcept { return spec_.max_entries; }
 
   // The map's own part of each syscall (after the generic checks of
-  // bpf_map_ops.h). key and value point at key_size and value_size bytes; key
+  // bpf_syscall.h). key and value point at key_size and value_size bytes; key
   // may be null for get_next_key.
   virtual int update_sys(const void* key, const void* value, uint64_t flags) noexcept = 0;
   virtual int lookup_sys(const void* key, void* value) noexcept = 0;

@@ -126,12 +126,12 @@ void refresh_psock_programs() noexcept {
 void clear_map(BpfMap* m) noexcept {
   auto* sm = dynamic_cast<SockMapBase*>(m);
   if (!sm) return;
-  std::vector<unsigned char> key(sm->key_size());
   if (m->type() == policy::MapType::sockmap) {
     for (uint32_t i = 0; i < sm->max_entries() && sm->count() > 0; ++i) sm->delete_sys(&i);
     return;
   }
-  while (sm->get_next_key_sys(nullptr, key.data()) == 0) sm->delete_sys(key.data());
+  unsigned char key[kMaxBpfStack];
+  while (sm->get_next_key_sys(nullptr, key) == 0) sm->delete_sys(key);
 }
 
 // old was replaced by now: the maps now does not share let go of their sockets

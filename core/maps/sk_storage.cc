@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -188,8 +189,11 @@ void sk_storage_clone(Socket* listener, Socket* child) noexcept {
   std::lock_guard g(m.lock);
   for (SkStorage* map : m.maps) {
     if (!(map->spec().flags & policy::BPF_F_CLONE)) continue;
-    std::vector<unsigned char> value(map->value_size());
-    if (map->lookup(listener, value.data()) == 0) map->update(child, value.data(), BPF_NOEXIST);
+    // Short of memory the child starts without this map's value (the kernel's
+    // bpf_sk_storage_clone fails the clone: no connection at all).
+    std::unique_ptr<unsigned char[]> value(new (std::nothrow) unsigned char[map->value_size()]);
+    if (value && map->lookup(listener, value.get()) == 0)
+      map->update(child, value.get(), BPF_NOEXIST);
   }
 }
 

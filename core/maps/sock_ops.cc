@@ -4,6 +4,7 @@
 
 #include "core/maps/bpf_helpers.h"
 #include "core/maps/loaded_policy.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/log.h"
 #include "core/sock/registry.h"
 #include "core/sock/sock_query.h"
@@ -25,18 +26,11 @@ void sock_ops(policy::SockOp op, Socket* sk, int fd) noexcept {
 }
 
 void sock_ops_transition(int fd, TcpState state, policy::SockOp op) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   if (SocketRef s = registry::adopt(fd)) {
     s->refresh_addresses(fd);
-    TcpState before;
-    {
-      std::lock_guard g(s->lock());
-      before = s->state;
-      s->state = state;
-    }
-    if (before != state && state != TcpState::close) sock_ops(op, s.get(), fd);
+    if (s->set_state(state) && state != TcpState::close) sock_ops(op, s.get(), fd);
   }
-  errno = saved;
 }
 
 }  // namespace sockshim

@@ -9,7 +9,6 @@
 #include <new>
 #include <vector>
 
-#include "core/psock/sk_msg_queue.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "core/sock/socket.h"
@@ -172,6 +171,19 @@ void psock_put(Psock* p) noexcept {
   if (before == 1) p->drop();
 }
 
+// __sk_psock_zap_ingress: every queued byte goes, and what the reader was due.
+static void sk_psock_zap_ingress(Psock* p) noexcept {
+  std::list<SkMsgIngress> gone;
+  {
+    std::lock_guard g(p->ingress_lock);
+    gone.swap(p->ingress_msg);
+    p->ingress_bytes = 0;
+    p->engine_reads = p->rx_eof = p->rx_aborted = false;
+    p->rx_err = 0;
+  }
+  // Freed (and claims closed) outside the spinlock.
+}
+
 void Psock::drop() noexcept {
   // Unpublish first: an insertion waiting for this psock to go may then create
   // a fresh one.
@@ -240,12 +252,8 @@ uint64_t psock_count() noexcept {
   return PsockPool::live();
 }
 
-void psock_before_fork() noexcept {
-  if (!g_ingress_used.load(std::memory_order_relaxed)) return;
-  // Referenced under the pool's lock, claimed after it: a last put takes it.
-  std::vector<PsockRef> live;
-  PsockPool::datagram_psocks(&live);
-  for (const PsockRef& p : live) sk_msg_fork_claims(p.get());
+void psock_datagram_psocks(std::vector<PsockRef>* out) noexcept {
+  PsockPool::datagram_psocks(out);
 }
 
 std::atomic<uint64_t> g_psock_forks{0};

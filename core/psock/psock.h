@@ -352,9 +352,8 @@ extern std::atomic<uint64_t> g_psock_forks;
 // Live psocks, for tests and dump.
 uint64_t psock_count() noexcept;
 
-// Before fork (the fork hook): queued datagrams get their claims
-// (sk_msg_fork_claims). Nothing to do until a psock ever queued bytes.
-void psock_before_fork() noexcept;
+// References to the live psocks of datagram sockets (before fork).
+void psock_datagram_psocks(std::vector<PsockRef>* out) noexcept;
 
 // In a fork child: frees every psock lock and the pool's, which threads that
 // do not exist there may have held, and lets the receive engine forget what

@@ -265,18 +265,6 @@ void sk_psock_ingress_discard(Psock* p) noexcept {
   sk_psock_sync_event_locked(p);
 }
 
-void sk_psock_zap_ingress(Psock* p) noexcept {
-  std::list<SkMsgIngress> gone;
-  {
-    std::lock_guard g(p->ingress_lock);
-    gone.swap(p->ingress_msg);
-    p->ingress_bytes = 0;
-    p->engine_reads = p->rx_eof = p->rx_aborted = false;
-    p->rx_err = 0;
-  }
-  // Freed (and claims closed) outside the spinlock.
-}
-
 void sk_msg_fork_claims(Psock* p) noexcept {
   if (!sk_is_dgram(p)) return;
   int saved = errno;
@@ -300,6 +288,14 @@ int ingress_event_fd(Psock* p) noexcept {
     sk_psock_sync_event_locked(p);
   }
   return p->event_fd;
+}
+
+void sk_msg_queue_before_fork() noexcept {
+  if (!g_ingress_used.load(std::memory_order_relaxed)) return;
+  // Referenced under the pool's lock, claimed after it: a last put takes it.
+  std::vector<PsockRef> live;
+  psock_datagram_psocks(&live);
+  for (const PsockRef& p : live) sk_msg_fork_claims(p.get());
 }
 
 }  // namespace sockshim

@@ -107,14 +107,15 @@ int ingress_event_fd(Psock* p) noexcept;
 // datagrams with a claim (sk_msg_fork_claims), which the child may take.
 void sk_psock_ingress_discard(Psock* p) noexcept;
 
-// __sk_psock_zap_ingress: every queued byte goes, and what the reader was due.
-void sk_psock_zap_ingress(Psock* p) noexcept;
-
 // Before fork: each datagram in the queue of p, a datagram socket, gets a
 // claim (if it has none), so that the first process to read it takes it and
 // the others drop it: a parent that peeked and forked a child to read it
 // (socat UDP-RECVFROM,fork) finds it gone, the child finds it queued.
 void sk_msg_fork_claims(Psock* p) noexcept;
+
+// Before fork (the fork hook): queued datagrams get their claims
+// (sk_msg_fork_claims). Nothing to do until a psock ever queued bytes.
+void sk_msg_queue_before_fork() noexcept;
 
 // Bytes waiting in p's queue (sk_psock_msg_inq). Inline: every read asks.
 inline size_t sk_psock_msg_inq(Psock* p) noexcept {

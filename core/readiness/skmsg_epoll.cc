@@ -5,6 +5,8 @@
 // Lock order: the records' lock is taken last. Nothing under it reaches a
 // psock's locks or sk_psock_poll(): psock_poll_forget() runs from psock_init
 // (under the socket's lock) and takes the records' lock.
+#include "core/readiness/skmsg_epoll.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "core/readiness/skmsg_poll.h"
 #include "core/rx/sk_psock_rx.h"
 #include "core/rx/skmsg_ingress.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 
@@ -181,15 +184,13 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
                uint64_t cookie, bool record, const PsockState& ps) noexcept {
   std::lock_guard g(ws.lock);
   EpollWatch* w = ws.find(ep, fd);
-  int saved;
   if (op == EPOLL_CTL_DEL || !event) {
     int r = real::epoll_ctl(ep, op, fd, event);
-    saved = errno;
     if (r == 0 && w) {
+      ErrnoSaver saved;
       drop_shadow(*w);
       ws.erase(w);
     }
-    errno = saved;
     return r;
   }
   if (op == EPOLL_CTL_MOD && w && !w->psock && !ps.ref) {
@@ -205,10 +206,9 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
   // An ADD over a record: if the kernel takes it, the registration recorded
   // went with its epoll instance (the record is reused) or with its socket.
   if (op == EPOLL_CTL_ADD && w && (w->sk != sk || w->cookie != cookie)) {
-    saved = errno;
+    ErrnoSaver saved;
     drop_shadow(*w);
     ws.erase(w);
-    errno = saved;
     w = nullptr;
   }
   const bool stale = op == EPOLL_CTL_ADD && w;
@@ -224,7 +224,7 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
   next.engine_reads = ps.ref && ps.engine_reads;
   epoll_event ev = own_event(next);
   int r = real::epoll_ctl(ep, op, fd, &ev);
-  saved = errno;
+  ErrnoSaver saved;
   if (r != 0) {
     if (fresh) ws.erase(w);
   } else {
@@ -233,7 +233,6 @@ int record_ctl(EpollWatches& ws, int ep, int op, int fd, epoll_event* event, Soc
     *w = next;
     sync_shadow(*w, ps.event_fd);
   }
-  errno = saved;
   return r;
 }
 
@@ -254,9 +253,8 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
   // A registration is a readiness query: bytes that predate the engine's
   // start go through it now, and a wait right after sees what passed.
   if (r == 0 && ps.engine_reads && op != EPOLL_CTL_DEL) {
-    int saved = errno;
+    ErrnoSaver saved;
     sk_psock_rx_kick(ps.ref.get(), true);
-    errno = saved;
   }
   return r;
 }
@@ -309,10 +307,11 @@ int psock_epoll_fixup(epoll_event* events, int n) noexcept {
   while (i0 < n && !is_watch_token(events[i0].data.u64)) ++i0;
   if (i0 == n) return n;
   EpollWatches& ws = epoll_watches();
-  int saved = errno;
+  ErrnoSaver saved;
   std::vector<Seen> seen;
-  std::vector<int> owner(static_cast<size_t>(n), -1);  // event -> seen, -2 dropped
+  std::vector<int> owner;  // event -> seen, -1 none, -2 dropped
   try {
+    owner.assign(static_cast<size_t>(n), -1);
     seen.reserve(static_cast<size_t>(n - i0));
     std::lock_guard g(ws.lock);
     for (int i = i0; i < n; ++i) {
@@ -330,7 +329,6 @@ int psock_epoll_fixup(epoll_event* events, int n) noexcept {
       if (token & kWatchOwn) it->own |= events[i].events;
     }
   } catch (...) {
-    errno = saved;
     return n;  // no memory: give the events as they are rather than none
   }
   std::vector<Socket*> resync;
@@ -379,14 +377,13 @@ int psock_epoll_fixup(epoll_event* events, int n) noexcept {
     ++out;
   }
   for (Socket* sk : resync) psock_poll_link(sk);
-  errno = saved;
   return out;
 }
 
 void psock_poll_link(Socket* sk) noexcept {
   EpollWatches& ws = epoll_watches();
   if (ws.count.load(std::memory_order_relaxed) == 0) return;
-  int saved = errno;
+  ErrnoSaver saved;
   // The state is read before the lock: one that changed meanwhile (a link or
   // unlink racing with this one) is applied again.
   PsockState ps;
@@ -416,7 +413,6 @@ void psock_poll_link(Socket* sk) noexcept {
   // A socket already in an epoll set is being waited for: bytes that predate
   // its engine's start go through it now, as for an epoll_ctl after it.
   if (registered && ps.engine_reads) sk_psock_rx_kick(ps.ref.get(), false);
-  errno = saved;
 }
 
 void psock_poll_forget(int event_fd) noexcept {
@@ -441,10 +437,6 @@ void psock_epoll_created(int ep) noexcept {
     }
   // Their registrations died with the old instance; only the records remain.
   for (EpollWatch* w : stale) ws.erase(w);
-}
-
-void skmsg_poll_after_fork_child() noexcept {
-  epoll_watches_after_fork_child();
 }
 
 namespace {

@@ -12,18 +12,17 @@
 // without them; an epoll registration of such a socket is modified to lack
 // EPOLLIN | EPOLLRDHUP and the eventfd's "shadow" registration carries them.
 // Both registrations of a socket with a psock carry a token as their data,
-// which epoll_wait turns back into the application's data.
+// which epoll_wait turns back into the application's data. This header has
+// poll and select (skmsg_poll.cc); skmsg_epoll.h has epoll and what follows a
+// psock's changes (skmsg_epoll.cc).
 #pragma once
 
 #include <poll.h>
 #include <signal.h>
-#include <sys/epoll.h>
 #include <sys/select.h>
 #include <time.h>
 
 namespace sockshim {
-
-class Socket;
 
 // True when some fd in fds has a psock whose readiness the shim adds to.
 bool psock_poll_wanted(const pollfd* fds, nfds_t n) noexcept;
@@ -33,30 +32,5 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
 bool psock_select_wanted(int n, const fd_set* readfds) noexcept;
 int psock_pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout,
                   const sigset_t* mask) noexcept;
-
-// epoll_ctl on a tracked socket fd: makes the real call (returning what it
-// returned, errno set) and keeps the record of the registration, installing or
-// removing what the socket's psock needs.
-int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept;
-// True when some epoll registration may carry a token (epoll_wait needs the
-// fix-up). One atomic load.
-bool psock_epoll_wanted() noexcept;
-// After an epoll wait returned n events: turns tokens back into the
-// application's data, merges a socket's two registrations into one event, adds
-// the psock's bits and hides the kernel's where the engine reads, and drops
-// what is not ready any more. Returns the new count (0: wait again).
-int psock_epoll_fixup(epoll_event* events, int n) noexcept;
-// A new epoll instance got number ep: records of an old one at ep are stale.
-void psock_epoll_created(int ep) noexcept;
-
-// sk's psock appeared, changed its receive side, or is going (sock_map_link,
-// sock_map_unref): bring sk's epoll registrations in line with it.
-void psock_poll_link(Socket* sk) noexcept;
-
-// The eventfd is about to close (its psock went away): forget where it was registered.
-void psock_poll_forget(int event_fd) noexcept;
-
-// In a fork child: the records' lock another thread may have held.
-void skmsg_poll_after_fork_child() noexcept;
 
 }  // namespace sockshim

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/sock/errno_saver.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
@@ -37,9 +38,8 @@ std::mutex g_start_lock;
 
 void wake(int wakefd) noexcept {
   uint64_t one = 1;
-  int saved = errno;
+  ErrnoSaver saved;
   (void)!real::write(wakefd, &one, sizeof one);
-  errno = saved;
 }
 
 }  // namespace
@@ -58,13 +58,12 @@ EventLoop* EventLoop::get() noexcept {
 }
 
 EventLoop* EventLoop::start() noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   int epfd = real::epoll_create1(EPOLL_CLOEXEC);
   int wakefd = epfd >= 0 ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
   if (wakefd < 0) {
     log::error("event loop: cannot create its fds: {}", strerror(errno));
     if (epfd >= 0) real::close(epfd);
-    errno = saved;
     return nullptr;
   }
   auto* state = new (std::nothrow) State;
@@ -73,7 +72,6 @@ EventLoop* EventLoop::start() noexcept {
     delete state;
     real::close(epfd);
     real::close(wakefd);
-    errno = saved;
     return nullptr;
   }
   state->epfd = registry::make_internal(epfd);
@@ -95,11 +93,9 @@ EventLoop* EventLoop::start() noexcept {
     registry::close_internal(state->wakefd);
     delete loop;
     delete state;
-    errno = saved;
     return nullptr;
   }
   pthread_detach(state->thread);
-  errno = saved;
   return loop;
 }
 

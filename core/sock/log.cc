@@ -13,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 
@@ -89,9 +90,8 @@ spdlog::logger* create() {
   const char* file = getenv("SOCKSHIM_LOG_FILE");
   bool file_failed = false;
   if (file && *file) {
-    int saved = errno;
+    ErrnoSaver saved;
     int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    errno = saved;
     if (fd >= 0)
       sink = std::make_shared<FdSink>(registry::make_internal(fd));
     else

@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/sock/errno_saver.h"
+
 namespace sockshim::real {
 namespace {
 
@@ -60,7 +62,7 @@ bool is_ours(void* sym) noexcept {
 // that be ours again (the library loaded twice, or a broken order), libc itself
 // is asked; a hook that still resolves to itself would recurse forever.
 void* lookup(const char* name) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   void* sym = dlsym(RTLD_NEXT, name);
   if (!sym || is_ours(sym)) {
     if (sym) complain("symbol resolves to the shim itself, asking libc", name);
@@ -69,7 +71,6 @@ void* lookup(const char* name) noexcept {
     if (sym && is_ours(sym)) sym = nullptr;
     if (!sym) complain("cannot resolve the real function", name);
   }
-  errno = saved;
   return sym;
 }
 

@@ -9,10 +9,11 @@
 #include <new>
 #include <unordered_set>
 
+#include "core/sock/connect_pending.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/fork_reset.h"
 #include "core/sock/real.h"
 #include "core/sock/socket_pool.h"
-#include "core/sock/tcp_connect.h"
 
 namespace sockshim::registry {
 
@@ -168,7 +169,8 @@ void evict_if_stale(int fd, Socket* s, int err) noexcept {
 }
 
 long evict_after_error(int fd, long r) noexcept {
-  int err = errno;
+  ErrnoSaver saved;
+  int err = saved.value();
   Socket* s = peek(fd);
   if (s && (err == EBADF || err == ENOTSOCK)) {
     int type = 0;
@@ -177,15 +179,13 @@ long evict_after_error(int fd, long r) noexcept {
                                     : real::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
     if (!open_socket) evict_if_stale(fd, s, err);
   }
-  errno = err;
   return r;
 }
 
 long adopt_after_success(int fd, long r) noexcept {
   if (static_cast<unsigned>(fd) < static_cast<unsigned>(kMaxFd)) {
-    int saved = errno;
+    ErrnoSaver saved;
     adopt(fd);
-    errno = saved;
   }
   return r;
 }
@@ -244,14 +244,17 @@ int high_water() noexcept {
 
 Census census() noexcept {
   Census c;
-  std::unordered_set<Socket*> seen;
   int top = high_water();
   for (int fd = 0; fd <= top; ++fd)
-    if (Socket* s = peek(fd); s && s != &g_internal) {
-      ++c.fds;
-      seen.insert(s);
-    }
-  c.sockets = static_cast<int>(seen.size());
+    if (Socket* s = peek(fd); s && s != &g_internal) ++c.fds;
+  try {
+    std::unordered_set<Socket*> seen;
+    for (int fd = 0; fd <= top; ++fd)
+      if (Socket* s = peek(fd); s && s != &g_internal) seen.insert(s);
+    c.sockets = static_cast<int>(seen.size());
+  } catch (const std::bad_alloc&) {
+    c.sockets = c.fds;  // short of memory: the fds bound the sockets
+  }
   return c;
 }
 

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 
@@ -49,10 +50,9 @@ bool read_cookie(int fd, uint64_t* cookie, int* err) noexcept {
 
 int sockfd_lookup(int fd, SocketRef* out, bool verify) noexcept {
   if (fd < 0) return -EBADF;
-  int saved = errno;
+  ErrnoSaver saved;
   SocketRef r = registry::adopt(fd);
   if (r && registry::is_internal(r.get())) {
-    errno = saved;
     return -EBADF;  // the shim's own fds are not the program's sockets
   }
   if (r && verify) {
@@ -70,7 +70,6 @@ int sockfd_lookup(int fd, SocketRef* out, bool verify) noexcept {
   }
   int ret = r ? 0 : no_socket_errno(fd);
   *out = std::move(r);
-  errno = saved;
   return ret;
 }
 
@@ -93,7 +92,7 @@ SockKind sock_kind(const Socket& s) noexcept {
 }
 
 bool sock_map_sk_state_allowed(int fd, const Socket& s) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   bool allowed = false;
   switch (sock_kind(s)) {
     case SockKind::tcp: {
@@ -127,18 +126,16 @@ bool sock_map_sk_state_allowed(int fd, const Socket& s) noexcept {
     case SockKind::other:
       break;
   }
-  errno = saved;
   return allowed;
 }
 
 TcpState sock_state_for_dump(int fd, Socket& s) noexcept {
   s.fill_addresses(fd);
   if (sock_kind(s) == SockKind::tcp) {
-    int saved = errno;
+    ErrnoSaver saved;
     tcp_info info{};
     socklen_t len = sizeof info;
     int r = real::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len);
-    errno = saved;
     if (r == 0) return static_cast<TcpState>(info.tcpi_state);
   }
   std::lock_guard g(s.lock());
@@ -146,11 +143,10 @@ TcpState sock_state_for_dump(int fd, Socket& s) noexcept {
 }
 
 bool sock_has_ulp(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   char name[16] = {};
   socklen_t len = sizeof name;
   bool has = real::getsockopt(fd, IPPROTO_TCP, TCP_ULP, name, &len) == 0 && len > 0 && name[0] != 0;
-  errno = saved;
   return has;
 }
 

@@ -8,12 +8,8 @@
 
 #include <cstring>
 
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
-#include "core/maps/sk_storage.h"
-#include "core/maps/sock_map_base.h"
-#include "core/maps/sock_ops.h"
-#include "core/sock/socket_pool.h"
-#include "core/sock/tcp_connect.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
@@ -79,24 +75,11 @@ const char* tcp_state_name(TcpState s) noexcept {
   return "-";
 }
 
-bool Socket::try_get() noexcept {
-  uint32_t r = refs_.load(std::memory_order_relaxed);
-  while (r != 0)
-    if (refs_.compare_exchange_weak(r, r + 1, std::memory_order_acquire, std::memory_order_relaxed))
-      return true;
-  return false;
-}
-
-void Socket::put() noexcept {
-  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // The kernel's last fput: the sockops programs see the close (its storage
-  // is still there), then the socket leaves every map, its psock goes and its
-  // storage is freed.
-  if (state != TcpState::unknown) sock_ops(policy::SockOp::state_change, this, -1);
-  tcp_connect_forget(this);
-  sock_map_close(this);
-  sk_storage_free(this);
-  SocketPool::release(this);
+bool Socket::set_state(TcpState s) noexcept {
+  std::lock_guard g(lock_);
+  TcpState before = state;
+  state = s;
+  return before != s;
 }
 
 namespace {
@@ -109,29 +92,26 @@ int int_option(int fd, int name, int* out) noexcept {
 }  // namespace
 
 bool Socket::describe(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   if (int_option(fd, SO_TYPE, &type) != 0 || int_option(fd, SO_DOMAIN, &family) != 0 ||
       int_option(fd, SO_PROTOCOL, &protocol) != 0) {
-    errno = saved;
     return false;
   }
   fetch_cookie(fd);
   int fl = real::fcntl(fd, F_GETFL, 0);
   nonblocking.store(fl >= 0 && (fl & O_NONBLOCK), std::memory_order_relaxed);
   refresh_addresses(fd);
-  errno = saved;
   return true;
 }
 
 void Socket::fetch_cookie(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   socklen_t len = sizeof cookie;
   if (real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) cookie = 0;
-  errno = saved;
 }
 
 void Socket::refresh_addresses(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   SockAddr l, r;
   l.len = r.len = sizeof(sockaddr_storage);
   if (real::getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) != 0) l.len = 0;
@@ -139,7 +119,6 @@ void Socket::refresh_addresses(int fd) noexcept {
   std::lock_guard g(lock_);
   local = l;
   remote = r;
-  errno = saved;
 }
 
 namespace {
@@ -158,7 +137,7 @@ bool has_port(const SockAddr& a) noexcept {
 }  // namespace
 
 void Socket::fill_addresses(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   SockAddr l, r;
   l.len = r.len = sizeof(sockaddr_storage);
   bool got_l = real::getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) == 0;
@@ -166,7 +145,6 @@ void Socket::fill_addresses(int fd) noexcept {
   std::lock_guard g(lock_);
   if (got_l && has_port(l) && !has_port(local)) local = l;
   if (got_r && remote.len == 0) remote = r;
-  errno = saved;
 }
 
 }  // namespace sockshim

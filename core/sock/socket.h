@@ -60,14 +60,15 @@ class Socket {
   std::atomic<bool> nonblocking{false};
   std::atomic<Psock*> psock{nullptr};         // non-null while the socket is in a map
   std::atomic<uint32_t> sk_storage_elems{0};  // values in SK_STORAGE maps
-  std::atomic<uint8_t> connect_state{0};      // core/tcp_connect.h
+  std::atomic<uint8_t> connect_state{0};      // core/sock/connect_pending.h
   // The record's place in SocketPool: a dense index for per-socket tables.
   uint32_t pool_index() const noexcept { return pool_index_; }
 
   // Reference counting: one reference per fd of this process that refers to the
   // socket, plus one for every hook call in flight that holds it. The record
   // returns to the pool when the count reaches zero; that is the kernel's last
-  // fput, where sock_map_close runs.
+  // fput, where sock_map_close runs (core/sock/sock_hooks.h). try_get and put
+  // are in socket_pool.cc, with the pool the last put returns the record to.
   void get() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   bool try_get() noexcept;
   void put() noexcept;
@@ -78,6 +79,8 @@ class Socket {
   SockAddr local, remote;
   TcpState state = TcpState::unknown;
   bool shut_rd = false, shut_wr = false;
+  // Records the TCP state the shim saw; true when it changed.
+  bool set_state(TcpState s) noexcept;
 
   // Reads family, type, protocol, cookie, flags and addresses from the kernel.
   // Returns false when fd is not a socket. errno is preserved.

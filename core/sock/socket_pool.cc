@@ -4,6 +4,9 @@
 
 #include <new>
 
+#include "core/sock/connect_pending.h"
+#include "core/sock/sock_hooks.h"
+
 namespace sockshim {
 namespace {
 
@@ -90,6 +93,28 @@ void SocketPool::release(Socket* s) noexcept {
     next = ((head >> 32) + 1) << 32 | (s->pool_index_ + 1);
   } while (!g_free_head.compare_exchange_weak(head, next, std::memory_order_release,
                                               std::memory_order_relaxed));
+}
+
+bool Socket::try_get() noexcept {
+  uint32_t r = refs_.load(std::memory_order_relaxed);
+  while (r != 0)
+    if (refs_.compare_exchange_weak(r, r + 1, std::memory_order_acquire, std::memory_order_relaxed))
+      return true;
+  return false;
+}
+
+void Socket::put() noexcept {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // The kernel's last fput: the sockops programs see the close (its storage
+  // is still there), then the socket leaves every map, its psock goes and its
+  // storage is freed. Whoever gave the socket that state did so holding a
+  // reference, so the count's acquire above makes the state visible here.
+  if (state != TcpState::unknown) sock_hook_sock_ops(policy::SockOp::state_change, this, -1);
+  tcp_connect_forget(this);
+  if (psock.load(std::memory_order_acquire)) sock_hook_call(g_sock_hooks.map_close, this);
+  if (sk_storage_elems.load(std::memory_order_acquire))
+    sock_hook_call(g_sock_hooks.storage_free, this);
+  SocketPool::release(this);
 }
 
 }  // namespace sockshim

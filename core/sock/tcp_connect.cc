@@ -8,19 +8,12 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
-#include "core/maps/sock_ops.h"
+#include "core/sock/sock_hooks.h"
 
 namespace sockshim {
-
-std::atomic<int> g_connects_pending{0};
-
-void tcp_connect_start(Socket* sk) noexcept {
-  uint8_t none = kConnectNone;
-  if (sk->connect_state.compare_exchange_strong(none, kConnectPending, std::memory_order_acq_rel))
-    g_connects_pending.fetch_add(1, std::memory_order_relaxed);
-}
 
 namespace {
 
@@ -37,8 +30,10 @@ int kernel_tcp_state(int fd) noexcept {
 // insert it into maps) before the flag clears, so no other thread's call on it
 // goes ahead of the insertion.
 void finish(int fd, Socket* sk, bool established) noexcept {
-  sock_ops_transition(fd, established ? TcpState::established : TcpState::close,
-                      policy::SockOp::active_established);
+  TcpState state = established ? TcpState::established : TcpState::close;
+  sk->refresh_addresses(fd);
+  if (sk->set_state(state) && state != TcpState::close)
+    sock_hook_sock_ops(policy::SockOp::active_established, sk, fd);
   sk->connect_state.store(kConnectNone, std::memory_order_release);
   g_connects_pending.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -48,7 +43,7 @@ void finish(int fd, Socket* sk, bool established) noexcept {
 bool tcp_finish_connect(int fd) noexcept {
   Socket* sk = registry::peek(fd);
   if (!sk || !tcp_connect_pending(sk) || registry::in_vfork_child()) return true;
-  int saved = errno;
+  ErrnoSaver saved;
   SocketRef ref = registry::get(fd);
   bool done = true;
   if (ref) {
@@ -71,7 +66,6 @@ bool tcp_finish_connect(int fd) noexcept {
           sched_yield();
     }
   }
-  errno = saved;
   return done;
 }
 
@@ -95,34 +89,18 @@ int tcp_connect_before_io(int fd, bool send, int flags) noexcept {
   if (!sk || sk->nonblocking.load(std::memory_order_relaxed) || (flags & MSG_DONTWAIT)) return 0;
   // A blocking call in SYN_SENT: the kernel would wait for the handshake, then
   // move the bytes. Wait for it here, where the completion can run first.
-  int saved = errno;
+  ErrnoSaver saved;
   pollfd p{fd, POLLOUT, 0};
   int r = real::poll(&p, 1, io_timeout_ms(fd, send));
-  if (r < 0) return -1;  // EINTR: the signal interrupts the call, as in the kernel
-  if (r == 0) {
-    errno = EAGAIN;
-    return -1;
-  }
+  if (r < 0) return -errno;  // EINTR: the signal interrupts the call, as in the kernel
+  if (r == 0) return -EAGAIN;
   tcp_finish_connect(fd);
-  errno = saved;
   return 1;
 }
 
 void tcp_finish_connects() noexcept {
   for (int fd = 0, top = registry::high_water(); fd <= top && tcp_connects_pending(); ++fd)
     if (Socket* s = registry::peek(fd); s && tcp_connect_pending(s)) tcp_finish_connect(fd);
-}
-
-void tcp_connect_forget(Socket* sk) noexcept {
-  if (sk->connect_state.exchange(kConnectNone, std::memory_order_relaxed) != kConnectNone)
-    g_connects_pending.fetch_sub(1, std::memory_order_relaxed);
-}
-
-void tcp_connect_after_fork_child(Socket& sk) noexcept {
-  // Read first: a compare-exchange writes even when it fails, and a write
-  // copies the page (core/fork_reset.h).
-  if (sk.connect_state.load(std::memory_order_relaxed) == kConnectFinishing)
-    sk.connect_state.store(kConnectPending, std::memory_order_relaxed);
 }
 
 }  // namespace sockshim

@@ -7,33 +7,10 @@
 // per-socket flag the hooks test with one relaxed load.
 #pragma once
 
-#include <atomic>
-#include <cstdint>
-
+#include "core/sock/connect_pending.h"
 #include "core/sock/socket.h"
 
 namespace sockshim {
-
-// What Socket::connect_state holds.
-enum : uint8_t {
-  kConnectNone = 0,       // no connect in progress (or it was noticed)
-  kConnectPending = 1,    // connect() said EINPROGRESS; nothing has noticed the end yet
-  kConnectFinishing = 2,  // one thread is running the completion
-};
-
-// How many sockets of the process are connect pending: while none is, the
-// readiness hooks skip every check with this one load.
-extern std::atomic<int> g_connects_pending;
-
-inline bool tcp_connect_pending(const Socket* s) noexcept {
-  return s->connect_state.load(std::memory_order_relaxed) != kConnectNone;
-}
-inline bool tcp_connects_pending() noexcept {
-  return g_connects_pending.load(std::memory_order_relaxed) != 0;
-}
-
-// connect() on fd (sk's) returned EINPROGRESS: sk is connect pending.
-void tcp_connect_start(Socket* sk) noexcept;
 
 // Asks the kernel whether fd's handshake ended; if it did, runs what the kernel
 // ran then (the state, the addresses, active_established sockops) and clears the
@@ -46,18 +23,12 @@ void tcp_connect_start(Socket* sk) noexcept;
 // sk_stream_wait_connect does), so its bytes meet the programs. 1: the
 // completion ran (or the socket is no longer pending); 0: a non-blocking call
 // on a socket still in SYN_SENT (which no map can hold: the call is the
-// kernel's alone); -1 with errno EAGAIN (SO_SNDTIMEO or SO_RCVTIMEO ran out)
-// or EINTR (a signal).
+// kernel's alone); -EAGAIN (SO_SNDTIMEO or SO_RCVTIMEO ran out) or -EINTR (a
+// signal). errno is preserved.
 [[gnu::cold, gnu::noinline]] int tcp_connect_before_io(int fd, bool send, int flags) noexcept;
 
 // tcp_finish_connect on every connect pending socket of the process, for an
 // epoll wait that returned: its events name no fd the shim could look at.
 [[gnu::cold, gnu::noinline]] void tcp_finish_connects() noexcept;
-
-// The socket is going: it no longer counts as pending.
-void tcp_connect_forget(Socket* sk) noexcept;
-
-// In a fork child: a completion another thread was running never ends here.
-void tcp_connect_after_fork_child(Socket& sk) noexcept;
 
 }  // namespace sockshim

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "core/maps/bpf_map_ops.h"
+#include "core/maps/bpf_syscall.h"
 #include "core/maps/map_table.h"
 #include "core/psock/psock.h"
 #include "shim/sockshim.h"

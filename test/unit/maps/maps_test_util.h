@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/maps/bpf_map_ops.h"
+#include "core/maps/bpf_syscall.h"
 #include "core/maps/map_table.h"
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_map_base.h"

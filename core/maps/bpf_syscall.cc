@@ -1,9 +1,10 @@
-#include "core/maps/bpf_map_ops.h"
+#include "core/maps/bpf_syscall.h"
 
 #include <errno.h>
 #include <sys/socket.h>
 
 #include "core/maps/map_table.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 
 #ifndef SO_COOKIE
@@ -76,11 +77,10 @@ int map_get_next_key(const char* name, const void* key, void* next_key) noexcept
 }
 
 uint64_t socket_cookie(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   uint64_t cookie = 0;
   socklen_t len = sizeof cookie;
   if (real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) cookie = 0;
-  errno = saved;
   return cookie;
 }
 
