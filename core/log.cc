@@ -278,8 +278,10 @@ void check_internal_fds() noexcept {
 
 void after_fork_child() noexcept {
   // The old logger may be locked by a thread that does not exist in the child;
-  // leak it and build a new one on next use.
+  // leak it and build a new one on next use. SOCKSHIM_LOG is read again, as
+  // the parent's next logger would have read it.
   new (&g_create_lock) std::mutex();
+  g_threshold.store(-1, std::memory_order_relaxed);
   g_logger.store(nullptr, std::memory_order_release);
 }
 
