@@ -86,6 +86,7 @@ void ensure_initialised() noexcept {
   pthread_atfork(nullptr, nullptr, fork_child);
   registry::set_internal_lost_handler(internal_fd_lost);
   g_init_state.store(2, std::memory_order_release);
+  log::start();
   log::info("loaded");
   control::configure(load_policy_from_env());
 }

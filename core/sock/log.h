@@ -6,21 +6,30 @@
 
 namespace sockshim::log {
 
-// The logger, created on first use from SOCKSHIM_LOG / SOCKSHIM_LOG_FILE. It is
-// never destroyed: threads may still call hooks while the process exits.
-// nullptr only when the logger itself could not be built.
+// The logger, created from SOCKSHIM_LOG / SOCKSHIM_LOG_FILE by the first line
+// that passes the level (or by start()). It is never destroyed: threads may
+// still call hooks while the process exits. nullptr only when the logger itself
+// could not be built.
 spdlog::logger* get() noexcept;
 
+// The level SOCKSHIM_LOG sets (warn by default). Reading it builds no logger:
+// a process that logs nothing, most fork children, never pays for one.
+spdlog::level::level_enum threshold() noexcept;
+
 inline bool enabled(spdlog::level::level_enum level) noexcept {
-  spdlog::logger* l = get();
-  return l && l->should_log(level);
+  return level >= threshold() && level != spdlog::level::off;
 }
+
+// At start-up: builds the logger now only when the environment asks for
+// something a user must see at once (a log file to open, a bad level to report).
+void start() noexcept;
 
 template <typename... Args>
 void at(spdlog::level::level_enum level, spdlog::format_string_t<Args...> fmt,
         Args&&... args) noexcept {
+  if (!enabled(level)) return;
   spdlog::logger* l = get();
-  if (!l || !l->should_log(level)) return;
+  if (!l) return;
   try {
     l->log(level, fmt, std::forward<Args>(args)...);
   } catch (...) {
@@ -44,7 +53,7 @@ void debug(spdlog::format_string_t<Args...> fmt, Args&&... args) noexcept {
   at(spdlog::level::debug, fmt, std::forward<Args>(args)...);
 }
 
-// Logs an internal failure with a backtrace (libunwind) at error level.
+// Logs an internal failure with a backtrace (the libgcc unwinder) at error level.
 void internal_error(const char* where, const char* what) noexcept;
 
 // The program closed one of the shim's fds: if it was the log file, reopen it.
