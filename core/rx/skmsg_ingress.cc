@@ -17,6 +17,7 @@
 
 #include "core/maps/loaded_policy.h"
 #include "core/psock/psock_ext.h"
+#include "core/sock/blocked_waits.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "core/tx/sk_msg_ring.h"
@@ -206,7 +207,7 @@ int bpf_tcp_ingress(Psock* target, policy::SkMsg& msg, uint32_t bytes, bool nonb
     drain_event(sfd);
     if (msg_room(target, limit, bytes) == 0 && !stopping(target)) {
       pollfd pf{sfd, POLLIN, 0};
-      int r = real::poll(&pf, 1, -1);
+      int r = blocked_wait(true, [&] { return real::poll(&pf, 1, -1); });
       if (r < 0 && errno == EINTR) {
         e.space_waiters.fetch_sub(1, std::memory_order_acq_rel);
         return -EINTR;
@@ -718,7 +719,7 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
     else if (stop)
       pf[n++] = {stop->fd, POLLIN, 0};
     if (n == 0) pf[n++] = {fd, POLLIN, 0};
-    int pr = real::poll(pf, n, timeout);
+    int pr = blocked_wait(timeout != 0, [&] { return real::poll(pf, n, timeout); });
     if (pr <= 0) {
       if (copied) return static_cast<ssize_t>(copied);
       if (pr == 0) errno = EAGAIN;

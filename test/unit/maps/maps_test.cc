@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/tcp.h>
 
 #include <catch2/catch.hpp>
 
@@ -10,6 +11,7 @@
 #include "core/sock/registry.h"
 #include "core/sock/socket.h"
 #include "shim/sockshim.h"
+#include "test/support/wait.h"
 #include "test/unit/maps/maps_test_util.h"
 
 using namespace maps_test;
@@ -341,7 +343,13 @@ TEST_CASE("TCP stays in its maps through shutdown and the peer's close", "[close
   shutdown(tp.client, SHUT_RDWR);
   close(tp.server);
   tp.server = -1;
-  usleep(20000);
+  // The peer's FIN came in: the client's side of the connection is closed.
+  REQUIRE(test_support::eventually([&] {
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    return getsockopt(tp.client, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+           (ti.tcpi_state == TCP_TIME_WAIT || ti.tcpi_state == TCP_CLOSE);
+  }));
   CHECK(lookup_cookie(a, 0) == cookie);
 }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "test/support/wait.h"
 #include "test/unit/recv/recv_test_util.h"
 
 using namespace recv_test;
@@ -192,13 +193,14 @@ TEST_CASE("Stream parser: a readiness query runs the engine on bytes that predat
   CHECK(std::string(buf, 7) == one);
   // The partial frame is not readable: a blocking read waits for the rest.
   CHECK(::poll(&pf, 1, 0) == 0);
-  bool sent = false;  // no Catch2 assertion from another thread
+  bool blocked = false, sent = false;  // no Catch2 assertion from another thread
   std::thread rest([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    blocked = test_support::wait_blocked();
     sent = write_all(a.c, "o!!");
   });
   CHECK(::recv(a.p, buf, sizeof buf, 0) == 9);
   rest.join();
+  CHECK(blocked);
   CHECK(sent);
   CHECK(std::string(buf, 9) == std::string("\0\0\0\x05two!!", 9));
 }

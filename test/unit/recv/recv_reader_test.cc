@@ -10,11 +10,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <thread>
 
+#include "core/sock/blocked_waits.h"
+#include "test/support/wait.h"
 #include "test/unit/recv/recv_test_util.h"
 
 using namespace recv_test;
+using test_support::wait_blocked;
 
 namespace {
 
@@ -28,10 +32,20 @@ void catch_usr1() {
   REQUIRE(sigaction(SIGUSR1, &sa, nullptr) == 0);
 }
 
+// FIONREAD, or -1 when it fails (usable inside eventually()).
 int fionread(int fd) {
   int n = -1;
-  REQUIRE(ioctl(fd, FIONREAD, &n) == 0);
-  return n;
+  return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+// Sends SIGUSR1 to tid until returned() holds (up to 2 s): a signal taken just
+// before the thread enters its wait leaves it blocked, and the next ends it.
+bool interrupt(pthread_t tid, const std::function<bool()>& returned) {
+  for (int i = 0; i < 20; ++i) {
+    pthread_kill(tid, SIGUSR1);
+    if (eventually(returned, 100)) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -75,17 +89,19 @@ TEST_CASE("Reader: MSG_WAITALL waits across arrivals", "[recv][reader]") {
   Pair a;
   connect_pair(a);
   insert("rx", 0, a.p);
-  bool written = false;
-  std::thread later([&] {
-    written = write_all(a.c, "first");
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    written = written && write_all(a.c, "second");
-  });
   char buf[11];
-  CHECK(::recv(a.p, buf, sizeof buf, MSG_WAITALL) == 11);
+  std::atomic<ssize_t> r{-2};
+  std::thread reader([&] { r = ::recv(a.p, buf, sizeof buf, MSG_WAITALL); });
+  send_all(a.c, "first");
+  // The reader took "first" from the queue and waits for the rest.
+  REQUIRE(eventually([&] {
+    return rx_counts(a.p).passed == 5 && fionread(a.p) == 0 && sockshim::blocked_waits() >= 1;
+  }));
+  CHECK(r == -2);
+  send_all(a.c, "second");
+  reader.join();
+  CHECK(r == 11);
   CHECK(std::string(buf, 11) == "firstsecond");
-  later.join();
-  CHECK(written);
 }
 
 TEST_CASE("Reader: MSG_WAITALL also for an sk_msg ingress target", "[recv][reader]") {
@@ -96,17 +112,17 @@ TEST_CASE("Reader: MSG_WAITALL also for an sk_msg ingress target", "[recv][reade
   connect_pair(b);
   insert("tx", 0, a.c);
   insert("redir", 0, b.c);
-  bool sent = false;
-  std::thread later([&] {
-    sent = ::send(a.c, "abc", 3, 0) == 3;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    sent = ::send(a.c, "def", 3, 0) == 3 && sent;
-  });
   char buf[6];
-  CHECK(::recv(b.c, buf, sizeof buf, MSG_WAITALL) == 6);
+  std::atomic<ssize_t> r{-2};
+  std::thread reader([&] { r = ::recv(b.c, buf, sizeof buf, MSG_WAITALL); });
+  REQUIRE(::send(a.c, "abc", 3, 0) == 3);  // in b.c's queue when send returns
+  // The reader took "abc" from the queue and waits for the rest.
+  REQUIRE(eventually([&] { return fionread(b.c) == 0 && sockshim::blocked_waits() >= 1; }));
+  CHECK(r == -2);
+  REQUIRE(::send(a.c, "def", 3, 0) == 3);
+  reader.join();
+  CHECK(r == 6);
   CHECK(std::string(buf, 6) == "abcdef");
-  later.join();
-  CHECK(sent);
 }
 
 TEST_CASE("Reader: SO_RCVTIMEO ends a blocking read with EAGAIN", "[recv][reader]") {
@@ -181,10 +197,9 @@ TEST_CASE("Reader: a signal interrupts a blocked reader with EINTR", "[recv][rea
     err = errno;
     r = n;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  REQUIRE(wait_blocked());
   CHECK(r == -2);
-  pthread_kill(tid.load(), SIGUSR1);
-  REQUIRE(eventually([&] { return r != -2; }, 2000));
+  REQUIRE(interrupt(tid.load(), [&] { return r != -2; }));
   reader.join();
   CHECK(r == -1);
   CHECK(err == EINTR);
@@ -209,10 +224,9 @@ TEST_CASE("Sender: a signal interrupts a sender blocked on a full queue", "[recv
     r = ::send(a.c, data.data(), data.size(), 0);
   });
   REQUIRE(eventually([&] { return fionread(b.c) > 0; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(wait_blocked());
   CHECK(r == -2);  // blocked: the queue is full
-  pthread_kill(tid.load(), SIGUSR1);
-  REQUIRE(eventually([&] { return r != -2; }, 2000));
+  REQUIRE(interrupt(tid.load(), [&] { return r != -2; }));
   sender.join();
   CHECK(r > 0);  // the bytes accepted so far
   CHECK(r < static_cast<ssize_t>(data.size()));

@@ -1,23 +1,22 @@
 // Receive-path test helpers: policies with a stream parser and verdict (or a
 // verdict alone) on sockmap "rx", an empty sockmap "redir" for redirect
-// targets, the engine's counters of a socket, and waiting for a condition.
+// targets, the engine's counters of a socket.
 #pragma once
 
 #include <sys/ioctl.h>
 
-#include <chrono>
-#include <functional>
 #include <string>
-#include <thread>
 
 #include "core/psock/psock_ext.h"
-#include "core/sock/registry.h"
 #include "core/rx/sk_psock_rx.h"
+#include "core/sock/registry.h"
+#include "test/support/wait.h"
 #include "test/unit/send/send_test_util.h"
 
 namespace recv_test {
 
 using namespace send_test;
+using test_support::eventually;
 
 // frame: a stream parser's "frame" value (JSON), or "" for a verdict alone.
 // rules: the verdict's rules (JSON array).
@@ -48,16 +47,6 @@ inline const char* kPass = R"([{"do": ["pass"]}])";
 inline const char* kIngressTo0 =
     R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])";
 inline const char* kEgressTo0 = R"([{"do": [{"redirect": {"map": "redir", "key": 0}}]}])";
-
-// Waits up to ms for pred.
-inline bool eventually(const std::function<bool()>& pred, int ms = 3000) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
-}
 
 struct RxCounts {
   uint64_t in = 0, passed = 0, dropped = 0, redirected = 0, runs = 0, held = 0;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "test/support/wait.h"
 #include "test/unit/send/send_test_util.h"
 
 using namespace send_test;
@@ -77,9 +78,11 @@ TEST_CASE("Ingress queue: blocked readers wake when bytes are queued", "[send][i
   connect_pair(b);
   insert("tx", 0, a.c);
   insert("redir", 0, b.c);
+  // Sends once this thread is blocked; no Catch2 assertion from the sender.
+  bool blocked = false;
   auto later = [&](const char* s) {
-    return std::thread([&a, s] {
-      usleep(50000);
+    return std::thread([&a, &blocked, s] {
+      blocked = test_support::wait_blocked();
       ::send(a.c, s, strlen(s), 0);
     });
   };
@@ -88,12 +91,14 @@ TEST_CASE("Ingress queue: blocked readers wake when bytes are queued", "[send][i
     char buf[16];
     CHECK(::recv(b.c, buf, sizeof buf, 0) == 4);
     t.join();
+    CHECK(blocked);
   }
   SECTION("poll") {
     std::thread t = later("wake");
     pollfd pf{b.c, POLLIN, 0};
     CHECK(::poll(&pf, 1, 3000) == 1);
     t.join();
+    CHECK(blocked);
   }
   SECTION("epoll") {
     int ep = epoll_create1(0);
@@ -106,6 +111,7 @@ TEST_CASE("Ingress queue: blocked readers wake when bytes are queued", "[send][i
     CHECK(epoll_wait(ep, out, 2, 3000) == 1);
     CHECK(out[0].data.fd == b.c);
     t.join();
+    CHECK(blocked);
     ::close(ep);
   }
 }
