@@ -35,11 +35,10 @@ long cpu_ticks() {
 
 TEST_CASE("Idle: an engine with psocks and nothing to do uses no CPU", "[recv][idle]") {
   load(skb_policy(R"({"fixed": 100})", kEgressTo0));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("rx", 0, a.p);
-  insert("redir", 0, b.p);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("rx", End::p, End::p) == 0);
   send_all(a.c, "partial");  // a partial frame held, as a stalled peer leaves one
   REQUIRE(eventually([&] { return rx_counts(a.p).held == 7; }));
   long before = cpu_ticks();

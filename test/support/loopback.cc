@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <initializer_list>
 
 namespace test_support {
 namespace {
@@ -17,7 +19,55 @@ int port_of(int fd, bool peer) {
   return ntohs(a.sin_port);
 }
 
+void close_keeping_errno(int fd) {
+  const int saved = errno;
+  if (fd >= 0) ::close(fd);
+  errno = saved;
+}
+
 }  // namespace
+
+int loopback_listener() {
+  int l = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (l >= 0 && ::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(l, 16) == 0)
+    return l;
+  close_keeping_errno(l);
+  return -1;
+}
+
+LoopbackPair::~LoopbackPair() {
+  for (int fd : {c, p})
+    if (fd >= 0) ::close(fd);
+}
+
+bool LoopbackPair::connect(int listener) {
+  const int own = listener < 0 ? loopback_listener() : -1;
+  const int l = listener < 0 ? own : listener;
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  bool ok = l >= 0 && getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  if (ok) c = ::socket(AF_INET, SOCK_STREAM, 0);
+  ok = ok && c >= 0 && ::connect(c, reinterpret_cast<sockaddr*>(&a), len) == 0;
+  if (ok) p = ::accept(l, nullptr, nullptr);
+  close_keeping_errno(own);
+  return ok && p >= 0;
+}
+
+UnixPair::UnixPair(int type) {
+  int sv[2];
+  if (socketpair(AF_UNIX, type, 0, sv) == 0) {
+    a = sv[0];
+    b = sv[1];
+  }
+}
+
+UnixPair::~UnixPair() {
+  for (int fd : {a, b})
+    if (fd >= 0) ::close(fd);
+}
 
 long peer_rx_queue(int fd) {
   const int local = port_of(fd, true), remote = port_of(fd, false);

@@ -23,9 +23,9 @@
 #include <vector>
 
 #include "../kernel_side.h"
-#include "../loopback.h"
 #include "core/maps/loaded_policy.h"
 #include "shim/sockshim.h"
+#include "test/support/redirect.h"
 
 namespace {
 
@@ -76,11 +76,10 @@ bool g_close_target = false;
 template <typename Insert>
 Outcome traffic(const Shape& shape, bool use_sendfile, int quiet_ms, Insert&& insert) {
   Outcome o;
-  int l = conformance::loopback_listener();
-  int c1, p1, c2, p2;
-  conformance::loopback_pair(l, &c1, &p1);
-  conformance::loopback_pair(l, &c2, &p2);
-  close(l);
+  test_support::RedirectPairs pairs;
+  pairs.connect();  // a failed step leaves -1: the sends fail and the row with them
+  const int c1 = pairs.a.c, p1 = pairs.a.p, p2 = pairs.b.p;
+  int& c2 = pairs.b.c;
   insert(c1, c2);
   if (g_close_target) {
     int small = 1024;
@@ -124,7 +123,6 @@ Outcome traffic(const Shape& shape, bool use_sendfile, int quiet_ms, Insert&& in
   r2.join();
   r3.join();
   if (file >= 0) close(file);
-  for (int fd : {c1, p1, c2, p2}) close(fd);
   return o;
 }
 

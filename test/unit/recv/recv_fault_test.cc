@@ -17,11 +17,10 @@ using namespace recv_test;
 TEST_CASE("Fault: an egress target that closes mid-stream: bytes dropped, no hang",
           "[recv][fault]") {
   load(skb_policy(R"("whole")", kEgressTo0));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("rx", 0, a.p);
-  insert("redir", 0, b.p);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("rx", End::p, End::p) == 0);
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     const std::string chunk = pattern(65536);
@@ -43,8 +42,8 @@ TEST_CASE("Fault: an egress target that closes mid-stream: bytes dropped, no han
 
 TEST_CASE("Fault: a source reset reaches its reader as ECONNRESET, then EOF", "[recv][fault]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "bye");
   linger lg{1, 0};
@@ -67,8 +66,8 @@ TEST_CASE("Fault: a source reset reaches its reader as ECONNRESET, then EOF", "[
 
 TEST_CASE("Fault: closing a psock the engine works on sends the FIN at once", "[recv][fault]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   std::atomic<bool> stop{false};
   std::thread writer([&] {
@@ -97,8 +96,8 @@ TEST_CASE("Fault: closing a psock the engine works on sends the FIN at once", "[
 TEST_CASE("Fault: removing a psock from its map gives the socket back to its reader",
           "[recv][fault]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "via engine");
   CHECK(read_some(a.p, 10) == "via engine");
@@ -117,8 +116,8 @@ TEST_CASE("Fault: removing a psock from its map gives the socket back to its rea
 TEST_CASE("Fork: the child takes over an inherited psock its parent closed", "[recv][fork]") {
   load(skb_policy(R"("whole")", R"([{"if": {"data": {"prefix": "x"}}, "do": ["drop"]},
                                     {"do": ["pass"]}])"));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "before");
   CHECK(read_some(a.p, 6) == "before");
@@ -151,8 +150,8 @@ TEST_CASE("Fork: the child takes over an inherited psock its parent closed", "[r
 
 TEST_CASE("Fork: a child that never reads leaves the parent's engine alone", "[recv][fork]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   pid_t pid = fork();
   REQUIRE(pid >= 0);

@@ -52,8 +52,8 @@ bool interrupt(pthread_t tid, const std::function<bool()>& returned) {
 
 TEST_CASE("Reader: PEEK, FIONREAD, DONTWAIT and readv on an engine-read psock", "[recv][reader]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   char buf[16];
   errno = 0;
@@ -74,8 +74,8 @@ TEST_CASE("Reader: PEEK, FIONREAD, DONTWAIT and readv on an engine-read psock", 
 TEST_CASE("Reader: FIONREAD counts the queue, not bytes the engine has not passed",
           "[recv][reader]") {
   load(skb_policy(R"({"fixed": 8})", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "12345");  // a partial frame: held, not the reader's
   REQUIRE(eventually([&] { return rx_counts(a.p).held == 5; }));
@@ -86,8 +86,8 @@ TEST_CASE("Reader: FIONREAD counts the queue, not bytes the engine has not passe
 
 TEST_CASE("Reader: MSG_WAITALL waits across arrivals", "[recv][reader]") {
   load(skb_policy("", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   char buf[11];
   std::atomic<ssize_t> r{-2};
@@ -107,11 +107,10 @@ TEST_CASE("Reader: MSG_WAITALL waits across arrivals", "[recv][reader]") {
 TEST_CASE("Reader: MSG_WAITALL also for an sk_msg ingress target", "[recv][reader]") {
   load(msg_policy(
       R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   char buf[6];
   std::atomic<ssize_t> r{-2};
   std::thread reader([&] { r = ::recv(b.c, buf, sizeof buf, MSG_WAITALL); });
@@ -127,8 +126,8 @@ TEST_CASE("Reader: MSG_WAITALL also for an sk_msg ingress target", "[recv][reade
 
 TEST_CASE("Reader: SO_RCVTIMEO ends a blocking read with EAGAIN", "[recv][reader]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   timeval tv{0, 200000};
   REQUIRE(setsockopt(a.p, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
@@ -146,8 +145,8 @@ TEST_CASE("Reader: SO_RCVTIMEO ends a blocking read with EAGAIN", "[recv][reader
 
 TEST_CASE("Reader: a partial frame times out with ETIMEDOUT under SO_RCVTIMEO", "[recv][reader]") {
   load(skb_policy(R"({"fixed": 10})", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   timeval tv{0, 100000};
   REQUIRE(setsockopt(a.p, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
   insert("rx", 0, a.p);
@@ -161,8 +160,8 @@ TEST_CASE("Reader: a partial frame times out with ETIMEDOUT under SO_RCVTIMEO", 
 
 TEST_CASE("Reader: recvmmsg on an engine-read psock", "[recv][reader]") {
   load(skb_policy("", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "abcdef");
   REQUIRE(eventually([&] { return fionread(a.p) == 6; }));
@@ -184,8 +183,8 @@ TEST_CASE("Reader: recvmmsg on an engine-read psock", "[recv][reader]") {
 TEST_CASE("Reader: a signal interrupts a blocked reader with EINTR", "[recv][reader][signal]") {
   catch_usr1();
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   std::atomic<ssize_t> r{-2};
   std::atomic<int> err{0};
@@ -209,13 +208,12 @@ TEST_CASE("Sender: a signal interrupts a sender blocked on a full queue", "[recv
   catch_usr1();
   load(msg_policy(
       R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
   int small = 4096;
   REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   const std::string data(1 << 20, 'x');
   std::atomic<ssize_t> r{-2};
   std::atomic<pthread_t> tid{};
@@ -236,13 +234,12 @@ TEST_CASE("Sender: a signal interrupts a sender blocked on a full queue", "[recv
 TEST_CASE("Sender: a blocked sender wakes when the reader frees room", "[recv][signal]") {
   load(msg_policy(
       R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
   int small = 4096;
   REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   const std::string data = pattern(256 << 10);
   std::atomic<ssize_t> r{-2};
   std::thread sender([&] { r = ::send(a.c, data.data(), data.size(), 0); });

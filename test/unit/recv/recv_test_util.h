@@ -87,7 +87,7 @@ inline void send_all(int fd, const std::string& s) {
 
 // Sends bytes on pr.c and waits until pr.p's kernel queue holds them all: the
 // bytes that predate an insertion of pr.p.
-inline void send_before_insert(const Pair& pr, const std::string& bytes) {
+inline void send_before_insert(const LoopbackPair& pr, const std::string& bytes) {
   send_all(pr.c, bytes);
   REQUIRE(eventually([&] {
     int n = 0;

@@ -23,11 +23,10 @@ const char* kIngress =
 
 TEST_CASE("Ingress queue: PEEK, FIONREAD, poll, select and epoll see it", "[send][ingress]") {
   load(msg_policy(kIngress));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
 
   pollfd pf{b.c, POLLIN, 0};
   CHECK(::poll(&pf, 1, 0) == 0);
@@ -73,11 +72,10 @@ TEST_CASE("Ingress queue: PEEK, FIONREAD, poll, select and epoll see it", "[send
 
 TEST_CASE("Ingress queue: blocked readers wake when bytes are queued", "[send][ingress]") {
   load(msg_policy(kIngress));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   // Sends once this thread is blocked; no Catch2 assertion from the sender.
   bool blocked = false;
   auto later = [&](const char* s) {
@@ -134,8 +132,8 @@ TEST_CASE("sendfile: zero-copy when the program reads no data, else it sees the 
           "[send][sendfile]") {
   SECTION("program without data conditions: real sendfile, one run per 64 KiB") {
     load(msg_policy(std::string(R"([{"do": [)") + kCount + R"(, "pass"]}])"));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     std::string content(5000, 'f');
     int f = temp_file(content);
@@ -150,8 +148,8 @@ TEST_CASE("sendfile: zero-copy when the program reads no data, else it sees the 
   SECTION("program with a data condition: it sees the file's bytes") {
     load(
         msg_policy(R"([{"if": {"data": {"contains": "BAD"}}, "do": ["drop"]}, {"do": ["pass"]}])"));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     int good = temp_file("all good here");
     CHECK(::sendfile(pr.c, good, nullptr, 100) == 13);
@@ -167,11 +165,10 @@ TEST_CASE("sendfile: zero-copy when the program reads no data, else it sees the 
   }
   SECTION("sendfile redirected into the peer's queue") {
     load(msg_policy(kIngress));
-    Pair a, b;
-    connect_pair(a);
-    connect_pair(b);
-    insert("tx", 0, a.c);
-    insert("redir", 0, b.c);
+    RedirectPairs pairs;
+    auto& [a, b] = pairs;
+    REQUIRE(pairs.connect());
+    REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
     int f = temp_file("file bytes");
     off_t off = 5;
     CHECK(::sendfile(a.c, f, &off, 5) == 5);
