@@ -7,6 +7,7 @@
 #include "core/readiness/poll_deadline.h"
 #include "core/readiness/skmsg_epoll.h"
 #include "core/readiness/skmsg_poll.h"
+#include "core/sock/blocked_waits.h"
 #include "core/sock/tcp_connect.h"
 #include "shim/hook.h"
 
@@ -73,7 +74,7 @@ template <typename Wait>
   const timespec* left = timeout;
   timespec rest;
   for (;;) {
-    int r = wait(left);
+    int r = blocked_wait(!once, [&] { return wait(left); });
     if (r <= 0) return r;
     int n = psock_epoll_fixup(events, r);
     if (n > 0 || once) return n;

@@ -10,6 +10,7 @@
 #include "core/readiness/psock_poll.h"
 #include "core/rx/sk_psock_rx.h"
 #include "core/rx/skmsg_ingress.h"
+#include "core/sock/blocked_waits.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 
@@ -106,8 +107,9 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
       }
     const timespec zero{0, 0};
     timespec left;
-    int r =
-        real::ppoll(all.data(), all.size(), ready ? &zero : poll_remaining(deadline, &left), mask);
+    const timespec* remaining = ready ? &zero : poll_remaining(deadline, &left);
+    int r = blocked_wait(!ready && !once,
+                         [&] { return real::ppoll(all.data(), all.size(), remaining, mask); });
     if (r < 0) return r;
     for (nfds_t i = 0; i < n; ++i) fds[i].revents = all[i].revents;
     for (auto& e : ps) {

@@ -18,6 +18,7 @@
 #include "core/maps/loaded_policy.h"
 #include "core/psock/sk_msg_queue.h"
 #include "core/rx/sk_psock_rx.h"
+#include "core/sock/blocked_waits.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "policy/compiled.h"
@@ -387,7 +388,7 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
     else if (stop)
       pf[n++] = {stop->fd, POLLIN, 0};
     if (n == 0) pf[n++] = {fd, POLLIN, 0};
-    int pr = real::poll(pf, n, timeout);
+    int pr = blocked_wait(timeout != 0, [&] { return real::poll(pf, n, timeout); });
     if (pr <= 0) {
       if (copied) return static_cast<ssize_t>(copied);
       if (pr == 0) errno = EAGAIN;

@@ -13,6 +13,7 @@
 #include "core/maps/bpf_helpers.h"
 #include "core/maps/loaded_policy.h"
 #include "core/psock/sk_msg_queue.h"
+#include "core/sock/blocked_waits.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
 #include "core/tx/sk_msg_ring.h"
@@ -176,7 +177,7 @@ int bpf_tcp_ingress(Psock* target, SkMsg& msg, uint32_t bytes, bool nonblock,
     eventfd_drain(sfd);
     if (sk_psock_msg_room(target, limit, bytes) == 0 && !sk_psock_stopping(target)) {
       pollfd pf{sfd, POLLIN, 0};
-      int r = real::poll(&pf, 1, -1);
+      int r = blocked_wait(true, [&] { return real::poll(&pf, 1, -1); });
       if (r < 0 && errno == EINTR) {
         target->space_waiters.fetch_sub(1, std::memory_order_acq_rel);
         return -EINTR;

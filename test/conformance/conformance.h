@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "policy/spec.h"
+#include "test/conformance/kernel_side.h"
 
 namespace conformance {
 
@@ -58,8 +59,10 @@ class Backend {
   virtual int detach(Prog p, const std::string& map, AttachType t) = 0;
 };
 
-// Returns null and sets *why when the kernel refuses bpf() here.
-std::unique_ptr<Backend> make_kernel_backend(const char* progs_obj, std::string* why);
+// Returns null, with *status refused or failed (kernel_side.h) and *why, when
+// the kernel side cannot run.
+std::unique_ptr<Backend> make_kernel_backend(const char* progs_obj, KernelOpen* status,
+                                             std::string* why);
 std::unique_ptr<Backend> make_shim_backend();
 
 using Key = std::vector<uint8_t>;

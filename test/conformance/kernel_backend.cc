@@ -8,6 +8,7 @@
 #include <map>
 
 #include "test/conformance/conformance.h"
+#include "test/conformance/kernel_side.h"
 
 namespace conformance {
 namespace {
@@ -38,24 +39,9 @@ class KernelBackend final : public Backend {
   }
   const char* name() const override { return "kernel"; }
 
-  bool load(const char* path, std::string* why) {
-    libbpf_set_print([](libbpf_print_level, const char*, va_list) { return 0; });
-    int probe = bpf_map_create(BPF_MAP_TYPE_SOCKMAP, nullptr, 4, 8, 1, nullptr);
-    if (probe < 0) {
-      *why = std::string("bpf(BPF_MAP_CREATE) refused: ") + errno_name(errno);
-      return false;
-    }
-    close(probe);
-    obj_ = bpf_object__open_file(path, nullptr);
-    if (!obj_ || libbpf_get_error(obj_)) {
-      obj_ = nullptr;
-      *why = std::string("cannot open ") + path;
-      return false;
-    }
-    if (int r = bpf_object__load(obj_)) {
-      *why = "BPF program load refused: " + errno_name(-r);
-      return false;
-    }
+  KernelOpen load(const char* path, std::string* why) {
+    if (KernelOpen status = open_bpf_object(path, &obj_, why); status != KernelOpen::ok)
+      return status;
     const std::pair<Prog, const char*> names[] = {{Prog::msg_pass, "msg_pass"},
                                                   {Prog::msg_pass2, "msg_pass2"},
                                                   {Prog::skb_parser, "skb_parser"},
@@ -64,12 +50,12 @@ class KernelBackend final : public Backend {
     for (auto& [p, n] : names) {
       bpf_program* prog = bpf_object__find_program_by_name(obj_, n);
       if (!prog) {
-        *why = std::string("no program ") + n;
-        return false;
+        *why = std::string("no program ") + n + " in " + path;
+        return KernelOpen::failed;
       }
       progs_[p] = bpf_program__fd(prog);
     }
-    return true;
+    return KernelOpen::ok;
   }
 
   int create_maps(const std::vector<MapDef>& maps) override {
@@ -140,9 +126,11 @@ class KernelBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_kernel_backend(const char* progs_obj, std::string* why) {
+std::unique_ptr<Backend> make_kernel_backend(const char* progs_obj, KernelOpen* status,
+                                             std::string* why) {
   auto b = std::make_unique<KernelBackend>();
-  if (!b->load(progs_obj, why)) return nullptr;
+  *status = b->load(progs_obj, why);
+  if (*status != KernelOpen::ok) return nullptr;
   return b;
 }
 

@@ -1,5 +1,6 @@
 """What every integration test shares: running a real program with and without
-libsockshim.so, free loopback ports, bounded waits, and failing loudly.
+libsockshim.so, free loopback ports, bounded waits, failing loudly, and a
+target process under `sockshim run` with the CLI and its control socket.
 
 meson passes the built library and CLI as SOCKSHIM_LIBRARY and SOCKSHIM_BIN.
 Each test runs its scenario twice, without the shim and with it, and compares
@@ -12,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 LIBRARY = os.environ["SOCKSHIM_LIBRARY"]
@@ -198,3 +200,138 @@ def same_in_both(results, what):
         fail(f"{what} differs with the shim:\n  plain: {results['plain']!r}\n"
              f"  shim:  {results['shim']!r}")
     note(f"ok: {what} identical with and without the shim")
+
+
+def sockshim(*args, env=None, code=0, timeout=30):
+    """Runs the sockshim CLI (text output) and returns the CompletedProcess;
+    fails unless it exits with code (None: any code)."""
+    proc = subprocess.run([SOCKSHIM, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if code is not None and proc.returncode != code:
+        fail(f"sockshim {' '.join(map(str, args))}: exit {proc.returncode}, expected {code}: "
+             f"{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def dump(pid, *sections, env=None):
+    """`sockshim dump PID [SECTIONS] --json`: that process's part of the answer."""
+    return json.loads(sockshim("dump", str(pid), *sections, "--json", env=env).stdout)[
+        "processes"][0]
+
+
+def control_request(path, payload, timeout=10):
+    """Sends raw bytes to a control socket; returns the answer line parsed, or
+    None when the server closed without answering."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(payload)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data) if data else None
+
+
+def control_answer(path, payload, timeout=10):
+    """control_request, or None while nothing listens at path yet: for a wait
+    on a control socket being (re-)created, which exists before it listens."""
+    try:
+        return control_request(path, payload, timeout)
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None
+
+
+def request_line(name):
+    """A control request line for a command without arguments."""
+    return json.dumps({"version": 1, "command": name}).encode() + b"\n"
+
+
+def cli_environment(runtime, **extra):
+    """The environment of `sockshim run` and of the CLI: this one without
+    LD_PRELOAD, with SOCKSHIM_RUNTIME_DIR=runtime and extra."""
+    env = host_options(dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime, **extra))
+    env.pop("LD_PRELOAD", None)
+    return env
+
+
+class Target:
+    """A Python script run through `sockshim run` [-p policy], in its own
+    runtime directory (its control socket is RUNTIME/PID.sock, once it has
+    one). Its stdin and stdout are a line protocol of commands and JSON
+    answers; at the end it is sent exit_line (if any), its stdin is closed,
+    and it is waited for, or killed."""
+
+    def __init__(self, script, *args, policy=None, env=None, stdin=True, exit_line="exit"):
+        if env is None:
+            env = cli_environment(tempfile.mkdtemp(prefix="sockshim-target-"))
+        self.env, self.runtime = env, env["SOCKSHIM_RUNTIME_DIR"]
+        policy_args = ["-p", policy] if policy else []
+        self.proc = subprocess.Popen(
+            [SOCKSHIM, "run", *policy_args, "--", PYTHON, script, *map(str, args)], env=env,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+            text=True)
+        self.pid, self.exit_line = self.proc.pid, exit_line
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.finish()
+        return False
+
+    def finish(self, timeout=30):
+        """Sends exit_line and closes the target's stdin (terminates it if
+        its stdin is no pipe); returns the exit status; kills the target if it
+        has not exited within timeout s."""
+        if not self.proc.stdin:
+            self.proc.terminate()  # nothing else tells it to go
+        else:
+            try:
+                if self.exit_line:
+                    self.proc.stdin.write(self.exit_line + "\n")
+                self.proc.stdin.close()
+            except (OSError, ValueError):  # it exited, or its stdin was closed
+                pass
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            fail(f"the target did not exit within {timeout} s")
+
+    def line(self):
+        """The target's next line of output; fails if it exited instead."""
+        line = self.proc.stdout.readline()
+        if not line:
+            fail(f"the target exited {self.proc.wait()} instead of answering")
+        return line
+
+    def read(self):
+        """The target's next line of output, as JSON."""
+        return json.loads(self.line())
+
+    def tell(self, cmd):
+        """Writes a command line and returns the answer line, stripped."""
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        return self.line().strip()
+
+    def ask(self, cmd):
+        """Writes a command line and returns the answer, as JSON."""
+        return json.loads(self.tell(cmd))
+
+    def control_path(self, pid=None):
+        """The control socket of pid (by default the target's own)."""
+        return os.path.join(self.runtime, f"{pid or self.pid}.sock")
+
+    def request(self, payload, pid=None, timeout=10):
+        """control_request to the target's control socket."""
+        return control_request(self.control_path(pid), payload, timeout)
+
+    def sockshim(self, *args, code=0):
+        """The CLI in the target's runtime directory."""
+        return sockshim(*args, env=self.env, code=code)

@@ -11,17 +11,12 @@ import os
 import subprocess
 import tempfile
 
-from harness import PYTHON, SOCKSHIM, environment, fail, note
+from harness import PYTHON, environment, fail, note, sockshim
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLICY = os.path.join(os.path.dirname(os.path.dirname(HERE)), "policy", "examples",
                       "drop_and_loop.json")
 MODES = ("poll", "select", "epoll", "send", "recv", "getpeername", "blocking-send")
-
-
-def sockshim(env, *args):
-    proc = subprocess.run([SOCKSHIM, *args], env=env, capture_output=True, text=True, timeout=20)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 def read_json(probe, what):
@@ -39,10 +34,12 @@ def check_mode(mode, env):
         facts = read_json(probe, mode)
         (lip, lport), (rip, rport) = facts["local"], facts["remote"]
         key = f"local_ip4={lip},local_port={lport},remote_ip4={rip},remote_port={rport}"
-        code, out, err = sockshim(env, "map", "lookup", str(probe.pid), "conns", key, "--json")
-        if code != 0:
-            fail(f"{mode}: the socket is not in the map after the {mode} call: {err.strip()}")
-        cookie = json.loads(out)["cookie"]
+        found = sockshim("map", "lookup", str(probe.pid), "conns", key, "--json", env=env,
+                         code=None)
+        if found.returncode != 0:
+            fail(f"{mode}: the socket is not in the map after the {mode} call: "
+                 f"{found.stderr.strip()}")
+        cookie = json.loads(found.stdout)["cookie"]
         note(f"ok: {mode}: in the map right after the call (cookie {cookie})")
         probe.stdin.write("go\n")
         probe.stdin.flush()
@@ -52,10 +49,10 @@ def check_mode(mode, env):
         first = [facts["first"]] if facts["first"] else []
         if first + sent != ["EACCES"] * (len(first) + 1) + ["sent"]:
             fail(f"{mode}: sends said {first + sent}, expected EACCES for each DROP, then sent")
-        code, out, err = sockshim(env, "dump", str(probe.pid), "stats", "--json")
-        if code != 0:
-            fail(f"{mode}: dump: {err}")
-        psocks = {p["cookie"]: p for p in json.loads(out)["processes"][0]["psocks"]}
+        stats = sockshim("dump", str(probe.pid), "stats", "--json", env=env, code=None)
+        if stats.returncode != 0:
+            fail(f"{mode}: dump: {stats.stderr}")
+        psocks = {p["cookie"]: p for p in json.loads(stats.stdout)["processes"][0]["psocks"]}
         tx = psocks.get(cookie, {}).get("stats", {}).get("tx", {})
         want = {"in": 11 * (len(first) + 1) + 5, "dropped": 11 * (len(first) + 1), "passed": 5}
         if any(tx.get(k) != v for k, v in want.items()):

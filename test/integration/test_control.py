@@ -12,48 +12,19 @@ import sys
 import tempfile
 import time
 
-from harness import LIBRARY, PYTHON, SOCKSHIM, fail, host_options, note
+from harness import (SOCKSHIM, Target, cli_environment, control_answer, control_request, fail, note,
+                     request_line, sockshim, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def sockshim(*args, env, check=True):
-    proc = subprocess.run([SOCKSHIM, *args], env=env, capture_output=True, text=True, timeout=20)
-    if check and proc.returncode != 0:
-        fail(f"sockshim {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    return proc
-
-
-def request(path, payload, timeout=10):
-    """Sends raw bytes to a control socket and returns the parsed answer line."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(payload)
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data) if data else None
+TARGET = os.path.join(HERE, "control_target.py")
 
 
 def expect_error(path, payload, code, message_part):
-    answer = request(path, payload)
+    answer = control_request(path, payload)
     if not answer or answer.get("ok") is not False or answer["error"]["code"] != code \
             or message_part not in answer["error"]["message"]:
         fail(f"{payload[:60]!r}: expected error {code} ({message_part}), got {answer!r}")
     note(f"ok: {payload[:40]!r}... -> {code}: {answer['error']['message']}")
-
-
-def wait_for(predicate, what, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    fail(f"timed out waiting for {what}")
 
 
 def pass_through_stays_single_threaded(env):
@@ -61,34 +32,25 @@ def pass_through_stays_single_threaded(env):
     thread and serves no control socket: a second thread would cost glibc's
     cancellation handling on every system call."""
     quiet = {k: v for k, v in env.items() if k != "SOCKSHIM_CONTROL"}
-    target = subprocess.Popen([SOCKSHIM, "run", "--", PYTHON, os.path.join(HERE, "control_target.py")],
-                              env=quiet, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        pid = json.loads(target.stdout.readline())["pid"]
+    with Target(TARGET, env=quiet) as target:
+        pid = target.read()["pid"]
         threads = len(os.listdir(f"/proc/{pid}/task"))
         listed = [p["pid"] for p in json.loads(sockshim("ps", "--json", env=quiet).stdout)]
         if threads != 1 or pid in listed:
             fail(f"pass-through process: {threads} threads, listed by ps: {pid in listed}")
         note("ok: with no policy the process keeps one thread and has no control socket")
-    finally:
-        target.stdin.write("exit\n")
-        target.stdin.flush()
-        target.wait(timeout=20)
 
 
 def main():
     runtime = tempfile.mkdtemp(prefix="sockshim-control-")
     os.chmod(runtime, 0o700)
-    env = host_options(dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime, SOCKSHIM_CONTROL="on"))
-    env.pop("LD_PRELOAD", None)
+    env = cli_environment(runtime, SOCKSHIM_CONTROL="on")
     pass_through_stays_single_threaded(env)
-    target = subprocess.Popen([SOCKSHIM, "run", "--", PYTHON, os.path.join(HERE, "control_target.py")],
-                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        facts = json.loads(target.stdout.readline())
+    with Target(TARGET, env=env) as target:
+        facts = target.read()
         pid = facts["pid"]
-        path = os.path.join(runtime, f"{pid}.sock")
-        wait_for(lambda: os.path.exists(path), "the control socket")
+        path = target.control_path(pid)
+        wait_for("the control socket", lambda: os.path.exists(path))
 
         mode = stat.S_IMODE(os.stat(path).st_mode)
         if mode != 0o600 or stat.S_IMODE(os.stat(runtime).st_mode) != 0o700:
@@ -140,12 +102,12 @@ def main():
                      "EINVAL", "/args/sections")
         expect_error(path, b"x" * 70000, "EMSGSIZE", "65536")
         # The CLI names a bad section itself, once, as a usage error.
-        bad = sockshim("dump", str(pid), "nonsense", env=env, check=False)
+        bad = sockshim("dump", str(pid), "nonsense", env=env, code=None)
         if bad.returncode != 2 or not bad.stderr.startswith(
                 "sockshim dump: 'nonsense' is not a process id or a section "
                 "(maps|sockets|storage|stats)\n"):
             fail(f"dump with a bad section: {bad.returncode} {bad.stderr!r}")
-        missing = sockshim("dump", "999999", env=env, check=False)
+        missing = sockshim("dump", "999999", env=env, code=None)
         if missing.returncode != 1 or "no sockshim control socket for pid 999999" not in missing.stderr:
             fail(f"dump of a pid without shim: {missing.returncode} {missing.stderr!r}")
 
@@ -154,7 +116,7 @@ def main():
         slow.connect(path)
         slow.sendall(b'{"version":1,')
         start = time.monotonic()
-        if request(path, b'{"version":1,"command":"info"}\n', timeout=2)["result"]["pid"] != pid:
+        if control_request(path, request_line("info"), timeout=2)["result"]["pid"] != pid:
             fail("info while a slow client is connected")
         note(f"ok: answered in {time.monotonic() - start:.3f} s while a slow client held a connection")
         slow.settimeout(10)
@@ -205,31 +167,25 @@ def main():
             note("skip: the other-user checks need root (setpriv)")
 
         # A close-all loop takes the shim's fds too; it re-creates its socket.
-        target.stdin.write("closeall\n")
-        target.stdin.flush()
-        if target.stdout.readline().strip() != "closed":
+        if target.tell("closeall") != "closed":
             fail("closeall")
-        wait_for(lambda: os.path.exists(path) and
-                 request(path, b'{"version":1,"command":"info"}\n').get("ok"),
-                 "the re-created control socket")
+        wait_for("the re-created control socket",
+                 lambda: (control_answer(path, request_line("info")) or {}).get("ok"))
         note("ok: after the program closed every fd, the control socket answers again")
 
         # A fork child that makes a socket serves its own control socket.
-        target.stdin.write("fork\n")
-        target.stdin.flush()
-        child = json.loads(target.stdout.readline())["child"]
-        child_path = os.path.join(runtime, f"{child}.sock")
-        wait_for(lambda: os.path.exists(child_path), "the fork child's control socket")
-        info = request(child_path, b'{"version":1,"command":"info"}\n')["result"]
-        if info["pid"] != child or request(path, b'{"version":1,"command":"info"}\n')["result"]["pid"] != pid:
+        child = target.ask("fork")["child"]
+        child_path = target.control_path(child)
+        info = wait_for("the fork child's control socket",
+                        lambda: control_answer(child_path, request_line("info")))["result"]
+        parent = control_request(path, request_line("info"))["result"]
+        if info["pid"] != child or parent["pid"] != pid:
             fail(f"fork child info {info!r}")
         note("ok: the fork child answers on its own socket, the parent on its own")
 
-        target.stdin.write("exit\n")
-        target.stdin.flush()
-        if target.wait(timeout=20) != 0:
-            fail(f"the target exited {target.returncode}")
-        wait_for(lambda: not os.path.exists(path), "the socket file to be removed at exit")
+        if target.finish() != 0:
+            fail(f"the target exited {target.proc.returncode}")
+        wait_for("the socket file to be removed at exit", lambda: not os.path.exists(path))
         note("ok: the socket file is removed when the process exits")
         # The child left with _exit(), which runs no clean-up: ps removes what it left.
         if not os.path.exists(child_path):
@@ -238,9 +194,6 @@ def main():
         if os.path.exists(child_path):
             fail("ps did not remove the socket of a process that no longer exists")
         note("ok: ps removes the socket a dead process left behind")
-    finally:
-        if target.poll() is None:
-            target.kill()
     print("PASS control", flush=True)
 
 

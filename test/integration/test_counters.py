@@ -10,23 +10,13 @@ invariant on dumps taken during continuous traffic, and exact totals after."""
 
 import json
 import os
-import subprocess
-import tempfile
 import time
 
-from harness import PYTHON, SOCKSHIM, fail, host_options, note
+from harness import Target, dump, fail, note, sockshim
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 POLICY = os.path.join(HERE, "counters_policy.json")
 KEYS = ("in", "pushed", "popped", "passed", "dropped", "redirected", "queued")
-
-
-def dump(pid, env, *sections):
-    proc = subprocess.run([SOCKSHIM, "dump", str(pid), *sections, "--json"], env=env,
-                          capture_output=True, text=True, timeout=20)
-    if proc.returncode != 0:
-        fail(f"dump: {proc.returncode} {proc.stderr}")
-    return json.loads(proc.stdout)["processes"][0]
 
 
 def psocks(d):
@@ -59,24 +49,15 @@ def expect_tx(p, what, **want):
             fail(f"{what}: tx.{k} = {tx[k]}, expected {v}; tx = {tx}")
 
 
-def ask(target, cmd):
-    target.stdin.write(cmd + "\n")
-    target.stdin.flush()
-    line = target.stdout.readline()
-    if not line:
-        fail(f"the target died on {cmd!r}")
-    return json.loads(line)
-
-
 def fixed_phase(target, pid, env):
-    r = ask(target, "fixed")
+    r = target.ask("fixed")
     ck, sent, exp, got = r["cookies"], r["sent"], r["expect"], r["got"]
     for name in ("a", "b", "c", "s", "z"):
         if got[name] != exp[name]:
             fail(f"reader {name} got {got[name]} bytes, expected {exp[name]}")
     if exp["eacces"] != 2 or sent["n"] == 0:
         fail(f"traffic: {r}")
-    d = dump(pid, env)
+    d = dump(pid, env=env)
     check_invariant(d, "paused")
     ps = psocks(d)
     expect_tx(ps[ck["a"]], "a (mixed)", **{
@@ -109,8 +90,7 @@ def fixed_phase(target, pid, env):
         fail(f"rule counters: {json.dumps(d['programs'])}")
     note("ok: per-rule hits: " + ", ".join(f"{k}: {v['hits']}" for k, v in route.items()))
 
-    text = subprocess.run([SOCKSHIM, "dump", str(pid), "stats"], env=env, capture_output=True,
-                          text=True, timeout=20).stdout
+    text = sockshim("dump", str(pid), "stats", env=env, code=None).stdout
     row = next((l.split() for l in text.splitlines()
                 if l.split()[:2] == [str(ck["a"]), "tx"]), None)
     if row != [str(ck["a"]), "tx", str(sent["a"]), str(exp["pushed_a"]), str(exp["popped_a"]),
@@ -121,8 +101,8 @@ def fixed_phase(target, pid, env):
         fail(f"dump stats text, programs:\n{text}")
     note("ok: the text dump shows the same numbers")
 
-    r = ask(target, "flush")
-    d = dump(pid, env, "stats")
+    r = target.ask("flush")
+    d = dump(pid, "stats", env=env)
     check_invariant(d, "after the cork filled")
     expect_tx(psocks(d)[ck["k"]], "k (flushed)",
               **{"in": 10000, "queued": 0, "passed": r["got"]["k"]})
@@ -133,7 +113,7 @@ def fixed_phase(target, pid, env):
 
 
 def rx_phase(target, pid, env, ck):
-    r = ask(target, "rx")
+    r = target.ask("rx")
     sent, exp, got = r["sent"], r["expect"], r["got"]
     for name in ("r", "re", "ri"):
         if got[name] != exp[name]:
@@ -141,7 +121,7 @@ def rx_phase(target, pid, env, ck):
     # The engine reads the cut frame on its own time: wait until it took it in.
     deadline = time.monotonic() + 10
     while True:
-        d = dump(pid, env, "stats")
+        d = dump(pid, "stats", env=env)
         rx = psocks(d)[ck["r"]]["stats"]["rx"]
         if rx["in"] == sent["r"] or time.monotonic() > deadline:
             break
@@ -164,8 +144,8 @@ def rx_phase(target, pid, env, ck):
     note(f"ok: rx: r's client sent {sent['r']} B: passed {got['r']}, dropped "
          f"{exp['dropped_r']}, redirected {got['re'] + got['ri']}, {exp['held_r']} held "
          f"of a frame cut short")
-    r = ask(target, "rxfinish")
-    d = dump(pid, env, "stats")
+    r = target.ask("rxfinish")
+    d = dump(pid, "stats", env=env)
     check_invariant(d, "rx, the frame completed")
     rx = psocks(d)[ck["r"]]["stats"]["rx"]
     if rx["in"] != r["sent"]["r"] or rx["queued"] != 0 or rx["passed"] != r["got"]["r"]:
@@ -174,12 +154,12 @@ def rx_phase(target, pid, env, ck):
 
 
 def streaming_phase(target, pid, env, ck):
-    ask(target, "stream")
+    target.ask("stream")
     before = None
     checked = 0
     deadline = time.monotonic() + 4
     while time.monotonic() < deadline:
-        d = dump(pid, env, "stats")
+        d = dump(pid, "stats", env=env)
         check_invariant(d, f"dump {checked} during traffic")
         a = psocks(d)[ck["a"]]["stats"]["total"]
         if before:
@@ -191,9 +171,9 @@ def streaming_phase(target, pid, env, ck):
         checked += 1
     if before["in"] <= first_in:
         fail(f"a's in stayed at {first_in} during the traffic")
-    r = ask(target, "stop")
+    r = target.ask("stop")
     sent, got, exp = r["sent"], r["got"], r["expect"]
-    d = dump(pid, env, "stats")
+    d = dump(pid, "stats", env=env)
     check_invariant(d, "after the traffic")
     ps = psocks(d)
     expect_tx(ps[ck["a"]], "a after the traffic", **{
@@ -213,25 +193,13 @@ def streaming_phase(target, pid, env, ck):
 
 
 def main():
-    runtime = tempfile.mkdtemp(prefix="sockshim-counters-")
-    env = host_options(dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime))
-    env.pop("LD_PRELOAD", None)
-    target = subprocess.Popen([SOCKSHIM, "run", "-p", POLICY, "--", PYTHON,
-                               os.path.join(HERE, "counters_target.py")],
-                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        pid = target.pid
+    with Target(os.path.join(HERE, "counters_target.py"), policy=POLICY) as target:
+        pid, env = target.pid, target.env
         ck = fixed_phase(target, pid, env)
         rx_phase(target, pid, env, ck)
         streaming_phase(target, pid, env, ck)
-        target.stdin.write("exit\n")
-        target.stdin.flush()
-        if target.wait(timeout=30) != 0:
-            fail(f"the target exited {target.returncode}")
-    finally:
-        if target.poll() is None:
-            target.kill()
-            target.wait(timeout=20)
+        if target.finish() != 0:
+            fail(f"the target exited {target.proc.returncode}")
     print("PASS counters", flush=True)
 
 

@@ -9,7 +9,7 @@ import os
 import subprocess
 import tempfile
 
-from harness import PYTHON, SOCKSHIM, environment, fail, note
+from harness import PYTHON, environment, fail, note, sockshim
 
 PROGRAM = r"""
 import errno, json, socket, sys
@@ -39,11 +39,7 @@ def main():
         ports = json.loads(line)
 
         def dump(*args):
-            r = subprocess.run([SOCKSHIM, "dump", str(proc.pid), "sockets", *args], env=env,
-                               capture_output=True, text=True, timeout=20)
-            if r.returncode != 0:
-                fail(f"dump: exit {r.returncode}: {r.stderr}")
-            return r.stdout
+            return sockshim("dump", str(proc.pid), "sockets", *args, env=env).stdout
 
         sockets = json.loads(dump("--json"))["processes"][0]["sockets"]
         problems = []

@@ -7,7 +7,6 @@ the first sign of the completion: every request is answered right, and
 `sockshim dump` shows each open upstream socket in the map, ESTABLISHED, with
 its request's bytes counted by the program."""
 
-import json
 import os
 import shutil
 import socket
@@ -18,7 +17,7 @@ import threading
 import time
 import types
 
-from harness import (MODES, SOCKSHIM, check_loaded, environment, fail, free_port, note,
+from harness import (MODES, check_loaded, dump, environment, fail, free_port, note,
                      wait_listening)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -77,20 +76,12 @@ def request(conn, text):
     return got == want
 
 
-def dump(pid, env):
-    proc = subprocess.run([SOCKSHIM, "dump", str(pid), "maps", "sockets", "stats", "--json"],
-                          env=env, capture_output=True, text=True, timeout=20)
-    if proc.returncode != 0:
-        fail(f"dump: exit {proc.returncode}: {proc.stderr}")
-    return json.loads(proc.stdout)["processes"][0]
-
-
 def check_dump(pid, env, back_port, requests):
     # The upstream socket of wait_listening's probe connection may still be
     # closing: wait for the ones held open to be all that is left.
     deadline = time.monotonic() + 10
     while True:
-        d = dump(pid, env)
+        d = dump(pid, "maps", "sockets", "stats", env=env)
         upstream = [s for s in d["sockets"] if s["remote"] == f"127.0.0.1:{back_port}"]
         if len(upstream) == OPEN or time.monotonic() > deadline:
             break

@@ -4,29 +4,16 @@ process's own sockets, and every error is the kernel's, by name."""
 
 import json
 import os
-import subprocess
-import tempfile
 
-from harness import PYTHON, SOCKSHIM, fail, note
+from harness import Target, fail, note
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main():
-    runtime = tempfile.mkdtemp(prefix="sockshim-map-")
-    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
-    env.pop("LD_PRELOAD", None)
-    policy = os.path.join(HERE, "maps_policy.json")
-    target = subprocess.Popen([SOCKSHIM, "run", "-p", policy, "--", PYTHON,
-                               os.path.join(HERE, "control_target.py")],
-                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def sockshim(*args, code=0):
-        proc = subprocess.run([SOCKSHIM, *args], env=env, capture_output=True, text=True, timeout=20)
-        if proc.returncode != code:
-            fail(f"sockshim {' '.join(args)}: exit {proc.returncode}, expected {code}: "
-                 f"{proc.stdout}{proc.stderr}")
-        return proc
+    target = Target(os.path.join(HERE, "control_target.py"),
+                    policy=os.path.join(HERE, "maps_policy.json"))
+    runtime, sockshim = target.runtime, target.sockshim
 
     def error(expected, *args):
         err = sockshim("map", *args, code=1).stderr.strip()
@@ -34,8 +21,8 @@ def main():
             fail(f"map {' '.join(args)}: {err!r}, expected {expected!r}")
         note(f"ok: map {' '.join(args[:1])} ... -> {expected}")
 
-    try:
-        facts = json.loads(target.stdout.readline())
+    with target:
+        facts = target.read()
         pid = str(facts["pid"])
         client_fd, client_cookie = facts["client"]
         server_fds, server_cookie = facts["server"]
@@ -129,12 +116,7 @@ def main():
         note("ok: the text dump shows maps, storage and psocks")
 
         # Closing the socket takes it out of every map (the last fd goes).
-        target.stdin.write("exit\n")
-        target.stdin.flush()
-        target.wait(timeout=20)
-    finally:
-        if target.poll() is None:
-            target.kill()
+        target.finish()
     print("PASS map command", flush=True)
 
 

@@ -5,42 +5,30 @@ map that keeps its definition keeps its sockets."""
 import errno
 import json
 import os
-import subprocess
-import tempfile
 
-from harness import PYTHON, SOCKSHIM, fail, note
+from harness import Target, fail, note
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main():
-    runtime = tempfile.mkdtemp(prefix="sockshim-reload-")
-    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
-    env.pop("LD_PRELOAD", None)
-    bad = os.path.join(runtime, "bad.json")
+    target = Target(os.path.join(HERE, "reload_target.py"),
+                    policy=os.path.join(HERE, "reload_drop_x.json"), exit_line=None)
+    bad = os.path.join(target.runtime, "bad.json")
     with open(bad, "w") as f:
         f.write('{"version": 1, "maps": {"socks": {"type": "sockhash"}}}\n')
-    target = subprocess.Popen([SOCKSHIM, "run", "-p", os.path.join(HERE, "reload_drop_x.json"), "--",
-                               PYTHON, os.path.join(HERE, "reload_target.py")],
-                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def send(msg):
-        target.stdin.write(msg + "\n")
-        target.stdin.flush()
-        return json.loads(target.stdout.readline())
 
     def expect(msg, delivered):
-        r = send(msg)
+        r = target.ask(msg)
         ok = r == {"sent": len(msg), "got": msg} if delivered else r == {"error": errno.EACCES}
         if not ok:
             fail(f"{msg}: {r!r}, expected {'delivery' if delivered else 'EACCES'}")
 
     def reload(*args):
-        return subprocess.run([SOCKSHIM, "reload", pid, *args], env=env, capture_output=True,
-                              text=True, timeout=20)
+        return target.sockshim("reload", pid, *args, code=None)
 
-    try:
-        pid = str(json.loads(target.stdout.readline())["pid"])
+    with target:
+        pid = str(target.read()["pid"])
         expect("X1", False)
         expect("Y1", True)
         note("ok: the first policy drops messages starting with X")
@@ -61,8 +49,7 @@ def main():
         expect("Y3", False)
         note("ok: the new policy decides from the next message")
 
-        dump = json.loads(subprocess.run([SOCKSHIM, "dump", pid, "maps", "--json"], env=env,
-                                         capture_output=True, text=True, timeout=20).stdout)
+        dump = json.loads(target.sockshim("dump", pid, "maps", "--json", code=None).stdout)
         maps = {m["name"]: m for m in dump["processes"][0]["maps"]}
         if maps["socks"]["count"] != 2 or maps["extra"]["max_entries"] != 5 \
                 or dump["processes"][0]["process"]["policy"] != os.path.join(HERE, "reload_drop_y.json"):
@@ -77,9 +64,6 @@ def main():
         if missing.returncode != 1 or "cannot read policy /nonexistent/policy.json" not in missing.stderr:
             fail(f"reload of a missing file: {missing.stderr!r}")
         note("ok: reload without a file reads the current one again; a missing file is named")
-    finally:
-        target.stdin.close()
-        target.wait(timeout=20)
     print("PASS reload", flush=True)
 
 

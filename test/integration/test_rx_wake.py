@@ -46,33 +46,19 @@ def syscall_of(pid, tid):
         return None
 
 
-def sockshim(env, *args):
-    proc = subprocess.run([harness.SOCKSHIM, *args], env=env, capture_output=True, text=True,
-                          timeout=20)
-    if proc.returncode != 0:
-        harness.fail(f"sockshim {' '.join(args)}: exit {proc.returncode}: "
-                     f"{proc.stdout}{proc.stderr}")
-    return proc.stdout
-
-
 def psock_count(env, pid):
-    out = json.loads(sockshim(env, "dump", str(pid), "--json"))
-    return len(out["processes"][0].get("psocks", []))
+    return len(harness.dump(pid, env=env).get("psocks", []))
 
 
 def wake(wait, stop, runtime):
-    env = dict(os.environ, SOCKSHIM_RUNTIME_DIR=runtime)
-    env.pop("LD_PRELOAD", None)
-    target = subprocess.Popen([harness.SOCKSHIM, "run", "-p",
-                               os.path.join(HERE, "rx_wake_pass.json"), "--", harness.PYTHON,
-                               os.path.join(HERE, "rx_wake_target.py"), wait],
-                              env=env, stdout=subprocess.PIPE, text=True)
-    client = None
-    try:
-        facts = json.loads(target.stdout.readline())
+    env = harness.cli_environment(runtime)
+    target = harness.Target(os.path.join(HERE, "rx_wake_target.py"), wait,
+                            policy=os.path.join(HERE, "rx_wake_pass.json"), env=env, stdin=False)
+    with target:
+        facts = target.read()
         pid = facts["pid"]
         client = socket.create_connection(("127.0.0.1", facts["port"]), timeout=LIMIT)
-        if not json.loads(target.stdout.readline()).get("accepted"):
+        if not target.read().get("accepted"):
             harness.fail(f"{wait}: the target did not accept")
         harness.wait_for(f"{wait}: dump shows the accepted socket's psock",
                          lambda: psock_count(env, pid), limit=LIMIT)
@@ -80,14 +66,14 @@ def wake(wait, stop, runtime):
                          f"{syscall_of(pid, pid)})",
                          lambda: syscall_of(pid, pid) in SLEEP_CALLS, limit=LIMIT)
         if stop == "map delete":
-            sockshim(env, "map", "delete", str(pid), "socks", "0")
+            harness.sockshim("map", "delete", str(pid), "socks", "0", env=env)
         else:
-            sockshim(env, "reload", str(pid), os.path.join(HERE, "rx_wake_none.json"))
+            harness.sockshim("reload", str(pid), os.path.join(HERE, "rx_wake_none.json"), env=env)
         client.sendall(b"after the stop")
         got = {}
 
         def read():
-            line = target.stdout.readline()
+            line = target.proc.stdout.readline()
             if line:
                 got.update(json.loads(line))
 
@@ -99,12 +85,7 @@ def wake(wait, stop, runtime):
                          f"within {LIMIT} s (got {got!r}; its system call now "
                          f"{syscall_of(pid, pid)})")
         harness.note(f"ok: {stop}: a reader asleep in {wait} woke and read the socket")
-    finally:
-        if client:
-            client.close()
-        if target.poll() is None:
-            target.kill()
-        target.wait()
+        client.close()
 
 
 def socat_delete(runtime):
@@ -157,7 +138,7 @@ def socat_delete(runtime):
                     harness.fail(f"socat took nothing for {LIMIT} s after {i} MiB "
                                  f"(deleted: {deleted}): it hangs")
                 if not deleted and received["bytes"] >= size // 3:
-                    sockshim(cli_env, "map", "delete", str(socat.pid), "pair", "0")
+                    harness.sockshim("map", "delete", str(socat.pid), "pair", "0", env=cli_env)
                     deleted = True
                     harness.note(f"deleted key 0 after {received['bytes'] >> 20} MiB arrived")
             client.shutdown(socket.SHUT_WR)

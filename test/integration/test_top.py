@@ -100,10 +100,16 @@ def main():
             fail(f"title line:\n{text}")
         note("ok: top shows the psock with its rates and totals:\n" + "\n".join(
             l for l in text.splitlines() if l.strip()))
-        time.sleep(2.5)
-        later = [l for l in screen().splitlines() if l.split() and l.split()[0] == pid]
-        if not later or int(cells(later[0])["IN"]) <= total_in:
-            fail(f"top did not refresh: IN stayed {total_in}:\n{screen()}")
+        # A refresh a second (and one a little late): IN moves within 5 s.
+        deadline = time.monotonic() + 5
+        while True:
+            later = [l for l in screen().splitlines() if l.split() and l.split()[0] == pid]
+            if later and len(later[0].split()) == len(HEADER) and \
+                    int(cells(later[0])["IN"]) > total_in:
+                break
+            if time.monotonic() > deadline:
+                fail(f"top did not refresh: IN stayed {total_in}:\n{screen()}")
+            time.sleep(0.1)
         note(f"ok: IN moved from {total_in} to {cells(later[0])['IN']} bytes")
         tmux("send-keys", "-t", "top", "q")
         deadline = time.monotonic() + 5

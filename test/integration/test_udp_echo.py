@@ -25,21 +25,16 @@ POLICY = os.path.join(HERE, "udp_pass.json")
 CLIENTS, DATAGRAMS, TIMEOUT = 3, 3, 20.0  # a fork and exec per datagram: slow under load
 
 
-def sockshim(*args):
-    return subprocess.run([harness.SOCKSHIM, *args], capture_output=True, text=True, timeout=30)
-
-
 def udp_fd(pid):
     """socat's bound UDP socket's fd, once the shim tracks it."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        r = sockshim("dump", str(pid), "sockets", "--json")
+    def tracked():
+        r = harness.sockshim("dump", str(pid), "sockets", "--json", code=None)
         if r.returncode == 0:
             for s in json.loads(r.stdout)["processes"][0]["sockets"]:
                 if s["family"] == "AF_INET" and s["type"] == "SOCK_DGRAM":
                     return s["fds"][0]
-        time.sleep(0.05)
-    harness.fail(f"no UDP socket in sockshim dump {pid}")
+        return None
+    return harness.wait_for(f"a UDP socket in sockshim dump {pid}", tracked, limit=10)
 
 
 def client(n, port, errors):
@@ -69,13 +64,11 @@ def client(n, port, errors):
 def wait_bound(port):
     """Until a UDP socket is bound to 127.0.0.1:port (/proc/net/udp)."""
     local = f"0100007F:{port:04X}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def bound():
         with open("/proc/net/udp") as f:
-            if any(line.split()[1] == local for line in f.readlines()[1:]):
-                return
-        time.sleep(0.02)
-    harness.fail(f"socat did not bind UDP port {port}")
+            return any(line.split()[1] == local for line in f.readlines()[1:])
+    harness.wait_for(f"socat binds UDP port {port}", bound, limit=10)
 
 
 def switches(pid):
@@ -105,9 +98,7 @@ def run(mode):
         wait_bound(port)
         if mode == "shim":
             fd = udp_fd(server.pid)
-            r = sockshim("map", "update", str(server.pid), "udp", "0", str(fd))
-            if r.returncode != 0:
-                harness.fail(f"sockshim map update: {r.stdout}{r.stderr}")
+            harness.sockshim("map", "update", str(server.pid), "udp", "0", str(fd))
             repoll(server.pid)
         errors = []
         threads = [threading.Thread(target=client, args=(n, port, errors)) for n in range(CLIENTS)]

@@ -37,6 +37,8 @@
 #include <thread>
 #include <vector>
 
+#include "test/support/redirect.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -57,26 +59,6 @@ const Mode kModes[] = {
     {"kernel", "kernel sockmap (parser+verdict)", nullptr},
     {"kernel-verdict", "kernel sockmap (verdict only)", nullptr},
 };
-
-void connected_pair(int* c, int* p) {
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (bind(l, reinterpret_cast<sockaddr*>(&a), len) || listen(l, 1) ||
-      getsockname(l, reinterpret_cast<sockaddr*>(&a), &len)) {
-    perror("listen");
-    exit(1);
-  }
-  *c = socket(AF_INET, SOCK_STREAM, 0);
-  if (connect(*c, reinterpret_cast<sockaddr*>(&a), sizeof a)) {
-    perror("connect");
-    exit(1);
-  }
-  *p = accept(l, nullptr, nullptr);
-  close(l);
-}
 
 bool write_all(int fd, const char* b, size_t n) {
   while (n > 0) {
@@ -160,9 +142,12 @@ double cpu_seconds() {
 
 // One run in this process; prints "GB/s CPU-s/GB".
 int measure(const std::string& mode, size_t total, const char* object) {
-  int c1, p1, c2, p2;
-  connected_pair(&c1, &p1);
-  connected_pair(&c2, &p2);
+  test_support::RedirectPairs pairs;
+  if (!pairs.connect()) {
+    perror("loopback pairs");
+    exit(1);
+  }
+  const int c1 = pairs.a.c, p1 = pairs.a.p, c2 = pairs.b.c, p2 = pairs.b.p;
   std::thread forwarder;
   if (mode == "rw") {
     forwarder = std::thread(rw_proxy, p1, c2);

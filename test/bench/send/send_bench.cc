@@ -21,32 +21,24 @@
 #include <thread>
 #include <vector>
 
+#include "test/support/loopback.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void connected_pair(int* c, int* p) {
-  int l = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  listen(l, 1);
-  socklen_t len = sizeof a;
-  getsockname(l, reinterpret_cast<sockaddr*>(&a), &len);
-  *c = socket(AF_INET, SOCK_STREAM, 0);
-  connect(*c, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  *p = accept(l, nullptr, nullptr);
-  close(l);
+// A loopback pair without Nagle: every send goes out at once.
+bool nodelay(const test_support::LoopbackPair& pair) {
   int one = 1;
-  setsockopt(*c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  setsockopt(*p, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return setsockopt(pair.c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0 &&
+         setsockopt(pair.p, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
 }
 
 // Round trips per second of a 1-byte ping-pong.
 double ping_pong(int rounds) {
-  int c, p;
-  connected_pair(&c, &p);
+  test_support::LoopbackPair pair;
+  if (!pair.connect() || !nodelay(pair)) return 0;
+  const int c = pair.c, p = pair.p;
   std::thread echo([p, rounds] {
     char b;
     for (int i = 0; i < rounds; ++i) {
@@ -62,15 +54,14 @@ double ping_pong(int rounds) {
   }
   double s = std::chrono::duration<double>(Clock::now() - t0).count();
   echo.join();
-  close(c);
-  close(p);
   return rounds / s;
 }
 
 // MiB per second of 64 KiB sends read by another thread.
 double stream(size_t total) {
-  int c, p;
-  connected_pair(&c, &p);
+  test_support::LoopbackPair pair;
+  if (!pair.connect() || !nodelay(pair)) return 0;
+  const int c = pair.c, p = pair.p;
   std::thread reader([p, total] {
     std::vector<char> buf(65536);
     size_t got = 0;
@@ -89,8 +80,6 @@ double stream(size_t total) {
   }
   reader.join();
   double s = std::chrono::duration<double>(Clock::now() - t0).count();
-  close(c);
-  close(p);
   return total / s / (1 << 20);
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "recv_rows.h"
+#include "test/conformance/kernel_side.h"
 
 struct bpf_object;
 
@@ -12,14 +13,12 @@ namespace recv_conf {
 
 class KernelSide {
  public:
-  enum class Open { ok, refused, failed };
   KernelSide() = default;
   KernelSide(const KernelSide&) = delete;
   KernelSide& operator=(const KernelSide&) = delete;
   ~KernelSide();
-  // refused: bpf() itself is (no privilege): the suite skips. failed: the
-  // object does not load (a broken row, not a skip). *why says which.
-  Open open(const char* object_path, std::string* why);
+  // See open_bpf_object: refused skips the suite, failed fails it.
+  conformance::KernelOpen open(const char* object_path, std::string* why);
   Outcome run(const Row& row);
 
  private:

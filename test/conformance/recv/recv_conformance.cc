@@ -3,7 +3,8 @@
 // under the shim; every reader must get the same bytes and the same end, and
 // every probe (a recv or SO_ERROR at a set moment) the same result.
 // Usage: recv_conformance recv_progs.bpf.o [--kernel-only] [name filter]
-// Exit 0 all passed, 1 a row failed, 77 bpf() refused (skip).
+// Exit 0 all passed, 1 a row failed or the programs did not load, 77 bpf()
+// refused (skip).
 #include <unistd.h>
 
 #include <atomic>
@@ -317,16 +318,8 @@ int main(int argc, char** argv) {
   }
   KernelSide kernel;
   std::string why;
-  switch (kernel.open(argv[1], &why)) {
-    case KernelSide::Open::ok:
-      break;
-    case KernelSide::Open::refused:
-      printf("SKIP: %s (the kernel side needs bpf() as root)\n", why.c_str());
-      return 77;
-    case KernelSide::Open::failed:
-      printf("FAIL: %s\n", why.c_str());
-      return 1;
-  }
+  const conformance::KernelOpen opened = kernel.open(argv[1], &why);
+  if (opened != conformance::KernelOpen::ok) return conformance::exit_without_kernel(opened, why);
   std::thread(watchdog).detach();
 
   int pass = 0, fail = 0;

@@ -5,7 +5,6 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "recv_backends.h"
 
@@ -36,26 +35,16 @@ KernelSide::~KernelSide() {
   bpf_object__close(obj_);  // its maps and programs go with it
 }
 
-KernelSide::Open KernelSide::open(const char* object_path, std::string* why) {
-  // bpf() itself refused (no CAP_BPF / CAP_NET_ADMIN): the caller skips.
-  int probe = bpf_map_create(BPF_MAP_TYPE_SOCKMAP, nullptr, 4, 4, 1, nullptr);
-  if (probe < 0) {
-    *why = std::string("bpf(BPF_MAP_CREATE, SOCKMAP) refused: ") + strerror(errno);
-    return Open::refused;
-  }
-  close(probe);
-  obj_ = bpf_object__open_file(object_path, nullptr);
-  if (!obj_ || bpf_object__load(obj_)) {
-    *why = std::string("recv_progs.bpf.o did not load: ") + strerror(errno);
-    return Open::failed;
-  }
+conformance::KernelOpen KernelSide::open(const char* object_path, std::string* why) {
+  const conformance::KernelOpen status = conformance::open_bpf_object(object_path, &obj_, why);
+  if (status != conformance::KernelOpen::ok) return status;
   rx_ = bpf_object__find_map_fd_by_name(obj_, "rx");
   redir_ = bpf_object__find_map_fd_by_name(obj_, "redir");
   conf_ = bpf_object__find_map_fd_by_name(obj_, "conf");
   parser_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, "parser"));
   stream_verdict_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, "stream_verdict"));
   skb_verdict_ = bpf_program__fd(bpf_object__find_program_by_name(obj_, "skb_verdict"));
-  return Open::ok;
+  return conformance::KernelOpen::ok;
 }
 
 bool KernelSide::attach(const Progs& p) {

@@ -13,8 +13,8 @@
 #include <chrono>
 #include <thread>
 
-#include "../loopback.h"
 #include "recv_rows.h"
+#include "test/support/redirect.h"
 
 namespace recv_conf {
 namespace {
@@ -31,12 +31,11 @@ constexpr auto kQuietLimit = std::chrono::seconds(10);  // traffic that never se
 constexpr auto kEndLimit = std::chrono::seconds(2);     // EOF after shutdown
 constexpr auto kProbeLimit = std::chrono::seconds(2);   // a waiting probe
 
-// A loopback pair whose blocked writes fail instead of hanging the suite.
-void connect_pair(int l, int* c, int* p) {
-  conformance::loopback_pair(l, c, p);
+// Blocked writes on the pair's ends fail instead of hanging the suite.
+void send_timeout(const test_support::LoopbackPair& pair) {
   timeval t{3, 0};
-  setsockopt(*c, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
-  setsockopt(*p, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
+  setsockopt(pair.c, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
+  setsockopt(pair.p, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
 }
 
 std::string errno_name(int e) {
@@ -136,11 +135,11 @@ int redirect_target(const Row& row, int c2, int p2) {
 
 Outcome run_traffic(const Row& row, const Insert& insert) {
   Outcome o;
-  int l = conformance::loopback_listener();
-  int c1, p1, c2, p2;
-  connect_pair(l, &c1, &p1);
-  connect_pair(l, &c2, &p2);
-  close(l);
+  test_support::RedirectPairs pairs;
+  pairs.connect();  // a failed step leaves -1: the row's traffic fails with it
+  send_timeout(pairs.a);
+  send_timeout(pairs.b);
+  const int c1 = pairs.a.c, p1 = pairs.a.p, c2 = pairs.b.c, p2 = pairs.b.p;
   int one = 1;
   setsockopt(c1, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // one segment per write
   const int target = redirect_target(row, c2, p2);
@@ -205,7 +204,6 @@ Outcome run_traffic(const Row& row, const Insert& insert) {
   end({c1, p1}, {&d1, &d3});
   stop = true;
   for (std::thread* t : {&t1, &t2, &t3, &t4}) t->join();
-  for (int fd : {c1, p1, c2, p2}) close(fd);
   return o;
 }
 

@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/log.h"
+#include "core/sock/log.h"
 
 namespace {
 

@@ -1,8 +1,10 @@
 // SockMap, SockHash, SkStorage and Psock: the kernel's semantics of
 // KERNEL-SEMANTICS.md §2, as a user of the maps sees them.
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/tcp.h>
 
 #include <catch2/catch.hpp>
 
@@ -11,6 +13,7 @@
 #include "core/sock/registry.h"
 #include "core/sock/socket.h"
 #include "shim/sockshim.h"
+#include "test/support/wait.h"
 #include "test/unit/maps/maps_test_util.h"
 
 using namespace maps_test;
@@ -32,7 +35,7 @@ TEST_CASE("sockmap update, lookup and delete errors in the kernel's order", "[so
   auto t = make_table({sockmap_spec("m", 4)});
   REQUIRE(t);
   BpfMap& m = *t->find("m");
-  Pair p;
+  UnixPair p;
   int notsock = open("/dev/null", O_RDONLY);
 
   CHECK(update(m, 0, p.a) == 0);
@@ -63,7 +66,7 @@ TEST_CASE("sockmap update, lookup and delete errors in the kernel's order", "[so
 TEST_CASE("sockmap value_size 4: fds as u32, lookup gives ENOSPC", "[sockmap]") {
   auto t = make_table({sockmap_spec("m", 2, 4)});
   BpfMap& m = *t->find("m");
-  Pair p;
+  UnixPair p;
   CHECK(update32(m, 0, UINT32_MAX) == -EINVAL);
   CHECK(update32(m, 0, p.a) == 0);
   uint64_t c;
@@ -88,7 +91,7 @@ TEST_CASE("sockmap get_next_key walks indices, sockhash walks entries", "[sockma
   CHECK(next == 0);
 
   CHECK(sockshim::map_get_next_key(h, nullptr, &next) == -ENOENT);
-  Pair p;
+  UnixPair p;
   for (uint32_t k : {10u, 20u, 30u}) CHECK(update(h, k, p.a) == 0);
   std::vector<uint32_t> seen;
   const uint32_t* prev = nullptr;
@@ -106,7 +109,7 @@ TEST_CASE("sockmap get_next_key walks indices, sockhash walks entries", "[sockma
 TEST_CASE("sockhash: full map E2BIG unless replacing, delete ENOENT", "[sockhash]") {
   auto t = make_table({sockhash_spec("h", 2)});
   BpfMap& h = *t->find("h");
-  Pair p;
+  UnixPair p;
   CHECK(update(h, 1, p.a) == 0);
   CHECK(update(h, 2, p.b) == 0);
   CHECK(update(h, 3, p.a) == -E2BIG);
@@ -142,7 +145,7 @@ TEST_CASE("one psock per socket, shared by every map and key", "[psock]") {
   auto t = make_table({sockmap_spec("a", 4), sockhash_spec("b", 4)});
   BpfMap& a = *t->find("a");
   BpfMap& b = *t->find("b");
-  Pair p;
+  UnixPair p;
   uint64_t before = sockshim::psock_count();
   CHECK(psock_of(p.a) == nullptr);
   REQUIRE(update(a, 0, p.a) == 0);
@@ -168,7 +171,7 @@ TEST_CASE("one psock per socket, shared by every map and key", "[psock]") {
 TEST_CASE("dropping the psock discards its queued and corked bytes", "[psock]") {
   auto t = make_table({sockmap_spec("a", 2)});
   BpfMap& a = *t->find("a");
-  Pair p;
+  UnixPair p;
   REQUIRE(update(a, 0, p.a) == 0);
   {
     sockshim::SocketRef s = sockshim::registry::get(p.a);
@@ -195,7 +198,7 @@ TEST_CASE("dropping the psock discards its queued and corked bytes", "[psock]") 
 TEST_CASE("a temporary psock reference delays the drop", "[psock]") {
   auto t = make_table({sockmap_spec("a", 2)});
   BpfMap& a = *t->find("a");
-  Pair p;
+  UnixPair p;
   REQUIRE(update(a, 0, p.a) == 0);
   sockshim::SocketRef s = sockshim::registry::get(p.a);
   sockshim::PsockRef ps = sockshim::psock_get(s.get());
@@ -208,7 +211,7 @@ TEST_CASE("a temporary psock reference delays the drop", "[psock]") {
 TEST_CASE("programs are copied at insertion only", "[psock][progs]") {
   auto t = make_table({sockmap_spec("a", 4)});
   auto& a = *t->find_sock_map("a");
-  Pair p;
+  UnixPair p;
   REQUIRE(update(a, 0, p.a) == 0);
   CHECK(a.prog_attach(prog(1), AttachType::sk_msg_verdict) == 0);
   CHECK(psock_of(p.a)->progs.msg_parser.load() == nullptr);  // later attach does not reach it
@@ -230,7 +233,7 @@ TEST_CASE("conflicting roles give EBUSY; the msg program stays while in any map"
   BpfMap& plain = *t->find("plain");
   BpfMap& sv = *t->find("sv");
   BpfMap& skbv = *t->find("skbv");
-  Pair p;
+  UnixPair p;
   REQUIRE(update(msg, 0, p.a) == 0);
   CHECK(update(msg, 1, p.a) == -EBUSY);  // same program, second key
   CHECK(update(plain, 0, p.a) == 0);
@@ -276,9 +279,10 @@ TEST_CASE("which sockets may enter, from the real socket state", "[state]") {
   REQUIRE(listen(tcp, 1) == 0);
   CHECK(update(m, 0, tcp) == 0);  // listening
   close(tcp);
-  TcpPair tp;
-  CHECK(update(m, 1, tp.client) == 0);
-  CHECK(update(m, 2, tp.server) == 0);
+  LoopbackPair tp;
+  REQUIRE(tp.connect());
+  CHECK(update(m, 1, tp.c) == 0);
+  CHECK(update(m, 2, tp.p) == 0);
 
   int udp = socket(AF_INET6, SOCK_DGRAM, 0);
   CHECK(update(m, 3, udp) == -EOPNOTSUPP);  // unbound
@@ -295,7 +299,7 @@ TEST_CASE("which sockets may enter, from the real socket state", "[state]") {
   int ud = socket(AF_UNIX, SOCK_DGRAM, 0);
   CHECK(update(m, 4, ud) == 0);
   close(ud);
-  Pair seq(SOCK_SEQPACKET);
+  UnixPair seq(SOCK_SEQPACKET);
   CHECK(update(m, 5, seq.a) == -EOPNOTSUPP);
   int raw = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
   if (raw >= 0) {
@@ -338,19 +342,26 @@ TEST_CASE("close of the last fd removes from every map; a dup keeps it in", "[cl
 TEST_CASE("TCP stays in its maps through shutdown and the peer's close", "[close]") {
   auto t = make_table({sockmap_spec("a", 4)});
   BpfMap& a = *t->find("a");
-  TcpPair tp;
-  REQUIRE(update(a, 0, tp.client) == 0);
-  uint64_t cookie = sockshim::socket_cookie(tp.client);
-  shutdown(tp.client, SHUT_RDWR);
-  close(tp.server);
-  tp.server = -1;
-  usleep(20000);
+  LoopbackPair tp;
+  REQUIRE(tp.connect());
+  REQUIRE(update(a, 0, tp.c) == 0);
+  uint64_t cookie = sockshim::socket_cookie(tp.c);
+  shutdown(tp.c, SHUT_RDWR);
+  close(tp.p);
+  tp.p = -1;
+  // The peer's FIN came in: the client's side of the connection is closed.
+  REQUIRE(test_support::eventually([&] {
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    return getsockopt(tp.c, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+           (ti.tcpi_state == TCP_TIME_WAIT || ti.tcpi_state == TCP_CLOSE);
+  }));
   CHECK(lookup_cookie(a, 0) == cookie);
 }
 
 TEST_CASE("freeing a map lets go of its sockets", "[close]") {
   uint64_t before = sockshim::psock_count();
-  Pair p;
+  UnixPair p;
   {
     auto t = make_table({sockmap_spec("a", 4), sockhash_spec("b", 4)});
     REQUIRE(update(*t->find("a"), 0, p.a) == 0);
@@ -364,7 +375,7 @@ TEST_CASE("freeing a map lets go of its sockets", "[close]") {
 TEST_CASE("sk_storage: per-socket values and the syscall errors", "[sk_storage]") {
   auto t = make_table({sk_storage_spec("s", 8)});
   BpfMap& s = *t->find("s");
-  Pair p;
+  UnixPair p;
   int notsock = open("/dev/null", O_RDONLY);
   uint64_t v = 42, out = 0;
   int bad = INT_MAX, neg = -1;
@@ -394,7 +405,7 @@ TEST_CASE("sk_storage: per-socket values and the syscall errors", "[sk_storage]"
 }
 
 TEST_CASE("sk_storage values go with the socket or the map", "[sk_storage]") {
-  Pair p;
+  UnixPair p;
   uint64_t v = 7;
   {
     auto t = make_table({sk_storage_spec("s", 8), sk_storage_spec("s2", 8)});
@@ -417,7 +428,7 @@ TEST_CASE("sk_storage values go with the socket or the map", "[sk_storage]") {
 TEST_CASE("maps by name through the installed table", "[table]") {
   auto t = make_table({sockmap_spec("m", 2)});
   sockshim::install_maps(std::shared_ptr<MapTable>(std::move(t)));
-  Pair p;
+  UnixPair p;
   uint32_t key = 0;
   uint64_t fd = static_cast<uint64_t>(p.a), cookie = 0;
   CHECK(sockshim::map_update_elem("m", &key, &fd, BPF_ANY) == 0);
@@ -433,7 +444,7 @@ TEST_CASE("maps by name through the installed table", "[table]") {
 TEST_CASE("the C API: by map name, negative errno like libbpf", "[capi]") {
   sockshim::install_maps(std::shared_ptr<MapTable>(make_table(
       {sockmap_spec("sock_map", 2), sockhash_spec("by_port", 4), sk_storage_spec("st")})));
-  Pair p;
+  UnixPair p;
   uint32_t key = 0, port = 8080;
   uint64_t fd = static_cast<uint64_t>(p.a), cookie = 0;
   CHECK(sockshim_map_update_elem("sock_map", &key, &fd, BPF_ANY) == 0);
@@ -460,14 +471,18 @@ TEST_CASE("sk_storage: accept copies only BPF_F_CLONE values", "[sk_storage]") {
   MapSpec clone = sk_storage_spec("clone", 8);
   clone.flags |= sockshim::policy::BPF_F_CLONE;
   auto t = make_table({clone, sk_storage_spec("plain", 8)});
-  TcpPair tp;
+  const int l = test_support::loopback_listener();
+  REQUIRE(l >= 0);
+  LoopbackPair tp;
+  REQUIRE(tp.connect(l));
   uint64_t v = 77, out = 0;
-  REQUIRE(sockshim::map_update_elem(*t->find("clone"), &tp.listener, &v, BPF_ANY) == 0);
-  REQUIRE(sockshim::map_update_elem(*t->find("plain"), &tp.listener, &v, BPF_ANY) == 0);
-  sockshim::SocketRef listener = sockshim::registry::get(tp.listener);
-  sockshim::SocketRef child = sockshim::registry::get(tp.server);
+  REQUIRE(sockshim::map_update_elem(*t->find("clone"), &l, &v, BPF_ANY) == 0);
+  REQUIRE(sockshim::map_update_elem(*t->find("plain"), &l, &v, BPF_ANY) == 0);
+  sockshim::SocketRef listener = sockshim::registry::get(l);
+  sockshim::SocketRef child = sockshim::registry::get(tp.p);
   sockshim::sk_storage_clone(listener.get(), child.get());
-  CHECK(sockshim::map_lookup_elem(*t->find("clone"), &tp.server, &out) == 0);
+  CHECK(sockshim::map_lookup_elem(*t->find("clone"), &tp.p, &out) == 0);
   CHECK(out == 77);
-  CHECK(sockshim::map_lookup_elem(*t->find("plain"), &tp.server, &out) == -ENOENT);
+  CHECK(sockshim::map_lookup_elem(*t->find("plain"), &tp.p, &out) == -ENOENT);
+  close(l);
 }

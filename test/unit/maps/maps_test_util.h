@@ -1,10 +1,8 @@
-// Sockets and maps for the map unit tests. The test binaries hold the shim's
-// hook objects, so socket(), dup() and close() here go through the registry as
-// in a preloaded program.
+// Maps for the map unit tests (socket pairs come from test/support). The test binaries hold the
+// shim's hook objects, so socket(), dup() and close() here go through the registry as in a
+// preloaded program.
 #pragma once
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_map_base.h"
 #include "policy/spec.h"
+#include "test/support/loopback.h"
 
 namespace maps_test {
 
@@ -26,6 +25,8 @@ using sockshim::BpfMap;
 using sockshim::MapTable;
 using sockshim::policy::MapSpec;
 using sockshim::policy::MapType;
+using test_support::LoopbackPair;
+using test_support::UnixPair;
 
 inline MapSpec sockmap_spec(std::string name, uint32_t max, uint32_t value_size = 8) {
   MapSpec s;
@@ -85,55 +86,5 @@ inline uint64_t lookup_cookie(BpfMap& m, uint32_t key) {
 inline int del(BpfMap& m, uint32_t key) {
   return sockshim::map_delete_elem(m, &key);
 }
-
-struct Pair {
-  int a = -1, b = -1;
-  explicit Pair(int type = SOCK_STREAM) {
-    int sv[2];
-    if (socketpair(AF_UNIX, type, 0, sv) == 0) {
-      a = sv[0];
-      b = sv[1];
-    }
-  }
-  ~Pair() {
-    if (a >= 0) close(a);
-    if (b >= 0) close(b);
-  }
-  Pair(const Pair&) = delete;
-  Pair& operator=(const Pair&) = delete;
-};
-
-// A connected TCP pair on 127.0.0.1 plus its listener.
-struct TcpPair {
-  int listener = -1, client = -1, server = -1;
-  explicit TcpPair(int family = AF_INET) {
-    listener = socket(family, SOCK_STREAM, 0);
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (family == AF_INET) {
-      auto& a = reinterpret_cast<sockaddr_in&>(ss);
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      len = sizeof a;
-    } else {
-      auto& a = reinterpret_cast<sockaddr_in6&>(ss);
-      a.sin6_family = AF_INET6;
-      a.sin6_addr = in6addr_loopback;
-      len = sizeof a;
-    }
-    auto* sa = reinterpret_cast<sockaddr*>(&ss);
-    if (bind(listener, sa, len) != 0 || listen(listener, 8) != 0) return;
-    getsockname(listener, sa, &len);
-    client = socket(family, SOCK_STREAM, 0);
-    if (connect(client, sa, len) != 0) return;
-    server = accept(listener, nullptr, nullptr);
-  }
-  ~TcpPair() {
-    for (int fd : {listener, client, server})
-      if (fd >= 0) close(fd);
-  }
-  TcpPair(const TcpPair&) = delete;
-  TcpPair& operator=(const TcpPair&) = delete;
-};
 
 }  // namespace maps_test

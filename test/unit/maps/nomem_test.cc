@@ -73,7 +73,7 @@ TEST_CASE("an insertion short of memory fails with ENOMEM and changes nothing", 
     BpfMap& m = *t->find(name);
     INFO("map " << name);
     SECTION(std::string("a socket without a psock, into ") + name) {
-      Pair p;
+      UnixPair p;
       // The psock, its side state and the link are each allocated.
       CHECK(insert_failing_each_allocation(m, p.a) >= 1);
       sockshim::Psock* ps = psock_of(p.a);
@@ -84,7 +84,7 @@ TEST_CASE("an insertion short of memory fails with ENOMEM and changes nothing", 
       CHECK(psock_of(p.a) == nullptr);
     }
     SECTION(std::string("a socket already in another map, into ") + name) {
-      Pair p;
+      UnixPair p;
       BpfMap& other = *t->find("other");
       REQUIRE(update(other, 1, p.a) == 0);
       CHECK(insert_failing_each_allocation(m, p.a) >= 1);
@@ -101,7 +101,7 @@ TEST_CASE("an insertion short of memory fails with ENOMEM and changes nothing", 
 TEST_CASE("queueing bytes short of memory queues nothing", "[nomem]") {
   auto t = make_table({sockmap_spec("m", 2)});
   BpfMap& m = *t->find("m");
-  Pair p;
+  UnixPair p;
   REQUIRE(update(m, 0, p.a) == 0);
   sockshim::SocketRef s = sockshim::registry::get(p.a);
   sockshim::PsockRef ps = sockshim::psock_get(s.get());

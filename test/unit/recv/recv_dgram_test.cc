@@ -159,8 +159,8 @@ TEST_CASE(
     "[recv][dgram]") {
   load(msg_policy(
       R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   int sv[2];
   REQUIRE(::socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0);
   int small = 2304;  // the kernel doubles it: the queue holds 4608 bytes

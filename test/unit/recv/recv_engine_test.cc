@@ -9,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "test/support/wait.h"
 #include "test/unit/recv/recv_test_util.h"
 
 using namespace recv_test;
@@ -24,8 +25,8 @@ const char* kCountPass =
 
 TEST_CASE("Stream parser: fixed frames are cut, the tail waits for the rest", "[recv][strp]") {
   load(skb_policy(R"({"fixed": 4})", kCountPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "aaaabbbbcc");
   CHECK(read_some(a.p, 8) == "aaaabbbb");
@@ -44,8 +45,8 @@ TEST_CASE("Stream parser: fixed frames are cut, the tail waits for the rest", "[
 
 TEST_CASE("Stream parser: whole frames take what one read gives", "[recv][strp]") {
   load(skb_policy(R"("whole")", kCountPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "hello");
   CHECK(read_some(a.p, 5) == "hello");
@@ -55,8 +56,8 @@ TEST_CASE("Stream parser: whole frames take what one read gives", "[recv][strp]"
 
 TEST_CASE("Stream parser: delimiter frames end after the delimiter", "[recv][strp]") {
   load(skb_policy(R"({"delimiter": "\n", "max": 64})", kCountPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "one\ntwo\nthr");
   CHECK(read_some(a.p, 8) == "one\ntwo\n");
@@ -73,8 +74,8 @@ TEST_CASE("Stream parser: length_prefix frames, one dropped by its content", "[r
   load(skb_policy(
       R"({"length_prefix": {"offset": 0, "size": 2, "endian": "big", "adjust": 2}, "max": 1024})",
       R"([{"if": {"data": {"at": 2, "u8": 88}}, "do": ["drop"]}, {"do": ["pass"]}])"));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   std::string frames = std::string("\0\3abc", 5) + std::string("\0\2XY", 4) +
                        std::string("\0\4defg", 6) + std::string("\0\5h", 3);
@@ -92,8 +93,8 @@ TEST_CASE("Stream parser: length_prefix frames, one dropped by its content", "[r
 TEST_CASE("Stream parser: a frame over max stops the parser: EAGAIN, SO_ERROR, POLLERR",
           "[recv][strp]") {
   load(skb_policy(R"({"delimiter": "\n", "max": 8})", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "ok\n0123456789");
   CHECK(read_some(a.p, 3) == "ok\n");
@@ -120,8 +121,8 @@ TEST_CASE("Stream parser: a frame over max stops the parser: EAGAIN, SO_ERROR, P
 
 TEST_CASE("Stream parser: a length prefix shorter than its header is EBADMSG", "[recv][strp]") {
   load(skb_policy(R"({"length_prefix": {"offset": 0, "size": 1}})", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, std::string("\0abc", 4));
   int err = 0;
@@ -133,8 +134,8 @@ TEST_CASE("Stream parser: a length prefix shorter than its header is EBADMSG", "
 
 TEST_CASE("Verdict alone: PASS, and bytes that predate insertion go through it", "[recv]") {
   load(skb_policy("", kCountPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   send_before_insert(a, "early");
   insert("rx", 0, a.p);
   // Without a parser the first read runs the verdict on them within the call.
@@ -150,12 +151,11 @@ TEST_CASE("Verdict alone: PASS, and bytes that predate insertion go through it",
 TEST_CASE("Bytes that predate insertion wait for the redirect target a later insert adds",
           "[recv]") {
   load(skb_policy("", kEgressTo0));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
   send_before_insert(a, "early");
-  insert("rx", 0, a.p);
-  insert("redir", 0, b.p);
+  REQUIRE(pairs.insert("rx", End::p, End::p) == 0);
   send_all(a.c, "late");
   CHECK(read_some(b.c, 9) == "earlylate");
 }
@@ -163,8 +163,8 @@ TEST_CASE("Bytes that predate insertion wait for the redirect target a later ins
 TEST_CASE("Stream parser: bytes that predate insertion pass before the first read returns",
           "[recv][strp]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   send_before_insert(a, "early");
   insert("rx", 0, a.p);
   // No EAGAIN first (the kernel's late-insertion quirk, not reproduced): a
@@ -178,8 +178,8 @@ TEST_CASE("Stream parser: a readiness query runs the engine on bytes that predat
           "[recv][strp]") {
   load(skb_policy(R"({"length_prefix": {"offset": 0, "size": 4, "endian": "big", "adjust": 4}})",
                   kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   const std::string one = std::string("\0\0\0\x03one", 7);
   send_before_insert(a, one + std::string("\0\0\0\x05tw", 6));
   insert("rx", 0, a.p);
@@ -192,13 +192,14 @@ TEST_CASE("Stream parser: a readiness query runs the engine on bytes that predat
   CHECK(std::string(buf, 7) == one);
   // The partial frame is not readable: a blocking read waits for the rest.
   CHECK(::poll(&pf, 1, 0) == 0);
-  bool sent = false;  // no Catch2 assertion from another thread
+  bool blocked = false, sent = false;  // no Catch2 assertion from another thread
   std::thread rest([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    blocked = test_support::wait_blocked();
     sent = write_all(a.c, "o!!");
   });
   CHECK(::recv(a.p, buf, sizeof buf, 0) == 9);
   rest.join();
+  CHECK(blocked);
   CHECK(sent);
   CHECK(std::string(buf, 9) == std::string("\0\0\0\x05two!!", 9));
 }
@@ -206,8 +207,8 @@ TEST_CASE("Stream parser: a readiness query runs the engine on bytes that predat
 TEST_CASE("Stream parser: bytes that predate insertion and are dropped never make it readable",
           "[recv][strp]") {
   load(skb_policy(R"("whole")", R"([{"do": ["drop"]}])"));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   send_before_insert(a, "early");
   insert("rx", 0, a.p);
   pollfd pf{a.p, POLLIN, 0};
@@ -220,8 +221,8 @@ TEST_CASE("Stream parser: bytes that predate insertion and are dropped never mak
 
 TEST_CASE("Verdict alone: DROP takes bytes that predate insertion too", "[recv]") {
   load(skb_policy("", R"([{"do": ["drop"]}])"));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   send_before_insert(a, "early");
   insert("rx", 0, a.p);
   // They wait for the first read (tcp_data_ready), which runs the verdict.
@@ -238,11 +239,10 @@ TEST_CASE("Verdict alone: DROP takes bytes that predate insertion too", "[recv]"
 
 TEST_CASE("Redirect ingress: bytes land in the target's queue", "[recv][redirect]") {
   load(skb_policy(R"("whole")", kIngressTo0));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("rx", 0, a.p);
-  insert("redir", 0, b.c);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("rx", End::p, End::c) == 0);
   send_all(a.c, "to b");
   CHECK(read_some(b.c, 4) == "to b");
   CHECK(quiet(a.p));
@@ -254,11 +254,10 @@ TEST_CASE("Redirect ingress: bytes land in the target's queue", "[recv][redirect
 TEST_CASE("Redirect egress: bytes leave through the target without the program sending",
           "[recv][redirect]") {
   load(skb_policy(R"("whole")", kEgressTo0));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("rx", 0, a.p);
-  insert("redir", 0, b.p);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("rx", End::p, End::p) == 0);
   send_all(a.c, "out of b.p");
   CHECK(read_some(b.c, 10) == "out of b.p");
   // The reader may have the bytes before the engine counts its send.
@@ -267,8 +266,8 @@ TEST_CASE("Redirect egress: bytes leave through the target without the program s
 
 TEST_CASE("Redirect to an empty key drops", "[recv][redirect]") {
   load(skb_policy(R"("whole")", R"([{"do": [{"redirect": {"map": "redir", "key": 5}}]}])"));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "gone");
   REQUIRE(eventually([&] { return rx_counts(a.p).dropped == 4; }));
@@ -278,16 +277,15 @@ TEST_CASE("Redirect to an empty key drops", "[recv][redirect]") {
 TEST_CASE("Backpressure: 8 MB through an egress redirect into a slow small reader",
           "[recv][backpressure]") {
   load(skb_policy(R"("whole")", kEgressTo0));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
   // Small, yet above loopback's 64 KiB MSS, or TCP itself stalls on the window.
   int small = 131072;
   REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
   small = 65536;
   REQUIRE(setsockopt(b.p, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
-  insert("rx", 0, a.p);
-  insert("redir", 0, b.p);
+  REQUIRE(pairs.insert("rx", End::p, End::p) == 0);
   const std::string data = pattern(8 << 20);
   bool written = false;
   std::thread writer([&] { written = write_all(a.c, data); });
@@ -316,13 +314,12 @@ TEST_CASE("Backpressure: 8 MB through an egress redirect into a slow small reade
 TEST_CASE("Backpressure: 8 MB through an ingress redirect into a small queue read slowly",
           "[recv][backpressure]") {
   load(skb_policy(R"({"fixed": 1000})", kIngressTo0));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
   int small = 8192;
   REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
-  insert("rx", 0, a.p);
-  insert("redir", 0, b.c);
+  REQUIRE(pairs.insert("rx", End::p, End::c) == 0);
   const std::string data = pattern(8'000'000);
   bool written = false;
   std::thread writer([&] { written = write_all(a.c, data); });
@@ -353,11 +350,10 @@ TEST_CASE("Backpressure: 8 MB through an ingress redirect into a small queue rea
 
 TEST_CASE("EOF reaches the source's reader only after its redirected bytes left", "[recv][eof]") {
   load(skb_policy(R"("whole")", kEgressTo0));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("rx", 0, a.p);
-  insert("redir", 0, b.p);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("rx", End::p, End::p) == 0);
   const std::string data = pattern(2 << 20);
   std::string got;
   std::thread reader([&] {
@@ -386,8 +382,8 @@ TEST_CASE("EOF reaches the source's reader only after its redirected bytes left"
 
 TEST_CASE("EOF comes after the source's own queued bytes", "[recv][eof]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "last words");
   ::shutdown(a.c, SHUT_WR);

@@ -10,11 +10,15 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <thread>
 
+#include "core/sock/blocked_waits.h"
+#include "test/support/wait.h"
 #include "test/unit/recv/recv_test_util.h"
 
 using namespace recv_test;
+using test_support::wait_blocked;
 
 namespace {
 
@@ -28,18 +32,28 @@ void catch_usr1() {
   REQUIRE(sigaction(SIGUSR1, &sa, nullptr) == 0);
 }
 
+// FIONREAD, or -1 when it fails (usable inside eventually()).
 int fionread(int fd) {
   int n = -1;
-  REQUIRE(ioctl(fd, FIONREAD, &n) == 0);
-  return n;
+  return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+// Sends SIGUSR1 to tid until returned() holds (up to 2 s): a signal taken just
+// before the thread enters its wait leaves it blocked, and the next ends it.
+bool interrupt(pthread_t tid, const std::function<bool()>& returned) {
+  for (int i = 0; i < 20; ++i) {
+    pthread_kill(tid, SIGUSR1);
+    if (eventually(returned, 100)) return true;
+  }
+  return false;
 }
 
 }  // namespace
 
 TEST_CASE("Reader: PEEK, FIONREAD, DONTWAIT and readv on an engine-read psock", "[recv][reader]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   char buf[16];
   errno = 0;
@@ -60,8 +74,8 @@ TEST_CASE("Reader: PEEK, FIONREAD, DONTWAIT and readv on an engine-read psock", 
 TEST_CASE("Reader: FIONREAD counts the queue, not bytes the engine has not passed",
           "[recv][reader]") {
   load(skb_policy(R"({"fixed": 8})", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "12345");  // a partial frame: held, not the reader's
   REQUIRE(eventually([&] { return rx_counts(a.p).held == 5; }));
@@ -72,47 +86,49 @@ TEST_CASE("Reader: FIONREAD counts the queue, not bytes the engine has not passe
 
 TEST_CASE("Reader: MSG_WAITALL waits across arrivals", "[recv][reader]") {
   load(skb_policy("", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
-  bool written = false;
-  std::thread later([&] {
-    written = write_all(a.c, "first");
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    written = written && write_all(a.c, "second");
-  });
   char buf[11];
-  CHECK(::recv(a.p, buf, sizeof buf, MSG_WAITALL) == 11);
+  std::atomic<ssize_t> r{-2};
+  std::thread reader([&] { r = ::recv(a.p, buf, sizeof buf, MSG_WAITALL); });
+  send_all(a.c, "first");
+  // The reader took "first" from the queue and waits for the rest. (CHECK:
+  // the reader must get "second" and return before the join either way.)
+  CHECK(eventually([&] {
+    return rx_counts(a.p).passed == 5 && fionread(a.p) == 0 && sockshim::blocked_waits() >= 1;
+  }));
+  CHECK(r == -2);
+  send_all(a.c, "second");
+  reader.join();
+  CHECK(r == 11);
   CHECK(std::string(buf, 11) == "firstsecond");
-  later.join();
-  CHECK(written);
 }
 
 TEST_CASE("Reader: MSG_WAITALL also for an sk_msg ingress target", "[recv][reader]") {
   load(msg_policy(
       R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
-  bool sent = false;
-  std::thread later([&] {
-    sent = ::send(a.c, "abc", 3, 0) == 3;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    sent = ::send(a.c, "def", 3, 0) == 3 && sent;
-  });
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   char buf[6];
-  CHECK(::recv(b.c, buf, sizeof buf, MSG_WAITALL) == 6);
+  std::atomic<ssize_t> r{-2};
+  std::thread reader([&] { r = ::recv(b.c, buf, sizeof buf, MSG_WAITALL); });
+  REQUIRE(::send(a.c, "abc", 3, 0) == 3);  // in b.c's queue when send returns
+  // The reader took "abc" from the queue and waits for the rest.
+  CHECK(eventually([&] { return fionread(b.c) == 0 && sockshim::blocked_waits() >= 1; }));
+  CHECK(r == -2);
+  REQUIRE(::send(a.c, "def", 3, 0) == 3);
+  reader.join();
+  CHECK(r == 6);
   CHECK(std::string(buf, 6) == "abcdef");
-  later.join();
-  CHECK(sent);
 }
 
 TEST_CASE("Reader: SO_RCVTIMEO ends a blocking read with EAGAIN", "[recv][reader]") {
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   timeval tv{0, 200000};
   REQUIRE(setsockopt(a.p, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
@@ -130,8 +146,8 @@ TEST_CASE("Reader: SO_RCVTIMEO ends a blocking read with EAGAIN", "[recv][reader
 
 TEST_CASE("Reader: a partial frame times out with ETIMEDOUT under SO_RCVTIMEO", "[recv][reader]") {
   load(skb_policy(R"({"fixed": 10})", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   timeval tv{0, 100000};
   REQUIRE(setsockopt(a.p, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
   insert("rx", 0, a.p);
@@ -145,8 +161,8 @@ TEST_CASE("Reader: a partial frame times out with ETIMEDOUT under SO_RCVTIMEO", 
 
 TEST_CASE("Reader: recvmmsg on an engine-read psock", "[recv][reader]") {
   load(skb_policy("", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   send_all(a.c, "abcdef");
   REQUIRE(eventually([&] { return fionread(a.p) == 6; }));
@@ -168,8 +184,8 @@ TEST_CASE("Reader: recvmmsg on an engine-read psock", "[recv][reader]") {
 TEST_CASE("Reader: a signal interrupts a blocked reader with EINTR", "[recv][reader][signal]") {
   catch_usr1();
   load(skb_policy(R"("whole")", kPass));
-  Pair a;
-  connect_pair(a);
+  LoopbackPair a;
+  REQUIRE(a.connect());
   insert("rx", 0, a.p);
   std::atomic<ssize_t> r{-2};
   std::atomic<int> err{0};
@@ -181,11 +197,12 @@ TEST_CASE("Reader: a signal interrupts a blocked reader with EINTR", "[recv][rea
     err = errno;
     r = n;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  CHECK(wait_blocked());
   CHECK(r == -2);
-  pthread_kill(tid.load(), SIGUSR1);
-  REQUIRE(eventually([&] { return r != -2; }, 2000));
+  const bool interrupted = interrupt(tid.load(), [&] { return r != -2; });
+  if (!interrupted) ::shutdown(a.c, SHUT_WR);  // EOF ends the read before the join
   reader.join();
+  REQUIRE(interrupted);
   CHECK(r == -1);
   CHECK(err == EINTR);
 }
@@ -194,13 +211,12 @@ TEST_CASE("Sender: a signal interrupts a sender blocked on a full queue", "[recv
   catch_usr1();
   load(msg_policy(
       R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
   int small = 4096;
   REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   const std::string data(1 << 20, 'x');
   std::atomic<ssize_t> r{-2};
   std::atomic<pthread_t> tid{};
@@ -209,11 +225,12 @@ TEST_CASE("Sender: a signal interrupts a sender blocked on a full queue", "[recv
     r = ::send(a.c, data.data(), data.size(), 0);
   });
   REQUIRE(eventually([&] { return fionread(b.c) > 0; }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(wait_blocked());
   CHECK(r == -2);  // blocked: the queue is full
-  pthread_kill(tid.load(), SIGUSR1);
-  REQUIRE(eventually([&] { return r != -2; }, 2000));
+  const bool interrupted = interrupt(tid.load(), [&] { return r != -2; });
+  if (!interrupted) read_some(b.c, data.size());  // room lets the send end before the join
   sender.join();
+  REQUIRE(interrupted);
   CHECK(r > 0);  // the bytes accepted so far
   CHECK(r < static_cast<ssize_t>(data.size()));
   CHECK(r == fionread(b.c));
@@ -222,13 +239,12 @@ TEST_CASE("Sender: a signal interrupts a sender blocked on a full queue", "[recv
 TEST_CASE("Sender: a blocked sender wakes when the reader frees room", "[recv][signal]") {
   load(msg_policy(
       R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
   int small = 4096;
   REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   const std::string data = pattern(256 << 10);
   std::atomic<ssize_t> r{-2};
   std::thread sender([&] { r = ::send(a.c, data.data(), data.size(), 0); });

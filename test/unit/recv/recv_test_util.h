@@ -1,23 +1,22 @@
 // Receive-path test helpers: policies with a stream parser and verdict (or a
 // verdict alone) on sockmap "rx", an empty sockmap "redir" for redirect
-// targets, the engine's counters of a socket, and waiting for a condition.
+// targets, the engine's counters of a socket.
 #pragma once
 
 #include <sys/ioctl.h>
 
-#include <chrono>
-#include <functional>
 #include <string>
-#include <thread>
 
 #include "core/psock/psock.h"
 #include "core/rx/sk_psock_rx.h"
 #include "core/sock/registry.h"
+#include "test/support/wait.h"
 #include "test/unit/send/send_test_util.h"
 
 namespace recv_test {
 
 using namespace send_test;
+using test_support::eventually;
 
 // frame: a stream parser's "frame" value (JSON), or "" for a verdict alone.
 // rules: the verdict's rules (JSON array).
@@ -48,16 +47,6 @@ inline const char* kPass = R"([{"do": ["pass"]}])";
 inline const char* kIngressTo0 =
     R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])";
 inline const char* kEgressTo0 = R"([{"do": [{"redirect": {"map": "redir", "key": 0}}]}])";
-
-// Waits up to ms for pred.
-inline bool eventually(const std::function<bool()>& pred, int ms = 3000) {
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
-}
 
 struct RxCounts {
   uint64_t in = 0, passed = 0, dropped = 0, redirected = 0, runs = 0, held = 0;
@@ -98,7 +87,7 @@ inline void send_all(int fd, const std::string& s) {
 
 // Sends bytes on pr.c and waits until pr.p's kernel queue holds them all: the
 // bytes that predate an insertion of pr.p.
-inline void send_before_insert(const Pair& pr, const std::string& bytes) {
+inline void send_before_insert(const LoopbackPair& pr, const std::string& bytes) {
   send_all(pr.c, bytes);
   REQUIRE(eventually([&] {
     int n = 0;

@@ -21,8 +21,8 @@ std::string rules_with(const std::string& actions, const std::string& verdict = 
 TEST_CASE("apply_bytes 1: a 10-byte send runs the program 10 times with sizes 10..1",
           "[send][apply]") {
   load(msg_policy(rules_with(R"({"apply_bytes": 1})")));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
   CHECK(read_some(pr.p, 10) == "0123456789");
@@ -32,8 +32,8 @@ TEST_CASE("apply_bytes 1: a 10-byte send runs the program 10 times with sizes 10
 
 TEST_CASE("apply_bytes 2: a 5-byte send runs the program 3 times", "[send][apply]") {
   load(msg_policy(rules_with(R"({"apply_bytes": 2})")));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   CHECK(::send(pr.c, "abcde", 5, 0) == 5);
   CHECK(read_some(pr.p, 5) == "abcde");
@@ -43,8 +43,8 @@ TEST_CASE("apply_bytes 2: a 5-byte send runs the program 3 times", "[send][apply
 
 TEST_CASE("apply_bytes 4 across three 3-byte sends: runs of size 3, 2, 1", "[send][apply]") {
   load(msg_policy(rules_with(R"({"apply_bytes": 4})")));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   for (int i = 0; i < 3; ++i) CHECK(::send(pr.c, "xyz", 3, 0) == 3);
   CHECK(read_some(pr.p, 9) == "xyzxyzxyz");
@@ -55,8 +55,8 @@ TEST_CASE("apply_bytes 4 across three 3-byte sends: runs of size 3, 2, 1", "[sen
 TEST_CASE("apply_bytes hides a drop in the count", "[send][apply][drop]") {
   SECTION("apply 3 + DROP on a 10-byte send returns 7, nothing sent") {
     load(msg_policy(R"([{"do": [{"apply_bytes": 3}, "drop"]}])"));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "0123456789", 10, 0) == 7);
     CHECK(quiet(pr.p, 300));
@@ -69,8 +69,8 @@ TEST_CASE("apply_bytes hides a drop in the count", "[send][apply][drop]") {
                                       "do": ["drop"]},
                                      {"do": [)") +
                     kCount + R"(, {"apply_bytes": 4}, "pass"]}])"));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "0123456789", 10, 0) == 6);
     CHECK(read_some(pr.p, 10, 600) == "0123");
@@ -79,8 +79,8 @@ TEST_CASE("apply_bytes hides a drop in the count", "[send][apply][drop]") {
 
 TEST_CASE("cork_bytes 10: 3 + 4 + 3 bytes arrive together after the third send", "[send][cork]") {
   load(msg_policy(rules_with(R"({"cork_bytes": 10})")));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   CHECK(::send(pr.c, "abc", 3, 0) == 3);
   CHECK(quiet(pr.p));
@@ -98,8 +98,8 @@ TEST_CASE("corked bytes are freed, never sent, when the socket closes or leaves 
           "[send][cork]") {
   load(msg_policy(rules_with(R"({"cork_bytes": 10})")));
   SECTION("close") {
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "abc", 3, 0) == 3);
     ::close(pr.c);
@@ -108,8 +108,8 @@ TEST_CASE("corked bytes are freed, never sent, when the socket closes or leaves 
     CHECK(::recv(pr.p, buf, sizeof buf, 0) == 0);  // EOF, nothing before it
   }
   SECTION("removal and re-insertion") {
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "abc", 3, 0) == 3);
     remove("tx", 0);
@@ -122,8 +122,8 @@ TEST_CASE("corked bytes are freed, never sent, when the socket closes or leaves 
 TEST_CASE("closing a socket frees the corked message its psock holds, counted as dropped",
           "[send][cork]") {
   load(msg_policy(rules_with(R"({"cork_bytes": 10})")));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   CHECK(::send(pr.c, "abc", 3, 0) == 3);
   // A reference on the psock outlives the socket (as a redirect's would).
@@ -147,40 +147,40 @@ TEST_CASE("closing a socket frees the corked message its psock holds, counted as
 TEST_CASE("push_data, pop_data: send() returns what the application wrote", "[send][push][pop]") {
   SECTION("push (0, 3) inserts 3 bytes first") {
     load(msg_policy(rules_with(R"({"push_data": {"start": 0, "bytes": "XYZ"}})")));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
     CHECK(read_some(pr.p, 13) == "XYZ0123456789");
   }
   SECTION("push (10, 3) appends") {
     load(msg_policy(rules_with(R"({"push_data": {"start": 10, "bytes": "XYZ"}})")));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
     CHECK(read_some(pr.p, 13) == "0123456789XYZ");
   }
   SECTION("pop (0, 3) and (7, 3)") {
     load(msg_policy(rules_with(R"({"pop_data": {"start": 0, "len": 3}})")));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
     CHECK(read_some(pr.p, 7) == "3456789");
   }
   SECTION("pop (0, 10) sends nothing and still returns 10") {
     load(msg_policy(rules_with(R"({"pop_data": {"start": 0, "len": 10}})")));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
     CHECK(quiet(pr.p, 200));
   }
   SECTION("push then DROP: delta corrects the count to a full drop") {
     load(msg_policy(R"([{"do": [{"push_data": {"start": 0, "bytes": "XYZ"}}, "drop"]}])"));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     errno = 0;
     CHECK(::send(pr.c, "0123456789", 10, 0) == -1);
@@ -190,8 +190,8 @@ TEST_CASE("push_data, pop_data: send() returns what the application wrote", "[se
     // copied -= tosend + delta: 10 - (3 + 3) = 4.
     load(msg_policy(
         R"([{"do": [{"apply_bytes": 3}, {"pop_data": {"start": 0, "len": 3}}, "drop"]}])"));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     CHECK(::send(pr.c, "0123456789", 10, 0) == 4);
   }

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "test/support/wait.h"
 #include "test/unit/send/send_test_util.h"
 
 using namespace send_test;
@@ -22,11 +23,10 @@ const char* kIngress =
 
 TEST_CASE("Ingress queue: PEEK, FIONREAD, poll, select and epoll see it", "[send][ingress]") {
   load(msg_policy(kIngress));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
 
   pollfd pf{b.c, POLLIN, 0};
   CHECK(::poll(&pf, 1, 0) == 0);
@@ -72,14 +72,15 @@ TEST_CASE("Ingress queue: PEEK, FIONREAD, poll, select and epoll see it", "[send
 
 TEST_CASE("Ingress queue: blocked readers wake when bytes are queued", "[send][ingress]") {
   load(msg_policy(kIngress));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
+  // Sends once this thread is blocked; no Catch2 assertion from the sender.
+  bool blocked = false;
   auto later = [&](const char* s) {
-    return std::thread([&a, s] {
-      usleep(50000);
+    return std::thread([&a, &blocked, s] {
+      blocked = test_support::wait_blocked();
       ::send(a.c, s, strlen(s), 0);
     });
   };
@@ -88,12 +89,14 @@ TEST_CASE("Ingress queue: blocked readers wake when bytes are queued", "[send][i
     char buf[16];
     CHECK(::recv(b.c, buf, sizeof buf, 0) == 4);
     t.join();
+    CHECK(blocked);
   }
   SECTION("poll") {
     std::thread t = later("wake");
     pollfd pf{b.c, POLLIN, 0};
     CHECK(::poll(&pf, 1, 3000) == 1);
     t.join();
+    CHECK(blocked);
   }
   SECTION("epoll") {
     int ep = epoll_create1(0);
@@ -106,6 +109,7 @@ TEST_CASE("Ingress queue: blocked readers wake when bytes are queued", "[send][i
     CHECK(epoll_wait(ep, out, 2, 3000) == 1);
     CHECK(out[0].data.fd == b.c);
     t.join();
+    CHECK(blocked);
     ::close(ep);
   }
 }
@@ -128,8 +132,8 @@ TEST_CASE("sendfile: zero-copy when the program reads no data, else it sees the 
           "[send][sendfile]") {
   SECTION("program without data conditions: real sendfile, one run per 64 KiB") {
     load(msg_policy(std::string(R"([{"do": [)") + kCount + R"(, "pass"]}])"));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     std::string content(5000, 'f');
     int f = temp_file(content);
@@ -144,8 +148,8 @@ TEST_CASE("sendfile: zero-copy when the program reads no data, else it sees the 
   SECTION("program with a data condition: it sees the file's bytes") {
     load(
         msg_policy(R"([{"if": {"data": {"contains": "BAD"}}, "do": ["drop"]}, {"do": ["pass"]}])"));
-    Pair pr;
-    connect_pair(pr);
+    LoopbackPair pr;
+    REQUIRE(pr.connect());
     insert("tx", 0, pr.c);
     int good = temp_file("all good here");
     CHECK(::sendfile(pr.c, good, nullptr, 100) == 13);
@@ -161,11 +165,10 @@ TEST_CASE("sendfile: zero-copy when the program reads no data, else it sees the 
   }
   SECTION("sendfile redirected into the peer's queue") {
     load(msg_policy(kIngress));
-    Pair a, b;
-    connect_pair(a);
-    connect_pair(b);
-    insert("tx", 0, a.c);
-    insert("redir", 0, b.c);
+    RedirectPairs pairs;
+    auto& [a, b] = pairs;
+    REQUIRE(pairs.connect());
+    REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
     int f = temp_file("file bytes");
     off_t off = 5;
     CHECK(::sendfile(a.c, f, &off, 5) == 5);

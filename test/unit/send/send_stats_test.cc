@@ -33,8 +33,8 @@ void adds_up(const nlohmann::json& c) {
 TEST_CASE("Counters: apply 3 + DROP counts all 10 bytes dropped, though send() says 7",
           "[send][stats]") {
   load(msg_policy(R"([{"do": [{"apply_bytes": 3}, "drop"]}])"));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   CHECK(::send(pr.c, "0123456789", 10, 0) == 7);
   CHECK(::send(pr.c, "01234", 5, 0) == -1);  // the sticky drop
@@ -48,8 +48,8 @@ TEST_CASE("Counters: apply 3 + DROP counts all 10 bytes dropped, though send() s
 TEST_CASE("Counters: push and pop change the bytes passed, counted apart", "[send][stats]") {
   load(msg_policy(R"([{"do": [{"push_data": {"start": 0, "bytes": "abc"}},
                                {"pop_data": {"start": 5, "len": 1}}, "pass"]}])"));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   CHECK(::send(pr.c, "0123456789", 10, 0) == 10);
   CHECK(read_some(pr.p, 12).size() == 12);
@@ -66,10 +66,10 @@ TEST_CASE("Counters: a redirect kept by apply_bytes to a target that closed drop
   load(msg_policy(
       R"([{"do": [{"apply_bytes": 1000},
                   {"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a;
-  connect_pair(a);
-  auto* b = new Pair;
-  connect_pair(*b);
+  LoopbackPair a;
+  REQUIRE(a.connect());
+  auto* b = new LoopbackPair;
+  REQUIRE(b->connect());
   insert("tx", 0, a.c);
   insert("redir", 0, b->c);
   CHECK(::send(a.c, "0123456789", 10, 0) == 10);
@@ -88,11 +88,10 @@ TEST_CASE("Counters: corked bytes are queued; a redirect of part of the cork dro
   load(msg_policy(
       R"([{"do": [{"cork_bytes": 10}, {"apply_bytes": 4},
                   {"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   CHECK(::send(a.c, "0123", 4, 0) == 4);
   auto tx = tx_of(a.c);
   CHECK(tx["in"] == 4);
@@ -110,8 +109,8 @@ TEST_CASE("Counters: corked bytes are queued; a redirect of part of the cork dro
 
 TEST_CASE("Counters: a non-blocking send that comes back short counts what went", "[send][stats]") {
   load(msg_policy(R"([{"if": {"data": {"prefix": "x"}}, "do": ["pass"]}])"));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   int small = 4096;
   REQUIRE(setsockopt(pr.c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
   REQUIRE(setsockopt(pr.p, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);

@@ -1,7 +1,7 @@
-// Loopback TCP pairs, policies written as JSON text, and map insertion through
-// the C API, for the send-path tests. The test binary holds the shim's hook
-// objects, so socket(), connect(), send() and recv() here go through the hooks
-// as in a preloaded program.
+// Policies written as JSON text and map insertion through the C API, for the
+// send-path tests; socket pairs and the redirect set-up come from test/support.
+// The test binary holds the shim's hook objects, so socket(), connect(),
+// send() and recv() go through the hooks as in a preloaded program.
 #pragma once
 
 #include <arpa/inet.h>
@@ -20,8 +20,13 @@
 
 #include "core/maps/loaded_policy.h"
 #include "shim/sockshim.h"
+#include "test/support/redirect.h"
 
 namespace send_test {
+
+using test_support::End;
+using test_support::LoopbackPair;
+using test_support::RedirectPairs;
 
 // Loads a policy given as JSON text.
 inline void load(const std::string& json) {
@@ -69,32 +74,6 @@ inline void insert(const char* map, uint32_t key, int fd) {
 
 inline void remove(const char* map, uint32_t key) {
   REQUIRE(sockshim_map_delete_elem(map, &key) == 0);
-}
-
-struct Pair {
-  int c = -1, p = -1;  // the connecting end and the accepted end
-  ~Pair() {
-    if (c >= 0) ::close(c);
-    if (p >= 0) ::close(p);
-  }
-};
-
-inline void connect_pair(Pair& pr) {
-  int l = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(l >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(l, 4) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  pr.c = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(pr.c >= 0);
-  REQUIRE(::connect(pr.c, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  pr.p = ::accept(l, nullptr, nullptr);
-  REQUIRE(pr.p >= 0);
-  ::close(l);
 }
 
 inline void set_nonblock(int fd) {

@@ -14,8 +14,8 @@ using namespace send_test;
 
 TEST_CASE("PASS: every send-side call runs the verdict and reaches the peer", "[send][pass]") {
   load(msg_policy(std::string(R"([{"do": [)") + kCount + R"(, "pass"]}])"));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
 
   CHECK(::send(pr.c, "ab", 2, 0) == 2);
@@ -46,8 +46,8 @@ TEST_CASE("PASS: every send-side call runs the verdict and reaches the peer", "[
 
 TEST_CASE("PASS: sendmsg with 1024 iovecs is one message", "[send][pass]") {
   load(msg_policy(std::string(R"([{"do": [)") + kCount + R"(, "pass"]}])"));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   std::string data(1024, 0);
   std::vector<iovec> iov(1024);
@@ -65,8 +65,8 @@ TEST_CASE("PASS: sendmsg with 1024 iovecs is one message", "[send][pass]") {
 
 TEST_CASE("PASS: a large send runs the verdict once per ring-full", "[send][pass]") {
   load(msg_policy(std::string(R"([{"do": [)") + kCount + R"(, "pass"]}])"));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   std::string big(1 << 20, 'x'), got;
   std::thread reader([&] { got = read_some(pr.p, big.size(), 3000); });
@@ -84,8 +84,8 @@ TEST_CASE("PASS: a large send runs the verdict once per ring-full", "[send][pass
 TEST_CASE("DROP: EACCES, nothing sent, and every later send fails until a new psock",
           "[send][drop]") {
   load(msg_policy(R"([{"if": {"data": {"prefix": "BAD"}}, "do": ["drop"]}, {"do": ["pass"]}])"));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   CHECK(::send(pr.c, "ok1", 3, 0) == 3);
   errno = 0;
@@ -115,8 +115,8 @@ TEST_CASE("DROP: any return other than pass is a drop (no rule holds, default dr
     "programs": {"v": {"type": "sk_msg", "default": "drop",
                        "rules": [{"if": {"data": {"prefix": "GO"}}, "do": ["pass"]}]}},
     "attach": [{"program": "v", "map": "tx", "attach_type": "BPF_SK_MSG_VERDICT"}]})");
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   CHECK(::send(pr.c, "GO", 2, 0) == 2);
   CHECK(::send(pr.c, "no", 2, 0) == -1);
@@ -126,11 +126,10 @@ TEST_CASE("DROP: any return other than pass is a drop (no rule holds, default dr
 
 TEST_CASE("REDIRECT egress: the bytes leave through the target socket", "[send][redirect]") {
   load(msg_policy(R"([{"do": [{"redirect": {"map": "redir", "key": 0}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   CHECK(::send(a.c, "hello", 5, 0) == 5);
   CHECK(read_some(b.p, 5) == "hello");
   CHECK(quiet(a.p));
@@ -145,11 +144,10 @@ TEST_CASE("REDIRECT ingress: the target's owner reads the bytes, nothing crosses
           "[send][redirect]") {
   load(msg_policy(
       R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
   CHECK(::send(a.c, "hello", 5, 0) == 5);
   CHECK(::write(a.c, " world", 6) == 6);
   char buf[64];
@@ -164,8 +162,8 @@ TEST_CASE("REDIRECT to a missing key is a drop; redirect then pass sends on the 
           "[send][redirect]") {
   SECTION("missing key") {
     load(msg_policy(R"([{"do": [{"redirect": {"map": "redir", "key": 3}}]}])"));
-    Pair a;
-    connect_pair(a);
+    LoopbackPair a;
+    REQUIRE(a.connect());
     insert("tx", 0, a.c);
     errno = 0;
     CHECK(::send(a.c, "x", 1, 0) == -1);
@@ -173,8 +171,8 @@ TEST_CASE("REDIRECT to a missing key is a drop; redirect then pass sends on the 
   }
   SECTION("failed redirect followed by pass") {
     load(msg_policy(R"([{"do": [{"redirect": {"map": "redir", "key": 3}}, "pass"]}])"));
-    Pair a;
-    connect_pair(a);
+    LoopbackPair a;
+    REQUIRE(a.connect());
     insert("tx", 0, a.c);
     CHECK(::send(a.c, "xyz", 3, 0) == 3);
     CHECK(read_some(a.p, 3) == "xyz");
@@ -182,8 +180,8 @@ TEST_CASE("REDIRECT to a missing key is a drop; redirect then pass sends on the 
   SECTION("flags other than BPF_F_INGRESS") {
     // The policy loader refuses unknown flags; a listener target is refused by the helper.
     load(msg_policy(R"([{"do": [{"redirect": {"map": "redir", "key": 0}}]}])"));
-    Pair a;
-    connect_pair(a);
+    LoopbackPair a;
+    REQUIRE(a.connect());
     insert("tx", 0, a.c);
     int l = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in sa{};
@@ -203,10 +201,10 @@ TEST_CASE("REDIRECT kept by apply_bytes to a target that closed: EPIPE", "[send]
   load(msg_policy(
       R"([{"do": [{"apply_bytes": 1000},
                   {"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a;
-  connect_pair(a);
-  auto* b = new Pair;
-  connect_pair(*b);
+  LoopbackPair a;
+  REQUIRE(a.connect());
+  auto* b = new LoopbackPair;
+  REQUIRE(b->connect());
   insert("tx", 0, a.c);
   insert("redir", 0, b->c);
   CHECK(::send(a.c, "0123456789", 10, 0) == 10);
@@ -226,15 +224,14 @@ TEST_CASE("Ingress backpressure: a full queue gives EAGAIN or blocks, never drop
           "[send][redirect][backpressure]") {
   load(msg_policy(
       R"([{"do": [{"redirect": {"map": "redir", "key": 0, "flags": ["BPF_F_INGRESS"]}}]}])"));
-  Pair a, b;
-  connect_pair(a);
-  connect_pair(b);
+  RedirectPairs pairs;
+  auto& [a, b] = pairs;
+  REQUIRE(pairs.connect());
   int rcvbuf = 4096;
   REQUIRE(setsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0);
   socklen_t len = sizeof rcvbuf;
   REQUIRE(getsockopt(b.c, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) == 0);
-  insert("tx", 0, a.c);
-  insert("redir", 0, b.c);
+  REQUIRE(pairs.insert("tx", End::c, End::c) == 0);
 
   std::string sent;
   char chunk[1000];
@@ -273,8 +270,8 @@ TEST_CASE("DROP with sticky_drop false applies to one message only", "[send][dro
                        "rules": [{"if": {"data": {"prefix": "BAD"}}, "do": ["drop"]},
                                  {"do": ["pass"]}]}},
     "attach": [{"program": "v", "map": "tx", "attach_type": "BPF_SK_MSG_VERDICT"}]})");
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   errno = 0;
   CHECK(::send(pr.c, "BAD", 3, 0) == -1);
@@ -305,8 +302,8 @@ void on_alarm(int) {}
 TEST_CASE("PASS on a full socket: partial counts for non-blocking and interrupted sends",
           "[send][pass][partial]") {
   load(msg_policy(R"([{"do": ["pass"]}])"));
-  Pair pr;
-  connect_pair(pr);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
   insert("tx", 0, pr.c);
   std::string big(8 << 20, 'q');
   SECTION("non-blocking: what fit, then EAGAIN") {
