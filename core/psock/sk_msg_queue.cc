@@ -9,6 +9,7 @@
 #include <mutex>
 #include <new>
 
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "core/sock/sock_query.h"
@@ -57,22 +58,19 @@ std::atomic<bool> g_ingress_used{false};
 
 void eventfd_signal(int efd) noexcept {
   uint64_t one = 1;
-  int saved = errno;
+  ErrnoSaver saved;
   [[maybe_unused]] ssize_t r = real::write(efd, &one, sizeof one);
-  errno = saved;
 }
 
 void eventfd_drain(int efd) noexcept {
   uint64_t v;
-  int saved = errno;
+  ErrnoSaver saved;
   [[maybe_unused]] ssize_t r = real::read(efd, &v, sizeof v);
-  errno = saved;
 }
 
 bool fd_nonblocking(int fd) noexcept {
-  int saved = errno;
+  ErrnoSaver saved;
   int fl = real::fcntl(fd, F_GETFL, 0);
-  errno = saved;
   return fl >= 0 && (fl & O_NONBLOCK);
 }
 
@@ -83,10 +81,9 @@ size_t sk_psock_queue_limit(Psock* target) noexcept {
   int fd = socket_fd(target->sk());
   socklen_t len = sizeof limit;
   if (fd >= 0) {
-    int saved = errno;
+    ErrnoSaver saved;
     if (real::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &limit, &len) != 0 || limit <= 0)
       limit = kDefaultRcvbuf;
-    errno = saved;
   }
   // Unsized (still the default): as large as autotuning would let it grow.
   if (sock_kind(*target->sk()) == SockKind::tcp && limit == tcp_rmem().def) limit = tcp_rmem().max;
@@ -117,10 +114,9 @@ void sk_psock_sync_event_locked(Psock* p) noexcept {
 int sk_psock_space_fd(Psock* p) noexcept {
   std::lock_guard g(p->ingress_lock);
   if (p->space_fd < 0) {
-    int saved = errno;
+    ErrnoSaver saved;
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd >= 0) p->space_fd = registry::make_internal(fd);
-    errno = saved;
   }
   return p->space_fd;
 }
@@ -227,15 +223,13 @@ bool sk_psock_rx_stop_wait(Psock* p, std::shared_ptr<RxStopFd>* out) noexcept {
       }
     }
     // Made outside the spinlock; one that lost a race is closed.
-    int saved = errno;
+    ErrnoSaver saved;
     try {
       made = std::make_shared<RxStopFd>();
     } catch (...) {
-      errno = saved;
       return true;
     }
     made->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    errno = saved;
     if (made->fd < 0) return true;
   }
 }
@@ -267,7 +261,7 @@ void sk_psock_ingress_discard(Psock* p) noexcept {
 
 void sk_msg_fork_claims(Psock* p) noexcept {
   if (!sk_is_dgram(p)) return;
-  int saved = errno;
+  ErrnoSaver saved;
   std::lock_guard g(p->ingress_lock);
   for (SkMsgIngress& m : p->ingress_msg) {
     if (m.claim.fd >= 0) continue;
@@ -275,15 +269,13 @@ void sk_msg_fork_claims(Psock* p) noexcept {
     // Without one the parent keeps it, as it keeps a stream's bytes.
     if (fd >= 0) m.claim.fd = registry::make_internal(fd);
   }
-  errno = saved;
 }
 
 int ingress_event_fd(Psock* p) noexcept {
   std::lock_guard g(p->ingress_lock);
   if (p->event_fd < 0) {
-    int saved = errno;
+    ErrnoSaver saved;
     p->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    errno = saved;
     p->event_ready = false;
     sk_psock_sync_event_locked(p);
   }

@@ -20,6 +20,7 @@
 #include "core/psock/sk_msg_queue.h"
 #include "core/psock/strparser.h"
 #include "core/rx/skb_verdict.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/event_loop.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
@@ -643,7 +644,7 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
   const uint64_t forks = g_psock_forks.load(std::memory_order_relaxed);
   if (e.rx_on.load(std::memory_order_acquire) && e.rx_fork.load(std::memory_order_relaxed) == forks)
     return;
-  int saved = errno;
+  ErrnoSaver saved;
   // A stop's bytes still going to their target go first (work() flushes them).
   if (e.rx_draining.exchange(false, std::memory_order_acq_rel)) psock_put(psock);
   e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
@@ -677,12 +678,11 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
     e.rx_on.store(false, std::memory_order_release);
     sk_psock_rx_reading(psock, false);
   }
-  errno = saved;
 }
 
 void sk_psock_stop_rx(Psock* psock) noexcept {
   Psock& e = *psock;
-  int saved = errno;
+  ErrnoSaver saved;
   const bool was_on = e.rx_on.exchange(false, std::memory_order_acq_rel);
   if (was_on) e.rx_epoch.fetch_add(1, std::memory_order_acq_rel);
   {
@@ -713,7 +713,6 @@ void sk_psock_stop_rx(Psock* psock) noexcept {
       }
     }
   }
-  errno = saved;
 }
 
 namespace {

@@ -19,6 +19,7 @@
 #include "core/psock/sk_msg_queue.h"
 #include "core/rx/sk_psock_rx.h"
 #include "core/sock/blocked_waits.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "policy/compiled.h"
@@ -38,7 +39,7 @@ bool sk_is_dgram(Psock* p) noexcept {
 // program closed the fd) leaves it to this process.
 bool claim(SkMsgClaim& c, bool peek) noexcept {
   if (c.fd < 0) return true;
-  int saved = errno;
+  ErrnoSaver saved;
   bool mine;
   if (peek) {
     pollfd pf{c.fd, POLLIN, 0};
@@ -47,7 +48,6 @@ bool claim(SkMsgClaim& c, bool peek) noexcept {
     uint64_t v;
     mine = real::read(c.fd, &v, sizeof v) == sizeof v || errno != EAGAIN;
   }
-  errno = saved;
   return mine;
 }
 
@@ -205,9 +205,8 @@ namespace {
 int recv_timeout_ms(int fd) noexcept {
   timeval tv{};
   socklen_t len = sizeof tv;
-  int saved = errno;
+  ErrnoSaver saved;
   int r = real::getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len);
-  errno = saved;
   if (r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return -1;
   return static_cast<int>(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
 }
