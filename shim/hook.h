@@ -38,6 +38,16 @@ inline void adopt_after(int fd) noexcept {
   registry::adopt_after_success(fd, 0);
 }
 
+// Core returns -errno; libc returns -1 and sets errno. One conversion at
+// the boundary, for hooks that call a core entry point.
+template <typename R>
+inline R libc_result(R r) noexcept {
+  if (r >= 0) [[likely]]
+    return r;
+  errno = static_cast<int>(-r);
+  return -1;
+}
+
 // Makes sure the constructor's work (symbols, fork handlers) is done; hooks that
 // may run before our constructor call it on their slow paths.
 void ensure_initialised() noexcept;
