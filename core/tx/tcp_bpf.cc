@@ -372,15 +372,29 @@ bool plain_pass(const PreRun& p) noexcept {
   return p.verdict == Verdict::pass && p.apply_bytes == 0 && p.cork_bytes == 0;
 }
 
-// push() for bytes still in the caller's iovecs, from iovec iv at offset off.
-// Returns the bytes sent; *err is set when it stopped short.
-size_t push_iov(int fd, const iovec* iov, size_t iovcnt, size_t iv, size_t off, size_t bytes,
+// Moves the position (iovec *iv, offset *off) in iov past bytes.
+void iov_advance(const iovec* iov, size_t* iv, size_t* off, size_t bytes) noexcept {
+  while (bytes > 0) {
+    size_t n = std::min(bytes, iov[*iv].iov_len - *off);
+    bytes -= n;
+    *off += n;
+    if (*off == iov[*iv].iov_len) {
+      ++*iv;
+      *off = 0;
+    }
+  }
+}
+
+// push() for bytes still in the caller's iovecs, from iovec *iv at offset
+// *off, which it moves past what it sent. Returns the bytes sent; *err is set
+// when it stopped short.
+size_t push_iov(int fd, const iovec* iov, size_t iovcnt, size_t* iv, size_t* off, size_t bytes,
                 int flags, bool nonblock, int* err) noexcept {
   iovec local[64];
   size_t remaining = bytes;
   while (remaining > 0) {
     size_t cnt = 0, want = 0;
-    for (size_t k = iv, o = off; k < iovcnt && want < remaining && cnt < 64; ++k, o = 0) {
+    for (size_t k = *iv, o = *off; k < iovcnt && want < remaining && cnt < 64; ++k, o = 0) {
       size_t n = std::min(iov[k].iov_len - o, remaining - want);
       if (n) local[cnt++] = {static_cast<char*>(iov[k].iov_base) + o, n};
       want += n;
@@ -394,15 +408,7 @@ size_t push_iov(int fd, const iovec* iov, size_t iovcnt, size_t iv, size_t off, 
       return bytes - remaining;
     }
     remaining -= static_cast<size_t>(r);
-    for (size_t adv = static_cast<size_t>(r); adv > 0;) {
-      size_t n = std::min(adv, iov[iv].iov_len - off);
-      adv -= n;
-      off += n;
-      if (off == iov[iv].iov_len) {
-        ++iv;
-        off = 0;
-      }
-    }
+    iov_advance(iov, iv, off, static_cast<size_t>(r));
     if (static_cast<size_t>(r) < want && !nonblock) {
       *err = -EINTR;
       return bytes - remaining;
@@ -431,19 +437,10 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
         if (plain_pass(pre)) {
           psock->apply_bytes = 0;
           int perr = 0;
-          size_t sent = push_iov(c.fd, iov, iovcnt, iv, off, chunk, c.flags, c.nonblock, &perr);
+          size_t sent = push_iov(c.fd, iov, iovcnt, &iv, &off, chunk, c.flags, c.nonblock, &perr);
           copied += static_cast<int64_t>(sent);
           tx_count(c, {.in = static_cast<int64_t>(sent), .passed = sent});
           left -= chunk;
-          for (size_t adv = chunk; adv > 0;) {
-            size_t n = std::min(adv, iov[iv].iov_len - off);
-            adv -= n;
-            off += n;
-            if (off == iov[iv].iov_len) {
-              ++iv;
-              off = 0;
-            }
-          }
           while (iv < iovcnt && iov[iv].iov_len == 0) ++iv;
           if (perr) {
             c.real_error = true;
