@@ -23,12 +23,14 @@
 #include "policy/compiled.h"
 #include "policy/policy.h"
 #include "policy/program.h"
+#include "policy/vocabulary.h"
 
 namespace sockshim::control {
 namespace {
 
 using nlohmann::json;
 using policy::KeyField;
+using policy::Literal;
 using policy::MapType;
 
 // The process's sockets by cookie, with their fds (a dump names sockets by both).
@@ -96,30 +98,6 @@ json SocketIndex::describe(uint64_t cookie) const {
   return out;
 }
 
-const char* key_field_name(KeyField f) {
-  switch (f) {
-    case KeyField::family:
-      return "family";
-    case KeyField::local_ip4:
-      return "local_ip4";
-    case KeyField::remote_ip4:
-      return "remote_ip4";
-    case KeyField::local_ip6:
-      return "local_ip6";
-    case KeyField::remote_ip6:
-      return "remote_ip6";
-    case KeyField::local_port:
-      return "local_port";
-    case KeyField::remote_port:
-      return "remote_port";
-    case KeyField::u32:
-      return "u32";
-    case KeyField::u64:
-      return "u64";
-  }
-  return "?";
-}
-
 // A sockhash key, field by field, in the map's layout (POLICY.md's C API).
 json decode_key(const policy::MapSpec& spec, const unsigned char* key) {
   json out = json::object();
@@ -128,25 +106,25 @@ json decode_key(const policy::MapSpec& spec, const unsigned char* key) {
     const unsigned char* p = key + off;
     uint32_t u32;
     memcpy(&u32, p, sizeof u32);
-    switch (f) {
-      case KeyField::local_ip4:
-      case KeyField::remote_ip4:
-        out[key_field_name(f)] = ip4_text(p);
+    const policy::KeyFieldInfo& field = policy::info(f);
+    const std::string name(field.name);
+    switch (field.literal) {
+      case Literal::ip4:
+        out[name] = ip4_text(p);
         break;
-      case KeyField::local_ip6:
-      case KeyField::remote_ip6:
-        out[key_field_name(f)] = ip6_text(p);
+      case Literal::ip6:
+        out[name] = ip6_text(p);
         break;
-      case KeyField::u64: {
+      case Literal::u64: {
         uint64_t u64;
         memcpy(&u64, p, sizeof u64);
-        out[key_field_name(f)] = u64;
+        out[name] = u64;
         break;
       }
       default:
-        out[key_field_name(f)] = u32;
+        out[name] = u32;
     }
-    off += policy::key_field_size(f);
+    off += field.size;
   }
   return out;
 }
@@ -165,23 +143,22 @@ std::vector<unsigned char> encode_key(const policy::MapSpec& spec, const std::st
   std::vector<unsigned char> key(spec.key_size);
   size_t off = 0;
   for (KeyField f : spec.key) {
-    std::string name = key_field_name(f);
+    const policy::KeyFieldInfo& field = policy::info(f);
+    const std::string name(field.name);
     auto it = given.find(name);
     if (it == given.end()) throw ControlError("EINVAL", "key: missing field \"" + name + "\"");
     const std::string& v = it->second;
     unsigned char* p = key.data() + off;
     bool ok = true;
     try {
-      switch (f) {
-        case KeyField::local_ip4:
-        case KeyField::remote_ip4:
+      switch (field.literal) {
+        case Literal::ip4:
           ok = inet_pton(AF_INET, v.c_str(), p) == 1;
           break;
-        case KeyField::local_ip6:
-        case KeyField::remote_ip6:
+        case Literal::ip6:
           ok = inet_pton(AF_INET6, v.c_str(), p) == 1;
           break;
-        case KeyField::u64: {
+        case Literal::u64: {
           uint64_t n = std::stoull(v, nullptr, 0);
           memcpy(p, &n, sizeof n);
           break;
@@ -196,7 +173,7 @@ std::vector<unsigned char> encode_key(const policy::MapSpec& spec, const std::st
     }
     if (!ok) throw ControlError("EINVAL", "key: \"" + v + "\" is not a valid " + name);
     given.erase(it);
-    off += policy::key_field_size(f);
+    off += field.size;
   }
   if (!given.empty())
     throw ControlError("EINVAL", "key: field \"" + given.begin()->first +
@@ -512,15 +489,12 @@ json map_op(const json& args) {
                            (spec.type == MapType::sockmap ? "an index" : "the socket's fd number"));
   }
 
-  uint64_t flags = 0;
-  std::string flag_text = args.value("flags", "BPF_ANY");
-  if (flag_text == "BPF_NOEXIST")
-    flags = 1;
-  else if (flag_text == "BPF_EXIST")
-    flags = 2;
-  else if (flag_text != "BPF_ANY")
-    throw ControlError("EINVAL",
-                       "/args/flags: expected one of \"BPF_ANY\", \"BPF_NOEXIST\", \"BPF_EXIST\"");
+  const std::string flag_text = args.value("flags", "BPF_ANY");
+  const policy::NamedValue* flag = policy::find_name(policy::kUpdateFlags, flag_text);
+  if (!flag)
+    throw ControlError("EINVAL", "/args/flags: expected one of " +
+                                     policy::quoted_list(policy::names_of(policy::kUpdateFlags)));
+  const uint64_t flags = flag->value;
 
   const char* name = spec.name.c_str();
   json result = {{"map", spec.name}, {"op", op}};
