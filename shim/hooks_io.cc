@@ -30,10 +30,7 @@ template <auto Hook, auto Plain, bool Send, int FlagsAt, typename... Args>
   int flags = 0;
   if constexpr (FlagsAt >= 0) flags = std::get<FlagsAt>(std::tie(args...));
   int r = tcp_connect_before_io(fd, Send, flags);
-  if (r < 0) {
-    errno = -r;
-    return static_cast<decltype(Hook(fd, args...))>(-1);
-  }
+  if (r < 0) return static_cast<decltype(Hook(fd, args...))>(shim::libc_result(r));
   if (r == 0) return shim::on_tracked(fd, nullptr, [&] { return Plain(fd, args...); });
   return Hook(fd, args...);
 }
@@ -83,7 +80,7 @@ ssize_t psock_send(int fd, const iovec* iov, size_t n, int flags) noexcept {
     m.msg_iovlen = n;
     return real::sendmsg(fd, &m, flags);
   }
-  return tcp_bpf_sendmsg(fd, s.get(), iov, n, flags);
+  return shim::libc_result(tcp_bpf_sendmsg(fd, s.get(), iov, n, flags));
 }
 
 bool has_psock(Socket* s) noexcept {
@@ -290,7 +287,8 @@ SOCKSHIM_HOOK ssize_t sendfile(int out, int in, off_t* offset, size_t count) {
   if (s && tcp_bpf_active(s)) [[unlikely]] {
     SocketRef ref = registry::get(out);
     off64_t off = offset ? *offset : 0;
-    ssize_t r = ref ? tcp_bpf_sendfile(out, ref.get(), in, offset ? &off : nullptr, count)
+    ssize_t r = ref ? shim::libc_result(
+                          tcp_bpf_sendfile(out, ref.get(), in, offset ? &off : nullptr, count))
                     : real::sendfile(out, in, offset, count);
     if (ref && offset) *offset = static_cast<off_t>(off);
     return r;
@@ -304,7 +302,7 @@ SOCKSHIM_HOOK ssize_t sendfile64(int out, int in, off64_t* offset, size_t count)
     return connecting<::sendfile64, real::sendfile64, true, -1>(out, in, offset, count);
   if (s && tcp_bpf_active(s)) [[unlikely]] {
     if (SocketRef ref = registry::get(out))
-      return tcp_bpf_sendfile(out, ref.get(), in, offset, count);
+      return shim::libc_result(tcp_bpf_sendfile(out, ref.get(), in, offset, count));
   }
   return fd_call(out, s, [&] { return real::sendfile64(out, in, offset, count); });
 }

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "core/control/control_maps.h"
+#include "core/control/control_programs.h"
+#include "core/control/control_psocks.h"
 #include "core/control/protocol.h"
 #include "core/maps/loaded_policy.h"
 #include "core/psock/psock.h"

@@ -1,6 +1,6 @@
 // How a control command fails: an errno name the answer carries as its code,
-// and a message. Thrown by the commands (control_commands, control_maps) and
-// turned into an error answer by handle_request.
+// and a message. Thrown by the commands (control_commands, control_maps,
+// map_text) and turned into an error answer by handle_request.
 #pragma once
 
 #include <stdexcept>

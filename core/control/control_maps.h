@@ -1,6 +1,5 @@
-// The map parts of the control protocol: dumping maps, sk_storage, psocks and
-// program counters, and user-space map operations on a live process (`sockshim
-// map`).
+// The maps part of the control protocol: dumping maps and sk_storage, and
+// user-space map operations on a live process (`sockshim map`).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,11 +8,6 @@ namespace sockshim::control {
 
 nlohmann::json dump_maps();
 nlohmann::json dump_storage();
-// Each psock: its socket, programs, links, ingress queue depth and byte
-// counters (tx, rx, total).
-nlohmann::json dump_psocks();
-// The current policy's verdict programs with their counters per rule.
-nlohmann::json dump_programs();
 
 // args: {"op": "lookup"|"update"|"delete", "map": NAME, "key": TEXT,
 // "fd": INT (update of a sockmap/sockhash), "value": TEXT (update of

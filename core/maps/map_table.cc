@@ -6,10 +6,11 @@
 #include <new>
 #include <utility>
 
-#include "core/psock/psock.h"
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_hash.h"
 #include "core/maps/sock_map.h"
+#include "core/psock/psock.h"
+#include "policy/policy.h"
 
 namespace sockshim {
 
@@ -25,20 +26,6 @@ std::unique_ptr<BpfMap> make_map(const policy::MapSpec& spec) {
       return std::make_unique<SkStorage>(spec);
   }
   return nullptr;
-}
-
-const char* attach_type_name(policy::AttachType t) noexcept {
-  switch (t) {
-    case policy::AttachType::sk_msg_verdict:
-      return "BPF_SK_MSG_VERDICT";
-    case policy::AttachType::sk_skb_stream_parser:
-      return "BPF_SK_SKB_STREAM_PARSER";
-    case policy::AttachType::sk_skb_stream_verdict:
-      return "BPF_SK_SKB_STREAM_VERDICT";
-    case policy::AttachType::sk_skb_verdict:
-      return "BPF_SK_SKB_VERDICT";
-  }
-  return "?";
 }
 
 struct Installed {
@@ -111,7 +98,8 @@ int MapTable::create(const std::vector<policy::MapSpec>& specs,
   }
   for (const MapAttachment& a : attachments)
     if (int r = t->prog_attach(a.prog, a.map, a.type)) {
-      *error = std::string("attach ") + attach_type_name(a.type) + " to map '" + a.map + "' failed";
+      *error = std::string("attach ") + policy::attach_type_name(a.type) + " to map '" + a.map +
+               "' failed";
       return r;
     }
   *out = std::move(t);

@@ -14,6 +14,7 @@
 #include "core/maps/loaded_policy.h"
 #include "core/psock/sk_msg_queue.h"
 #include "core/sock/blocked_waits.h"
+#include "core/sock/errno_saver.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
 #include "core/tx/sk_msg_ring.h"
@@ -117,6 +118,7 @@ void reset_eval(Psock& e) noexcept {
 // be. wait_writable: fd is another socket (egress redirect) whose own O_NONBLOCK
 // must not make a blocking sender fail.
 int push(int fd, SkMsg& msg, uint32_t n, int flags, bool nonblock, bool wait_writable) noexcept {
+  ErrnoSaver saved;
   while (n > 0) {
     int f = flags;
     if (n < msg.size()) f |= MSG_MORE;
@@ -168,6 +170,7 @@ int bpf_tcp_ingress(Psock* target, SkMsg& msg, uint32_t bytes, bool nonblock,
       bytes -= n;
       continue;
     }
+    ErrnoSaver saved;
     // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
     if (nonblock || (sender_fd >= 0 && fd_nonblocking(sender_fd))) return -EAGAIN;
     int sfd = sk_psock_space_fd(target);
@@ -223,6 +226,7 @@ Verdict run_program(SendCtx& c, SkMsg& msg, Socket** target, bool* ingress) noex
     }
     rule_stats_count(c.prog, res.rule, v);
   } catch (const std::exception& ex) {
+    ErrnoSaver saved;
     log::internal_error("sk_msg verdict", ex.what());
     v = Verdict::drop;
   }
@@ -372,15 +376,30 @@ bool plain_pass(const PreRun& p) noexcept {
   return p.verdict == Verdict::pass && p.apply_bytes == 0 && p.cork_bytes == 0;
 }
 
-// push() for bytes still in the caller's iovecs, from iovec iv at offset off.
-// Returns the bytes sent; *err is set when it stopped short.
-size_t push_iov(int fd, const iovec* iov, size_t iovcnt, size_t iv, size_t off, size_t bytes,
+// Moves the position (iovec *iv, offset *off) in iov past bytes.
+void iov_advance(const iovec* iov, size_t* iv, size_t* off, size_t bytes) noexcept {
+  while (bytes > 0) {
+    size_t n = std::min(bytes, iov[*iv].iov_len - *off);
+    bytes -= n;
+    *off += n;
+    if (*off == iov[*iv].iov_len) {
+      ++*iv;
+      *off = 0;
+    }
+  }
+}
+
+// push() for bytes still in the caller's iovecs, from iovec *iv at offset
+// *off, which it moves past what it sent. Returns the bytes sent; *err is set
+// when it stopped short.
+size_t push_iov(int fd, const iovec* iov, size_t iovcnt, size_t* iv, size_t* off, size_t bytes,
                 int flags, bool nonblock, int* err) noexcept {
+  ErrnoSaver saved;
   iovec local[64];
   size_t remaining = bytes;
   while (remaining > 0) {
     size_t cnt = 0, want = 0;
-    for (size_t k = iv, o = off; k < iovcnt && want < remaining && cnt < 64; ++k, o = 0) {
+    for (size_t k = *iv, o = *off; k < iovcnt && want < remaining && cnt < 64; ++k, o = 0) {
       size_t n = std::min(iov[k].iov_len - o, remaining - want);
       if (n) local[cnt++] = {static_cast<char*>(iov[k].iov_base) + o, n};
       want += n;
@@ -394,15 +413,7 @@ size_t push_iov(int fd, const iovec* iov, size_t iovcnt, size_t iv, size_t off, 
       return bytes - remaining;
     }
     remaining -= static_cast<size_t>(r);
-    for (size_t adv = static_cast<size_t>(r); adv > 0;) {
-      size_t n = std::min(adv, iov[iv].iov_len - off);
-      adv -= n;
-      off += n;
-      if (off == iov[iv].iov_len) {
-        ++iv;
-        off = 0;
-      }
-    }
+    iov_advance(iov, iv, off, static_cast<size_t>(r));
     if (static_cast<size_t>(r) < want && !nonblock) {
       *err = -EINTR;
       return bytes - remaining;
@@ -431,19 +442,10 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
         if (plain_pass(pre)) {
           psock->apply_bytes = 0;
           int perr = 0;
-          size_t sent = push_iov(c.fd, iov, iovcnt, iv, off, chunk, c.flags, c.nonblock, &perr);
+          size_t sent = push_iov(c.fd, iov, iovcnt, &iv, &off, chunk, c.flags, c.nonblock, &perr);
           copied += static_cast<int64_t>(sent);
           tx_count(c, {.in = static_cast<int64_t>(sent), .passed = sent});
           left -= chunk;
-          for (size_t adv = chunk; adv > 0;) {
-            size_t n = std::min(adv, iov[iv].iov_len - off);
-            adv -= n;
-            off += n;
-            if (off == iov[iv].iov_len) {
-              ++iv;
-              off = 0;
-            }
-          }
           while (iv < iovcnt && iov[iv].iov_len == 0) ++iv;
           if (perr) {
             c.real_error = true;
@@ -512,8 +514,7 @@ ssize_t sendmsg_locked(SendCtx& c, const iovec* iov, size_t iovcnt) noexcept {
   if (err < 0) {
     // sk_stream_error: EPIPE raises SIGPIPE unless MSG_NOSIGNAL (a real send did it already).
     if (err == -EPIPE && !(c.flags & MSG_NOSIGNAL) && !c.real_error) raise(SIGPIPE);
-    errno = -err;
-    return -1;
+    return err;
   }
   return 0;
 }
@@ -543,7 +544,8 @@ ssize_t tcp_bpf_sendmsg(int fd, Socket* sk, const iovec* iov, size_t iovcnt, int
     msghdr m{};
     m.msg_iov = const_cast<iovec*>(iov);
     m.msg_iovlen = iovcnt;
-    return real::sendmsg(fd, &m, flags);
+    ssize_t r = real::sendmsg(fd, &m, flags);
+    return r < 0 ? -errno : r;
   }
   Psock& e = *a.psock.get();
   std::lock_guard g(e.tx_lock);
@@ -562,8 +564,12 @@ ssize_t tcp_bpf_sendmsg(int fd, Socket* sk, const iovec* iov, size_t iovcnt, int
 }
 
 ssize_t tcp_bpf_sendfile(int out, Socket* sk, int in, off64_t* offset, size_t count) noexcept {
+  ErrnoSaver saved;
   Active a = active(sk);
-  if (!a.prog) return real::sendfile64(out, in, offset, count);
+  if (!a.prog) {
+    ssize_t r = real::sendfile64(out, in, offset, count);
+    return r < 0 ? -errno : r;
+  }
   // Splice hands the socket one pipe-full at a time: one tcp_bpf_sendmsg each.
   constexpr size_t kPipeBytes = 65536;
   Psock& e = *a.psock.get();
@@ -581,13 +587,11 @@ ssize_t tcp_bpf_sendfile(int out, Socket* sk, int in, off64_t* offset, size_t co
       // The program reads no bytes: ask it about a message of this size, and
       // when it passes the whole of it, let the kernel send the file itself.
       PreRun pre;
-      if (!probe_verdict(c, n, &pre)) {
-        errno = ENOMEM;
-        return done ? static_cast<ssize_t>(done) : -1;
-      }
+      if (!probe_verdict(c, n, &pre)) return done ? static_cast<ssize_t>(done) : -ENOMEM;
       if (plain_pass(pre)) {
         ssize_t r = real::sendfile64(out, in, offset, n);
         if (r <= 0) {
+          if (r < 0) r = -errno;
           tx_flush(c);
           return done ? static_cast<ssize_t>(done) : r;
         }
@@ -601,26 +605,20 @@ ssize_t tcp_bpf_sendfile(int out, Socket* sk, int in, off64_t* offset, size_t co
     try {
       buf.resize(n);
     } catch (...) {
-      errno = ENOMEM;
-      return done ? static_cast<ssize_t>(done) : -1;
+      return done ? static_cast<ssize_t>(done) : -ENOMEM;
     }
     ssize_t got = offset ? pread64(in, buf.data(), n, *offset) : real::read(in, buf.data(), n);
-    if (got < 0) return done ? static_cast<ssize_t>(done) : -1;
+    if (got < 0) return done ? static_cast<ssize_t>(done) : -errno;
     if (got == 0) break;
     iovec iov{buf.data(), static_cast<size_t>(got)};
     ssize_t sent = sendmsg_locked(c, &iov, 1);
-    int err = errno;
     size_t took = sent > 0 ? static_cast<size_t>(sent) : 0;
     // The file position moves by what the socket took.
     if (offset)
       *offset += static_cast<off64_t>(took);
     else if (took < static_cast<size_t>(got))
       lseek64(in, static_cast<off64_t>(took) - got, SEEK_CUR);
-    if (sent < 0) {
-      if (done) return static_cast<ssize_t>(done);
-      errno = err;
-      return -1;
-    }
+    if (sent < 0) return done ? static_cast<ssize_t>(done) : sent;
     done += took;
     if (took < static_cast<size_t>(got) || static_cast<size_t>(got) < n) break;
   }

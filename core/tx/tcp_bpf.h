@@ -31,14 +31,16 @@ inline bool tcp_bpf_active(Socket* sk) noexcept {
 
 // sendmsg on fd (a socket of sk, which the caller holds a reference on) with
 // the kernel's outcome: the count of bytes the caller gave that were accepted
-// (sent, queued, corked) or -1 with errno (EACCES for a drop, EPIPE for a
+// (sent, queued, corked) or -errno (-EACCES for a drop, -EPIPE for a
 // redirect target that went away, and whatever the real send said). When sk
-// has no sk_msg program any more, the real sendmsg runs.
+// has no sk_msg program any more, the real sendmsg runs. A count leaves errno
+// as it was.
 ssize_t tcp_bpf_sendmsg(int fd, Socket* sk, const iovec* iov, size_t iovcnt, int flags) noexcept;
 
 // sendfile(out, in, offset, count) on a socket with an sk_msg program: the
 // program sees the file's bytes (as since Linux 6.5); when it reads no data and
-// passes, the real zero-copy sendfile runs.
+// passes, the real zero-copy sendfile runs. The count of bytes sent, or
+// -errno when there are none; errno is left as it was.
 ssize_t tcp_bpf_sendfile(int out, Socket* sk, int in, off64_t* offset, size_t count) noexcept;
 
 }  // namespace sockshim

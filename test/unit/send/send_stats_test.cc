@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 
-#include "core/control/control_maps.h"
+#include "core/control/control_psocks.h"
 #include "core/control/rule_text.h"
 #include "test/unit/send/send_test_util.h"
 
