@@ -96,7 +96,9 @@ int load_bytecode_program(std::string name, ProgramType type, bpf::InsnSpan insn
 
 RunResult bytecode_run_msg(const Program& p, const Bytecode& bc, SkMsg& msg, const SocketTuple& sk,
                            Helpers& h) {
-  sk_msg_md md{};
+  // Not zeroed: fill_sk_msg_md sets every field but the pointer slots, which
+  // the VM answers from RunInput::ctx_ptrs without reading the struct.
+  sk_msg_md md;
   fill_sk_msg_md(&md, msg, sk);
   BytecodeRun run{&p, &h};
   run.msg = &msg;

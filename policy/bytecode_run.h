@@ -36,6 +36,7 @@ struct BytecodeRun {
 const bpf::HelperTable& bytecode_helpers() noexcept;
 
 // The contexts (bytecode_context.cc), filled as the kernel presents them.
+// fill_sk_msg_md sets every field but data, data_end and sk (the VM's slots).
 void fill_sk_msg_md(sk_msg_md* md, const SkMsg& msg, const SocketTuple& sk) noexcept;
 void fill_sk_buff(__sk_buff* skb, uint32_t len, const SocketTuple& sk) noexcept;
 void fill_sock_ops(bpf_sock_ops* ops, SockOp op, const SocketTuple& sk) noexcept;
