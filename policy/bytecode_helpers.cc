@@ -87,27 +87,20 @@ uint64_t map_lookup_elem(Vm& vm, uint64_t map, uint64_t, uint64_t, uint64_t, uin
   return 0;
 }
 
-// sock_map_update_elem (the program's form): the value is a socket; only the
-// current one (ctx->sk) is known here.
-uint64_t map_update_elem(Vm& vm, uint64_t map, uint64_t key, uint64_t value, uint64_t flags,
-                         uint64_t) {
+// The verifier's may_update_sockmap: none of these program types may update
+// a sock map with bpf_map_update_elem (sockops has bpf_sock_map_update and
+// bpf_sock_hash_update), and only sockops may delete from one.
+uint64_t map_update_elem(Vm& vm, uint64_t map, uint64_t, uint64_t, uint64_t, uint64_t) {
   uint32_t index;
-  const MapSpec* spec = map_arg(vm, map, &index);
-  if (!spec) return 0;
-  if (!is_sock_map(*spec) || value != run_of(vm).sk_token()) {
-    vm.fault();
-    return 0;
-  }
-  const uint8_t* k = arg_mem(vm, key, spec->key_size, false);
-  if (!k) return 0;
-  return ret(run_of(vm).helpers->map_update(index, {k, spec->key_size}, flags));
+  if (map_arg(vm, map, &index)) vm.fault();
+  return 0;
 }
 
 uint64_t map_delete_elem(Vm& vm, uint64_t map, uint64_t key, uint64_t, uint64_t, uint64_t) {
   uint32_t index;
   const MapSpec* spec = map_arg(vm, map, &index);
   if (!spec) return 0;
-  if (!is_sock_map(*spec)) {
+  if (!is_sock_map(*spec) || !run_of(vm).ops) {
     vm.fault();
     return 0;
   }

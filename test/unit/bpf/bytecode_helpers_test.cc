@@ -278,3 +278,38 @@ TEST_CASE("bytecode helpers: trace_printk formats to the log", "[bytecode][helpe
   CHECK(run_msg(w, *printk("%d%d%d%d\0\0\0\0\0\0\0\0", 16, 0), "x").ret == -EINVAL);
   CHECK(w.kernel->log_lines().size() == 2);
 }
+
+TEST_CASE("bytecode helpers: sock map update and delete as may_update_sockmap allows",
+          "[bytecode][helpers]") {
+  World w;
+  // helper(redir, fp - 4 = key 0, r3 = ctx->sk, 0)
+  auto call = [&](int32_t helper, int16_t sk_off) {
+    return cat({{ST_MEM(BPF_W, 10, -4, 0)},
+                map_ref(1, kRedir),
+                {MOV64_REG(2, 10), ALU64_IMM(BPF_ADD, 2, -4), LDX_MEM(BPF_DW, 3, 6, sk_off),
+                 MOV64_IMM(4, 0), CALL_HELPER(helper)}});
+  };
+  auto update =
+      load(ProgramType::sk_msg, prog(call(BPF_FUNC_map_update_elem, offsetof(sk_msg_md, sk))));
+  CHECK(run_msg(w, *update, "x").ret == policy::SK_DROP);
+  CHECK(update->faults() == 1);
+  auto del_msg =
+      load(ProgramType::sk_msg, prog(call(BPF_FUNC_map_delete_elem, offsetof(sk_msg_md, sk))));
+  CHECK(run_msg(w, *del_msg, "x").ret == policy::SK_DROP);
+  CHECK(del_msg->faults() == 1);
+  // sockops may delete: -EINVAL for an empty sockmap slot; r0 into storage.
+  auto del_ops = load(
+      ProgramType::sockops,
+      prog(cat({call(BPF_FUNC_map_delete_elem, offsetof(bpf_sock_ops, sk)),
+                {MOV64_REG(7, 0)},
+                map_ref(1, kStorage),
+                {LDX_MEM(BPF_DW, 2, 6, offsetof(bpf_sock_ops, sk)), MOV64_IMM(3, 0),
+                 MOV64_IMM(4, BPF_SK_STORAGE_GET_F_CREATE), CALL_HELPER(BPF_FUNC_sk_storage_get),
+                 JMP_IMM(BPF_JEQ, 0, 0, 1), STX_MEM(BPF_DW, 0, 7, 0), MOV64_IMM(0, 1)}})));
+  w.kernel->clear_map(0);
+  del_ops->run_sockops(policy::SockOp::active_established, w.sk, *w.kernel);
+  CHECK(del_ops->faults() == 0);
+  uint64_t v;
+  memcpy(&v, w.kernel->storage(2)->data(), 8);
+  CHECK(static_cast<int64_t>(v) == -EINVAL);
+}
