@@ -46,7 +46,16 @@ class Helpers {
   virtual long map_delete(uint32_t map, std::span<const uint8_t> key) = 0;
 
   // A `log` action: text from the policy, for a line naming the current socket.
+  // Bytecode programs log their bpf_trace_printk lines and faults through it.
   virtual void log(const Program& program, std::string_view text) = 0;
+
+  // The definition of map `map` (type, key and value sizes), nullptr for an
+  // index that names no map: bytecode programs pass map references the
+  // interpreter checks against it.
+  virtual const MapSpec* map_spec(uint32_t map) = 0;
+
+  // bpf_get_socket_cookie: the current socket's SO_COOKIE.
+  virtual uint64_t socket_cookie() = 0;
 };
 
 }  // namespace sockshim::policy

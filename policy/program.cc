@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "policy/bytecode.h"
 #include "policy/compiled.h"
 #include "policy/find_bytes.h"
 #include "policy/vocabulary.h"
@@ -478,10 +479,22 @@ Program::Program(std::string name, ProgramType type, std::unique_ptr<CompiledPro
   build_tests(*compiled_);
 }
 
+Program::Program(std::string name, ProgramType type, std::unique_ptr<Bytecode> bytecode)
+    : name_(std::move(name)),
+      type_(type),
+      compiled_(std::make_unique<CompiledProgram>()),
+      bytecode_(std::move(bytecode)) {
+  compiled_->default_ret = SK_DROP;
+}
+
 Program::~Program() = default;
 
+uint64_t Program::faults() const noexcept {
+  return bytecode_ ? bytecode_->faults.load(std::memory_order_relaxed) : 0;
+}
+
 bool Program::needs_data() const noexcept {
-  return compiled_->needs_data;
+  return bytecode_ || compiled_->needs_data;
 }
 size_t Program::rule_count() const noexcept {
   return compiled_->rules.size();
@@ -498,6 +511,7 @@ const FrameSpec& Program::frame() const noexcept {
 
 RunResult Program::run_msg(SkMsg& msg, const SocketTuple& sk, Helpers& helpers,
                            Tracer* tracer) const {
+  if (bytecode_) return bytecode_run_msg(*this, *bytecode_, msg, sk, helpers);
   Run r{*this, sk, helpers, tracer};
   const auto window = msg.data();
   r.data = window.data();
@@ -510,6 +524,7 @@ RunResult Program::run_msg(SkMsg& msg, const SocketTuple& sk, Helpers& helpers,
 
 RunResult Program::run_skb(std::span<const uint8_t> frame, const SocketTuple& sk, Helpers& helpers,
                            Tracer* tracer) const {
+  if (bytecode_) return bytecode_run_skb(*this, *bytecode_, frame, sk, helpers);
   Run r{*this, sk, helpers, tracer};
   r.data = frame.data();
   r.data_len = frame.size();
@@ -520,6 +535,7 @@ RunResult Program::run_skb(std::span<const uint8_t> frame, const SocketTuple& sk
 
 RunResult Program::run_sockops(SockOp op, const SocketTuple& sk, Helpers& helpers,
                                Tracer* tracer) const {
+  if (bytecode_) return bytecode_run_sockops(*this, *bytecode_, op, sk, helpers);
   Run r{*this, sk, helpers, tracer};
   r.op = static_cast<uint32_t>(op);
   r.load_fields();
@@ -530,6 +546,7 @@ RunResult Program::run_sockops(SockOp op, const SocketTuple& sk, Helpers& helper
 }
 
 int64_t Program::parse(std::span<const uint8_t> buf) const noexcept {
+  if (bytecode_) return bytecode_parse(*this, *bytecode_, buf);
   return parse_frame(compiled_->frame, buf);
 }
 

@@ -23,11 +23,13 @@ const char* verdict_name(Verdict v) noexcept;
 struct RunResult {
   int ret = SK_PASS;  // the program's return value (SK_PASS / SK_DROP; 1 for sockops)
   Verdict verdict = Verdict::pass;
-  int32_t rule = -1;  // index of the rule whose `if` held; -1 when none did
+  int32_t rule = -1;   // index of the rule whose `if` held; -1 when none did
+  uint64_t insns = 0;  // bytecode: instructions the run executed
 };
 
 // Optional observer of each action a run performs (test-run prints them; core
-// passes nullptr). ret is the helper's return value (0 / -errno / SK_PASS / SK_DROP).
+// passes nullptr; bytecode runs report no actions). ret is the helper's return
+// value (0 / -errno / SK_PASS / SK_DROP).
 class Tracer {
  public:
   virtual ~Tracer() = default;
@@ -35,10 +37,13 @@ class Tracer {
 };
 
 struct CompiledProgram;  // policy/compiled.h
+struct Bytecode;         // policy/bytecode.h
 
 class Program {
  public:
   Program(std::string name, ProgramType type, std::unique_ptr<CompiledProgram> compiled);
+  // An eBPF program: see load_bytecode_program (policy/bytecode_program.h).
+  Program(std::string name, ProgramType type, std::unique_ptr<Bytecode> bytecode);
   ~Program();
   Program(const Program&) = delete;
   Program& operator=(const Program&) = delete;
@@ -50,14 +55,15 @@ class Program {
            type_ == ProgramType::skb_verdict;
   }
   // True when the program reads or changes message bytes (a `data` condition,
-  // pull/push/pop): otherwise sendfile may stay zero-copy.
+  // pull/push/pop; always for bytecode): otherwise sendfile may stay zero-copy.
   bool needs_data() const noexcept;
   size_t rule_count() const noexcept;
   // sk_msg: the kernel keeps failing every later send of a socket after a DROP
   // until its psock is re-created; `"sticky_drop": false` asks core to drop the
   // one message only (DESIGN.md's documented difference). Default true.
   bool sticky_drop() const noexcept;
-  // Returned when no rule holds or the rule that held has no verdict action.
+  // Returned when no rule holds or the rule that held has no verdict action
+  // (bytecode: SK_DROP, what a faulting run returns).
   int default_ret() const noexcept;
 
   // sk_msg: the window msg.data() is what `data` conditions see; `size` is
@@ -77,10 +83,16 @@ class Program {
 
   const CompiledProgram& compiled() const noexcept { return *compiled_; }
 
+  // Bytecode programs run in the eBPF interpreter; a run that faults returns
+  // SK_DROP and is counted here.
+  bool is_bytecode() const noexcept { return bytecode_ != nullptr; }
+  uint64_t faults() const noexcept;
+
  private:
   std::string name_;
   ProgramType type_;
-  std::unique_ptr<CompiledProgram> compiled_;
+  std::unique_ptr<CompiledProgram> compiled_;  // empty (no rules) for bytecode
+  std::unique_ptr<Bytecode> bytecode_;
 };
 
 }  // namespace sockshim::policy

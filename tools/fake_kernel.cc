@@ -135,6 +135,10 @@ long FakeKernel::map_delete(uint32_t map, std::span<const uint8_t> key) {
   return spec.type == MapType::sockmap ? -EINVAL : -ENOENT;
 }
 
+const MapSpec* FakeKernel::map_spec(uint32_t map) {
+  return map < policy_.maps.size() ? &policy_.maps[map] : nullptr;
+}
+
 void FakeKernel::log(const Program& program, std::string_view text) {
   log_.push_back(program.name() + ": " + std::string(text));
 }

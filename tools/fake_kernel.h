@@ -58,6 +58,10 @@ class FakeKernel : public Helpers {
   long map_update(uint32_t map, std::span<const uint8_t> key, uint64_t flags) override;
   long map_delete(uint32_t map, std::span<const uint8_t> key) override;
   void log(const Program& program, std::string_view text) override;
+  const MapSpec* map_spec(uint32_t map) override;
+  // Socket 0's cookie: a fixed value, as a fake socket has no kernel one.
+  uint64_t socket_cookie() override { return kSelfCookie; }
+  static constexpr uint64_t kSelfCookie = 4096;
 
  private:
   struct FakeMap {

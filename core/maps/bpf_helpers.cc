@@ -7,9 +7,9 @@
 #include <mutex>
 #include <new>
 
-#include "core/sock/log.h"
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_map_base.h"
+#include "core/sock/log.h"
 #include "core/sock/sock_query.h"
 
 namespace sockshim {
@@ -89,6 +89,10 @@ long SockHelpers::map_delete(uint32_t map, std::span<const uint8_t> key) {
       map < lp_.map_by_index.size() ? dynamic_cast<SockMapBase*>(lp_.map_by_index[map]) : nullptr;
   if (!m || key.size() != m->key_size()) return -EINVAL;
   return m->delete_sys(key.data());
+}
+
+const policy::MapSpec* SockHelpers::map_spec(uint32_t map) {
+  return map < lp_.map_by_index.size() ? &lp_.map_by_index[map]->spec() : nullptr;
 }
 
 // At warn, the default level: the policy asked for this line, so it shows

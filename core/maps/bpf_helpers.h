@@ -24,6 +24,8 @@ class SockHelpers final : public policy::Helpers {
   long map_update(uint32_t map, std::span<const uint8_t> key, uint64_t flags) override;
   long map_delete(uint32_t map, std::span<const uint8_t> key) override;
   void log(const policy::Program& program, std::string_view text) override;
+  const policy::MapSpec* map_spec(uint32_t map) override;
+  uint64_t socket_cookie() override { return sk_->cookie; }
 
   // The target a verdict run chose (msg->sk_redir, skb redirect), with its
   // reference; empty when the run redirected nowhere.

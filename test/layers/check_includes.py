@@ -4,7 +4,7 @@
 A module is a .h with its .cc (core/sock/socket.h + socket.cc). The layers,
 lowest first, may include only themselves and the layers before them:
 
-  policy, bpf  <  core/sock < core/psock < core/maps < core/tx < core/rx
+  bpf  <  policy  <  core/sock < core/psock < core/maps < core/tx < core/rx
                <  core/readiness < core/control  <  shim
 
 tools/ talk to a running shim through the control protocol: they may include
@@ -26,15 +26,17 @@ SCANNED = ("policy", "bpf", "core", "shim", "tools")
 def rank(module):
     """The layer of a module as a number (higher may include lower), or None."""
     top = module.split("/")[0]
-    if top in ("policy", "bpf"):
+    if top == "bpf":
         return 0
+    if top == "policy":  # its bytecode programs run in bpf/'s interpreter
+        return 1
     if top == "core":
         parts = module.split("/")
         if len(parts) < 3 or parts[1] not in CORE_LAYERS:
             return None  # a file directly in core/ belongs to no layer
-        return 1 + CORE_LAYERS.index(parts[1])
+        return 2 + CORE_LAYERS.index(parts[1])
     if top == "shim":
-        return 1 + len(CORE_LAYERS)
+        return 2 + len(CORE_LAYERS)
     return None
 
 

@@ -111,6 +111,15 @@ std::string read_program(const std::string& path, const std::string& section, Pr
     out->insns.insert(out->insns.end(), t.begin(), t.end());
     if (std::string e = relocate(text, text_base); !e.empty()) return e;
   }
+  for (const std::string& name : out->data) {
+    const size_t i = o.find(name);
+    if (o.sh[i].sh_type == SHT_NOBITS) {
+      out->data_init.emplace_back(o.sh[i].sh_size, 0);
+    } else {
+      const uint8_t* b = o.section_data(i);
+      out->data_init.emplace_back(b, b + o.sh[i].sh_size);
+    }
+  }
   return "";
 }
 

@@ -8,6 +8,7 @@
 
 #include <linux/bpf.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,9 @@ inline constexpr int kDataFdBase = 200;
 
 struct Program {
   std::vector<bpf_insn> insns;
-  std::vector<std::string> maps;  // map symbol names
-  std::vector<std::string> data;  // data section names
+  std::vector<std::string> maps;                // map symbol names
+  std::vector<std::string> data;                // data section names
+  std::vector<std::vector<uint8_t>> data_init;  // their initial bytes (zeros for .bss)
 };
 
 // Empty string on success, else what is wrong.

@@ -1,0 +1,35 @@
+// The loaded form of a bytecode Program and the runs Program dispatches to
+// (bytecode_program.cc). Internal to policy/; it names policy types only by
+// declaration, so program.cc can include it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <span>
+
+#include "bpf/program.h"
+
+namespace sockshim::policy {
+
+class Program;
+class Helpers;
+class SkMsg;
+struct SocketTuple;
+struct RunResult;
+enum class SockOp : uint32_t;
+
+struct Bytecode {
+  bpf::LoadedProgram prog;
+  mutable std::atomic<uint64_t> faults{0};
+  mutable std::atomic<bool> fault_logged{false};
+};
+
+RunResult bytecode_run_msg(const Program& p, const Bytecode& bc, SkMsg& msg, const SocketTuple& sk,
+                           Helpers& h);
+RunResult bytecode_run_skb(const Program& p, const Bytecode& bc, std::span<const uint8_t> frame,
+                           const SocketTuple& sk, Helpers& h);
+RunResult bytecode_run_sockops(const Program& p, const Bytecode& bc, SockOp op,
+                               const SocketTuple& sk, Helpers& h);
+int64_t bytecode_parse(const Program& p, const Bytecode& bc, std::span<const uint8_t> buf) noexcept;
+
+}  // namespace sockshim::policy
