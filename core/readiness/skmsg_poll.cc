@@ -29,7 +29,8 @@ PsockRef psock_at(int fd) noexcept {
 }
 
 short psock_revents(Psock* p, short events) noexcept {
-  return static_cast<short>(sk_psock_poll(p) & (events | POLLHUP | POLLERR));
+  const bool reading = events & (kReadEvents | POLLRDHUP);
+  return static_cast<short>(sk_psock_poll(p, reading) & (events | POLLHUP | POLLERR));
 }
 
 bool psock_poll_wanted(const pollfd* fds, nfds_t n) noexcept {
@@ -57,12 +58,12 @@ struct PollEntry {
 // Brings what the kernel is asked for e in line with whether p's reader sees
 // only its queue (then the kernel is asked only for what the engine does not
 // stand in for, and the wait includes the stop eventfd), and runs the engine
-// on bytes that predate its start: a readiness query is, like a read, their
-// tcp_data_ready.
+// on bytes that predate its start: a query of the read side is, like a read,
+// their tcp_data_ready.
 void poll_refresh(PollEntry& e, const pollfd& asked, pollfd& sent, bool first) noexcept {
   Psock* p = e.psock.get();
   bool engine_reads = sk_psock_engine_reads(p);
-  if (engine_reads) sk_psock_rx_kick(p, true);
+  if (engine_reads && (asked.events & (kReadEvents | POLLRDHUP))) sk_psock_rx_kick(p, true);
   e.stop.reset();
   if (engine_reads && !sk_psock_rx_stop_wait(p, &e.stop)) engine_reads = false;
   if (first || engine_reads != e.engine_reads) {
