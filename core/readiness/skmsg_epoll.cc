@@ -17,6 +17,7 @@
 
 #include "core/maps/loaded_policy.h"
 #include "core/readiness/epoll_watch.h"
+#include "core/readiness/poll_wake.h"
 #include "core/readiness/psock_poll.h"
 #include "core/readiness/skmsg_poll.h"
 #include "core/rx/sk_psock_rx.h"
@@ -445,7 +446,12 @@ namespace {
 // operations), installed before any psock exists.
 const bool g_poll_ops_installed = [] {
   PsockOps& ops = psock_ops();
-  ops.poll_link = psock_poll_link;
+  // A psock born or changed: poll and select waits on its socket look again
+  // (poll_wake.h), its epoll registrations follow it.
+  ops.poll_link = [](Socket* sk) noexcept {
+    poll_wake_sk(sk);
+    psock_poll_link(sk);
+  };
   ops.poll_forget = psock_poll_forget;
   return true;
 }();
