@@ -166,7 +166,7 @@ SOCKSHIM_HOOK int epoll_create1(int flags) {
 
 SOCKSHIM_HOOK int epoll_ctl(int ep, int op, int fd, epoll_event* event) {
   if (registry::peek(fd)) [[unlikely]]
-    return psock_epoll_ctl(ep, op, fd, event);
+    return libc_result(psock_epoll_ctl(ep, op, fd, event));
   return real::epoll_ctl(ep, op, fd, event);
 }
 
