@@ -8,9 +8,10 @@ parser and a pass verdict, no sockops), accepts a connection and blocks four
 threads on it, one in each call, with a 20 s timeout. Once /proc shows each
 asleep in its system call, `sockshim map update` puts the socket in the map
 and the client sends 20 bytes of a frame; once `dump` shows the receive
-engine holding them, the client sends the other 44. Each wait must return
-once, readable, only after the whole frame was sent (a partial frame is not
-readable), and a MSG_DONTWAIT read must then get the frame.
+engine holding them, each wait must have gone to sleep only a few times
+(no loop), and the client sends the other 44. Each wait must
+return once, readable, only after the whole frame was sent (a partial frame
+is not readable), and a MSG_DONTWAIT read must then get the frame.
 """
 
 import json
@@ -40,6 +41,12 @@ def syscall_of(pid, tid):
             return int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def sleeps(pid, tid):
+    """How many times the thread went to sleep (voluntary context switches)."""
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("voluntary_ctxt"))
 
 
 def rx_in(env, pid):
@@ -82,6 +89,11 @@ def main():
         client.sendall(FRAME[:PART])
         harness.wait_for(f"the receive engine holding the first {PART} bytes",
                          lambda: rx_in(env, pid) == PART, limit=LIMIT)
+        # Asleep, not looping: the insertion woke each wait once, the partial
+        # frame not at all (a loop would have slept hundreds of times by now).
+        woken = [sleeps(pid, t) for t in tids]
+        if max(woken) > 8:
+            harness.fail(f"the waits went to sleep {woken} times by the partial frame: a loop")
         proc.stdin.write("rest\n")
         proc.stdin.flush()
         read("rest acknowledged")
