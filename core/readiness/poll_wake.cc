@@ -141,7 +141,7 @@ void poll_wake_after_fork_child() noexcept {
   Wakes& w = wakes();
   fork_reset_if_held(w.lock);
   for (ThreadWake* t = w.threads; t; t = t->next_thread) {
-    registry::close_internal(t->fd);
+    if (t->fd >= 0) registry::close_internal(t->fd);
     t->fd = -1;
     t->listed = false;
   }
