@@ -1,5 +1,7 @@
 // Readiness hooks. Until a socket has a psock with queued bytes the kernel's own
-// answer is the right one, so these pass straight through.
+// answer is the right one, so these pass straight through; a poll or select
+// that may sleep on a socket without a psock, under a policy, goes to core,
+// which wakes it if a psock is born for the socket meanwhile.
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -12,6 +14,7 @@
 #include "shim/hook.h"
 
 using namespace sockshim;
+using sockshim::shim::libc_result;
 
 // glibc's fortified headers declare poll's array write-only; the hooks read
 // the events the caller put there.
@@ -24,6 +27,12 @@ timespec* ms_to_timespec(int timeout, timespec* ts) noexcept {
   ts->tv_sec = timeout / 1000;
   ts->tv_nsec = (timeout % 1000) * 1000000L;
   return ts;
+}
+
+// A call that may sleep: a psock born for one of its sockets meanwhile must
+// wake it (core/readiness/poll_wake.h).
+bool may_block(const timespec* timeout) noexcept {
+  return !timeout || timeout->tv_sec != 0 || timeout->tv_nsec != 0;
 }
 
 // A connect pending socket (core/tcp_connect.h) that poll or select reported
@@ -92,51 +101,54 @@ int to_ms(const timespec* t) noexcept {
 }  // namespace
 
 SOCKSHIM_HOOK int poll(pollfd* fds, nfds_t n, int timeout) {
-  if (psock_poll_wanted(fds, n)) [[unlikely]] {
+  if (psock_poll_wanted(fds, n, timeout != 0)) [[unlikely]] {
     timespec ts;
-    return after_poll(psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr), fds, n);
+    return after_poll(libc_result(psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr)), fds,
+                      n);
   }
   return after_poll(real::poll(fds, n, timeout), fds, n);
 }
 
 SOCKSHIM_HOOK int __poll_chk(pollfd* fds, nfds_t n, int timeout, size_t fdslen) {
-  if (n * sizeof(pollfd) <= fdslen && psock_poll_wanted(fds, n)) [[unlikely]] {
+  if (n * sizeof(pollfd) <= fdslen && psock_poll_wanted(fds, n, timeout != 0)) [[unlikely]] {
     timespec ts;
-    return after_poll(psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr), fds, n);
+    return after_poll(libc_result(psock_ppoll(fds, n, ms_to_timespec(timeout, &ts), nullptr)), fds,
+                      n);
   }
   return after_poll(real::__poll_chk(fds, n, timeout, fdslen), fds, n);
 }
 
 SOCKSHIM_HOOK int ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
-  if (psock_poll_wanted(fds, n)) [[unlikely]]
-    return after_poll(psock_ppoll(fds, n, timeout, mask), fds, n);
+  if (psock_poll_wanted(fds, n, may_block(timeout))) [[unlikely]]
+    return after_poll(libc_result(psock_ppoll(fds, n, timeout, mask)), fds, n);
   return after_poll(real::ppoll(fds, n, timeout, mask), fds, n);
 }
 
 SOCKSHIM_HOOK int __ppoll_chk(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask,
                               size_t fdslen) {
-  if (n * sizeof(pollfd) <= fdslen && psock_poll_wanted(fds, n)) [[unlikely]]
-    return after_poll(psock_ppoll(fds, n, timeout, mask), fds, n);
+  if (n * sizeof(pollfd) <= fdslen && psock_poll_wanted(fds, n, may_block(timeout))) [[unlikely]]
+    return after_poll(libc_result(psock_ppoll(fds, n, timeout, mask)), fds, n);
   return after_poll(real::__ppoll_chk(fds, n, timeout, mask, fdslen), fds, n);
 }
 
 SOCKSHIM_HOOK int select(int n, fd_set* r, fd_set* w, fd_set* e, timeval* timeout) {
-  if (psock_select_wanted(n, r)) [[unlikely]] {
+  if (psock_select_wanted(n, r, !timeout || timeout->tv_sec != 0 || timeout->tv_usec != 0))
+      [[unlikely]] {
     timespec ts, *tp = nullptr;
     if (timeout) {
       ts.tv_sec = timeout->tv_sec;
       ts.tv_nsec = timeout->tv_usec * 1000L;
       tp = &ts;
     }
-    return after_select(psock_pselect(n, r, w, e, tp, nullptr), n, r, w, e);
+    return after_select(libc_result(psock_pselect(n, r, w, e, tp, nullptr)), n, r, w, e);
   }
   return after_select(real::select(n, r, w, e, timeout), n, r, w, e);
 }
 
 SOCKSHIM_HOOK int pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout,
                           const sigset_t* mask) {
-  if (psock_select_wanted(n, r)) [[unlikely]]
-    return after_select(psock_pselect(n, r, w, e, timeout, mask), n, r, w, e);
+  if (psock_select_wanted(n, r, may_block(timeout))) [[unlikely]]
+    return after_select(libc_result(psock_pselect(n, r, w, e, timeout, mask)), n, r, w, e);
   return after_select(real::pselect(n, r, w, e, timeout, mask), n, r, w, e);
 }
 
@@ -154,7 +166,7 @@ SOCKSHIM_HOOK int epoll_create1(int flags) {
 
 SOCKSHIM_HOOK int epoll_ctl(int ep, int op, int fd, epoll_event* event) {
   if (registry::peek(fd)) [[unlikely]]
-    return psock_epoll_ctl(ep, op, fd, event);
+    return libc_result(psock_epoll_ctl(ep, op, fd, event));
   return real::epoll_ctl(ep, op, fd, event);
 }
 

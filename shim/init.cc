@@ -13,6 +13,7 @@
 #include "core/maps/maps_init.h"
 #include "core/psock/psock_stats.h"
 #include "core/readiness/epoll_watch.h"
+#include "core/readiness/poll_wake.h"
 #include "core/readiness/skmsg_poll.h"
 #include "core/sock/event_loop.h"
 #include "core/sock/log.h"
@@ -31,6 +32,7 @@ void fork_child() noexcept {
   loaded_policy_after_fork_child();
   rule_stats_after_fork_child();
   epoll_watches_after_fork_child();
+  poll_wake_after_fork_child();
   log::after_fork_child();
   EventLoop::after_fork_child();
   control::after_fork_child();

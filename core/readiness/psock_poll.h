@@ -17,7 +17,8 @@ inline constexpr short kRxMasked = POLLIN | POLLRDNORM | POLLRDHUP;
 PsockRef psock_at(int fd) noexcept;
 
 // The bits of sk_psock_poll(p) that a poll asking for events reports (POLLHUP
-// and POLLERR are reported unasked, as the kernel does).
+// and POLLERR are reported unasked, as the kernel does). A poll that does not
+// ask for the read side starts no engine in a fork child.
 short psock_revents(Psock* p, short events) noexcept;
 
 }  // namespace sockshim

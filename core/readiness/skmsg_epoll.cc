@@ -17,6 +17,7 @@
 
 #include "core/maps/loaded_policy.h"
 #include "core/readiness/epoll_watch.h"
+#include "core/readiness/poll_wake.h"
 #include "core/readiness/psock_poll.h"
 #include "core/readiness/skmsg_poll.h"
 #include "core/rx/sk_psock_rx.h"
@@ -243,20 +244,20 @@ int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept {
   Socket* sk = registry::peek(fd);
   const bool record = sk && recording();
   if (!record && ws.count.load(std::memory_order_relaxed) == 0)
-    return real::epoll_ctl(ep, op, fd, event);
+    return real::epoll_ctl(ep, op, fd, event) == 0 ? 0 : -errno;
   const uint64_t cookie = sk ? sk->cookie : 0;
   PsockState ps = sk && op != EPOLL_CTL_DEL ? psock_state(sk, cookie) : PsockState();
-  int r = record_ctl(ws, ep, op, fd, event, sk, cookie, record, ps);
+  if (record_ctl(ws, ep, op, fd, event, sk, cookie, record, ps) != 0) return -errno;
   // The socket entered or left a map while this ran: its psock_poll_link may
   // have come before the record.
-  if (r == 0 && record && op != EPOLL_CTL_DEL && changed_since(sk, ps)) psock_poll_link(sk);
+  if (record && op != EPOLL_CTL_DEL && changed_since(sk, ps)) psock_poll_link(sk);
   // A registration is a readiness query: bytes that predate the engine's
   // start go through it now, and a wait right after sees what passed.
-  if (r == 0 && ps.engine_reads && op != EPOLL_CTL_DEL) {
+  if (ps.engine_reads && op != EPOLL_CTL_DEL) {
     ErrnoSaver saved;
     sk_psock_rx_kick(ps.ref.get(), true);
   }
-  return r;
+  return 0;
 }
 
 bool psock_epoll_wanted() noexcept {
@@ -445,7 +446,12 @@ namespace {
 // operations), installed before any psock exists.
 const bool g_poll_ops_installed = [] {
   PsockOps& ops = psock_ops();
-  ops.poll_link = psock_poll_link;
+  // A psock born or changed: poll and select waits on its socket look again
+  // (poll_wake.h), its epoll registrations follow it.
+  ops.poll_link = [](Socket* sk) noexcept {
+    poll_wake_sk(sk);
+    psock_poll_link(sk);
+  };
   ops.poll_forget = psock_poll_forget;
   return true;
 }();

@@ -10,9 +10,9 @@ namespace sockshim {
 
 class Socket;
 
-// epoll_ctl on a tracked socket fd: makes the real call (returning what it
-// returned, errno set) and keeps the record of the registration, installing or
-// removing what the socket's psock needs.
+// epoll_ctl on a tracked socket fd: makes the real call (0, or -errno when it
+// failed) and keeps the record of the registration, installing or removing
+// what the socket's psock needs.
 int psock_epoll_ctl(int ep, int op, int fd, epoll_event* event) noexcept;
 // True when some epoll registration may carry a token (epoll_wait needs the
 // fix-up). One atomic load.

@@ -6,7 +6,9 @@
 #include <memory>
 #include <vector>
 
+#include "core/maps/loaded_policy.h"
 #include "core/readiness/poll_deadline.h"
+#include "core/readiness/poll_wake.h"
 #include "core/readiness/psock_poll.h"
 #include "core/rx/sk_psock_rx.h"
 #include "core/rx/skmsg_ingress.h"
@@ -19,6 +21,13 @@ namespace {
 
 constexpr short kReadEvents = POLLIN | POLLRDNORM;
 
+// A socket read that the kernel alone reports on until a psock is born for it
+// (poll_wake.h): a blocking call waits on its thread's wake eventfd too. Only
+// a policy makes psocks: a program without one pays nothing.
+bool unborn(Socket* s, short events) noexcept {
+  return (events & kReadEvents) && !registry::is_internal(s) && current_policy();
+}
+
 }  // namespace
 
 PsockRef psock_at(int fd) noexcept {
@@ -29,18 +38,23 @@ PsockRef psock_at(int fd) noexcept {
 }
 
 short psock_revents(Psock* p, short events) noexcept {
-  return static_cast<short>(sk_psock_poll(p) & (events | POLLHUP | POLLERR));
+  const bool reading = events & (kReadEvents | POLLRDHUP);
+  return static_cast<short>(sk_psock_poll(p, reading) & (events | POLLHUP | POLLERR));
 }
 
-bool psock_poll_wanted(const pollfd* fds, nfds_t n) noexcept {
+bool psock_poll_wanted(const pollfd* fds, nfds_t n, bool may_block) noexcept {
   for (nfds_t i = 0; i < n; ++i)
-    if (Socket* s = registry::peek(fds[i].fd))
-      if (Psock* p = s->psock.load(std::memory_order_relaxed))
+    if (Socket* s = registry::peek(fds[i].fd)) {
+      if (Psock* p = s->psock.load(std::memory_order_relaxed)) {
         // Without read interest only an engine-read socket's POLLHUP differs.
         if ((fds[i].events & kReadEvents) ||
             p->progs.stream_verdict.load(std::memory_order_relaxed) ||
             p->progs.skb_verdict.load(std::memory_order_relaxed))
           return true;
+      } else if (may_block && unborn(s, fds[i].events)) {
+        return true;
+      }
+    }
   return false;
 }
 
@@ -57,12 +71,12 @@ struct PollEntry {
 // Brings what the kernel is asked for e in line with whether p's reader sees
 // only its queue (then the kernel is asked only for what the engine does not
 // stand in for, and the wait includes the stop eventfd), and runs the engine
-// on bytes that predate its start: a readiness query is, like a read, their
-// tcp_data_ready.
+// on bytes that predate its start: a query of the read side is, like a read,
+// their tcp_data_ready.
 void poll_refresh(PollEntry& e, const pollfd& asked, pollfd& sent, bool first) noexcept {
   Psock* p = e.psock.get();
   bool engine_reads = sk_psock_engine_reads(p);
-  if (engine_reads) sk_psock_rx_kick(p, true);
+  if (engine_reads && (asked.events & (kReadEvents | POLLRDHUP))) sk_psock_rx_kick(p, true);
   e.stop.reset();
   if (engine_reads && !sk_psock_rx_stop_wait(p, &e.stop)) engine_reads = false;
   if (first || engine_reads != e.engine_reads) {
@@ -73,9 +87,40 @@ void poll_refresh(PollEntry& e, const pollfd& asked, pollfd& sent, bool first) n
   e.engine_reads = engine_reads;
 }
 
-}  // namespace
+// The thread's wake armed for one evaluation of a set (poll_wake.h), when a
+// socket of it has no psock and the call may block.
+class WakeArm {
+ public:
+  WakeArm(const pollfd* fds, nfds_t n, bool may_block) noexcept {
+    if (!may_block) return;
+    for (nfds_t i = 0; i < n; ++i)
+      if (Socket* s = registry::peek(fds[i].fd))
+        if (!s->psock.load(std::memory_order_acquire) && unborn(s, fds[i].events)) {
+          fd_ = poll_wake_arm(fds, n);
+          return;
+        }
+  }
+  ~WakeArm() {
+    if (fd_ >= 0) poll_wake_disarm();
+  }
+  WakeArm(const WakeArm&) = delete;
+  WakeArm& operator=(const WakeArm&) = delete;
+  int fd() const noexcept { return fd_; }
 
-int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) noexcept {
+ private:
+  int fd_ = -1;
+};
+
+// Returned by ppoll_round when a socket of the set got a psock while it
+// waited: the set is evaluated again, with what is left of the timeout.
+constexpr int kBorn = -0x10000;
+
+// One evaluation of the set: its psocks found, then waits until something
+// the application asked for is ready, the deadline passes or a psock is born.
+int ppoll_round(pollfd* fds, nfds_t n, const PollDeadline& deadline, bool once,
+                const sigset_t* mask) noexcept {
+  // Armed before the psocks are looked at: a psock born later wakes the wait.
+  WakeArm wake(fds, n, !once);
   std::vector<PollEntry> ps;
   std::vector<pollfd> all;
   try {
@@ -85,13 +130,10 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
         if (!sk_psock_engine_reads(p.get()) && !(fds[i].events & kReadEvents)) continue;
         ps.push_back({i, std::move(p)});
       }
-    all.reserve(n + 2 * ps.size());
+    all.reserve(n + 2 * ps.size() + 1);
   } catch (...) {
-    errno = ENOMEM;
-    return -1;
+    return -ENOMEM;
   }
-  const PollDeadline deadline = poll_deadline(timeout);
-  const bool once = timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
   for (bool first = true;; first = false) {
     all.resize(n);
     bool ready = false;
@@ -99,18 +141,20 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
       poll_refresh(e, fds[e.index], all[e.index], first);
       ready = ready || psock_revents(e.psock.get(), fds[e.index].events) != 0;
     }
+    // Within the reserved room: no allocation here.
     if (!ready)
       for (auto& e : ps) {
-        // Within the reserved room: no allocation here.
         if (int efd = ingress_event_fd(e.psock.get()); efd >= 0) all.push_back({efd, POLLIN, 0});
         if (e.stop) all.push_back({e.stop->fd, POLLIN, 0});
       }
+    if (wake.fd() >= 0) all.push_back({wake.fd(), POLLIN, 0});
     const timespec zero{0, 0};
     timespec left;
     const timespec* remaining = ready ? &zero : poll_remaining(deadline, &left);
     int r = blocked_wait(!ready && !once,
                          [&] { return real::ppoll(all.data(), all.size(), remaining, mask); });
-    if (r < 0) return r;
+    if (r < 0) return -errno;
+    if (wake.fd() >= 0 && (all.back().revents & POLLIN)) return kBorn;
     for (nfds_t i = 0; i < n; ++i) fds[i].revents = all[i].revents;
     for (auto& e : ps) {
       pollfd& f = fds[e.index];
@@ -130,12 +174,22 @@ int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
   }
 }
 
-bool psock_select_wanted(int n, const fd_set* readfds) noexcept {
+}  // namespace
+
+int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) noexcept {
+  const PollDeadline deadline = poll_deadline(timeout);
+  const bool once = timeout && timeout->tv_sec == 0 && timeout->tv_nsec == 0;
+  for (;;)
+    if (int r = ppoll_round(fds, n, deadline, once, mask); r != kBorn) return r;
+}
+
+bool psock_select_wanted(int n, const fd_set* readfds, bool may_block) noexcept {
   if (!readfds) return false;
   for (int fd = 0; fd < n && fd < FD_SETSIZE; ++fd)
     if (FD_ISSET(fd, readfds))
       if (Socket* s = registry::peek(fd))
-        if (s->psock.load(std::memory_order_relaxed)) return true;
+        if (s->psock.load(std::memory_order_relaxed) || (may_block && unborn(s, POLLIN)))
+          return true;
   return false;
 }
 
@@ -151,16 +205,12 @@ int psock_pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeou
       if (ev) fds.push_back({fd, ev, 0});
     }
   } catch (...) {
-    errno = ENOMEM;
-    return -1;
+    return -ENOMEM;
   }
   int res = psock_ppoll(fds.data(), fds.size(), timeout, mask);
   if (res < 0) return res;
   for (const pollfd& p : fds)
-    if (p.revents & POLLNVAL) {
-      errno = EBADF;
-      return -1;
-    }
+    if (p.revents & POLLNVAL) return -EBADF;
   if (r) FD_ZERO(r);
   if (w) FD_ZERO(w);
   if (e) FD_ZERO(e);

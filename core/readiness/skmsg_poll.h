@@ -15,6 +15,12 @@
 // which epoll_wait turns back into the application's data. This header has
 // poll and select (skmsg_poll.cc); skmsg_epoll.h has epoll and what follows a
 // psock's changes (skmsg_epoll.cc).
+//
+// A blocking call whose set holds a socket without a psock also waits on its
+// thread's wake eventfd (poll_wake.h): when a psock is born for that socket
+// the call evaluates its set again, with what is left of its timeout.
+//
+// Errors are -errno (the shim sets errno).
 #pragma once
 
 #include <poll.h>
@@ -24,12 +30,14 @@
 
 namespace sockshim {
 
-// True when some fd in fds has a psock whose readiness the shim adds to.
-bool psock_poll_wanted(const pollfd* fds, nfds_t n) noexcept;
+// True when some fd in fds has a psock whose readiness the shim adds to, or,
+// for a call that may block, when some fd read is a socket without a psock.
+bool psock_poll_wanted(const pollfd* fds, nfds_t n, bool may_block) noexcept;
 int psock_ppoll(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) noexcept;
 
-// True when some fd in readfds below n has a psock.
-bool psock_select_wanted(int n, const fd_set* readfds) noexcept;
+// True when some fd in readfds below n has a psock, or, for a call that may
+// block, is a socket without one.
+bool psock_select_wanted(int n, const fd_set* readfds, bool may_block) noexcept;
 int psock_pselect(int n, fd_set* r, fd_set* w, fd_set* e, const timespec* timeout,
                   const sigset_t* mask) noexcept;
 

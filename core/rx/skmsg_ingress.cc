@@ -152,8 +152,8 @@ bool sk_psock_readable(Psock* p) noexcept {
   return sk_psock_readable_locked(p);
 }
 
-short sk_psock_poll(Psock* p) noexcept {
-  sk_psock_rx_active(p, -1);
+short sk_psock_poll(Psock* p, bool reading) noexcept {
+  if (reading) sk_psock_rx_active(p, -1);
   std::lock_guard g(p->ingress_lock);
   short ev = sk_psock_readable_locked(p) ? POLLIN | POLLRDNORM : 0;
   if (p->engine_reads) {

@@ -41,7 +41,10 @@ bool sk_psock_readable(Psock* p) noexcept;
 // The receive-side poll bits of p as the kernel's tcp_poll would give them for
 // its queue (POLLIN | POLLRDNORM while readable; for a socket the receive
 // engine reads, also POLLRDHUP / POLLHUP / POLLERR once its EOF or error is due).
-short sk_psock_poll(Psock* p) noexcept;
+// reading: the query asks whether p is readable, which in a fork child starts
+// its engine (sk_psock_rx_active); one that asks only for writability does
+// not, or the child's engine would take datagrams its parent waits for.
+short sk_psock_poll(Psock* p, bool reading = true) noexcept;
 
 // FIONREAD on fd, given the kernel's count in *value: a socket the receive
 // engine reads counts its queue only (tcp_bpf_ioctl); otherwise the queue is
