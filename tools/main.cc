@@ -31,7 +31,8 @@ constexpr const char kUsage[] =
     "  SOCKSHIM_POLICY       policy file; unset: pass-through, nothing attached\n"
     "  SOCKSHIM_LOG          off, error, warn (default), info, debug, trace\n"
     "  SOCKSHIM_LOG_FILE     log destination (default: standard error)\n"
-    "  SOCKSHIM_RUNTIME_DIR  where control sockets live\n"
+    "  SOCKSHIM_RUNTIME_DIR  where control sockets and domains live\n"
+    "  SOCKSHIM_DOMAIN       the domain to join (default: the policy file's)\n"
     "  SOCKSHIM_ON_ERROR     exit (default) or passthrough, for an unloadable policy\n";
 
 struct Command {
@@ -40,14 +41,10 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"run", sockshim::tools::run_main},
-    {"ps", sockshim::tools::ps_main},
-    {"dump", sockshim::tools::dump_main},
-    {"map", sockshim::tools::map_main},
-    {"top", sockshim::tools::top_main},
-    {"reload", sockshim::tools::reload_main},
-    {"check", sockshim::tools::check_main},
-    {"test-run", sockshim::tools::test_run_main},
+    {"run", sockshim::tools::run_main},     {"ps", sockshim::tools::ps_main},
+    {"dump", sockshim::tools::dump_main},   {"map", sockshim::tools::map_main},
+    {"top", sockshim::tools::top_main},     {"reload", sockshim::tools::reload_main},
+    {"check", sockshim::tools::check_main}, {"test-run", sockshim::tools::test_run_main},
 };
 
 }  // namespace

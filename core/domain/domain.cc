@@ -113,6 +113,7 @@ Domain* Domain::open(const std::string& dir, const std::string& key, std::string
       delete d;
       return nullptr;
     }
+    d->opened_ = true;
     return d;
   } catch (const std::bad_alloc&) {
     *why = "out of memory";
@@ -124,7 +125,8 @@ int Domain::fail(const char* what) noexcept {
   bool expected = false;
   if (failed_.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
     snprintf(why_, sizeof why_, "%s: %s", path_.c_str(), what);
-    log::error("domain {} failed closed: {}; running without it (pass-through)", key_, why_);
+    if (opened_)
+      log::error("domain {} failed closed: {}; running without it (pass-through)", key_, why_);
   }
   return -EUCLEAN;
 }

@@ -67,6 +67,7 @@ class Domain {
   std::string dir_, key_, path_;
   MappedFile file_;
   Arena arena_;
+  bool opened_ = false;  // open() logs nothing: its caller says why it failed
   std::atomic<bool> failed_{false};
   char why_[512] = "";
 };

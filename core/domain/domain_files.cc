@@ -109,9 +109,9 @@ std::string still_mapped(const std::string& path, const MappedFile& file) {
   struct stat st;
   if (lstat(path.c_str(), &st) != 0) return errno_text("stat", path);
   if (st.st_dev != file.dev || st.st_ino != file.ino)
-    return path + " was replaced by another file since this process mapped it";
+    return "the file was replaced by another since this process mapped it";
   if (static_cast<uint64_t>(st.st_size) != file.size)
-    return path + " has " + std::to_string(st.st_size) + " bytes, not the " +
+    return "the file has " + std::to_string(st.st_size) + " bytes, not the " +
            std::to_string(file.size) + " mapped (truncated or grown)";
   return {};
 }

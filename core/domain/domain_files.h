@@ -32,7 +32,7 @@ std::string map_arena(const std::string& dir, const std::string& key, MappedFile
 
 // Whether the file at path is still the one mapped, with its size: a file
 // replaced or truncated since would leave this process alone or fault it.
-// "" or why not.
+// "" or why not (a sentence about "the file": the caller names it).
 std::string still_mapped(const std::string& path, const MappedFile& file);
 
 }  // namespace sockshim::domain

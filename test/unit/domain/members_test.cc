@@ -3,9 +3,11 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -129,33 +131,42 @@ TEST_CASE("repair after a member died mid-join gives back its orphan block") {
 
 TEST_CASE("a domain whose member was killed holding its lock is repaired by the next one") {
   TempDir dir;
-  std::string why;
-  Domain* d = Domain::open(dir.path + "/d", "name:killed", &why);
+  std::string d_dir = dir.path + "/d", why;
+  Domain* d = Domain::open(d_dir, "name:killed", &why);
   REQUIRE(d != nullptr);
   REQUIRE(d->join(getpid(), process_start_time(getpid()), "/p", "test") == 0);
+  MappedFile view;  // the parent's raw view, to read the header
+  REQUIRE(map_arena(d_dir, "name:killed", &view) == "");
+  Arena parent(view.base, view.size);
+  uint64_t used = parent.header()->used_bytes;
+  auto* died_holding = static_cast<std::atomic<int>*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    Domain* mine = Domain::open(dir.path + "/d", "name:killed", &why);
-    if (!mine) _exit(2);
-    mine->join(getpid(), process_start_time(getpid()), "/p/child", "child");
-    // Die holding the lock in the middle of a change: take it through a
-    // second view and leave an orphan block behind.
-    MappedFile f;
-    map_arena(dir.path + "/d", "name:killed", &f);
-    Arena arena(f.base, f.size);
-    arena.header()->lock.lock(1000);
+    Domain* mine = Domain::open(d_dir, "name:killed", &why);
+    if (!mine || mine->join(getpid(), process_start_time(getpid()), "/p/child", "child") != 0)
+      _exit(2);
+    // Die holding the lock in the middle of a change: an orphan block.
+    Arena arena(view.base, view.size);
     int err = 0;
-    arena.alloc(300, &err);
+    if (arena.header()->lock.lock(1000) != 0 || arena.alloc(300, &err) == 0) _exit(3);
+    died_holding->store(1);
     kill(getpid(), SIGKILL);
   }
   int status;
   REQUIRE(waitpid(pid, &status, 0) == pid);
   REQUIRE(WIFSIGNALED(status));
+  REQUIRE(died_holding->load() == 1);
+  REQUIRE(parent.header()->used_bytes > used);  // its policy string and the orphan
   std::vector<Member> members;
-  REQUIRE(d->members(&members) == 0);  // repaired: the dead member is gone
+  REQUIRE(d->members(&members) == 0);  // repaired, and the dead member reaped
   REQUIRE(members.size() == 1);
   REQUIRE(members[0].pid == getpid());
   REQUIRE_FALSE(d->failed());
+  REQUIRE(parent.header()->used_bytes == used);  // nothing leaked
+  REQUIRE(parent.check("name:killed") == 0);
+  munmap(died_holding, 4096);
+  munmap(view.base, view.size);
   delete d;
 }
