@@ -52,6 +52,13 @@ int join_self(Domain* d) noexcept {
   }
 }
 
+// Why joining d failed with r, as a sentence.
+std::string join_error(Domain* d, int r) {
+  if (r == -ENOSPC)
+    return "its member table is full (" + std::to_string(kMaxMembers) + " live members)";
+  return r == -EUCLEAN || r == -ETIMEDOUT ? d->why() : strerror(-r);
+}
+
 void attach_failed(const std::string& key, const std::string& why) {
   if (!g_error) g_error = new std::string;
   *g_error = why;
@@ -202,8 +209,7 @@ void attach(const std::string& runtime_dir, const char* policy_path) noexcept {
     if (why = make_private_dir(runtime_dir); !why.empty()) return attach_failed(key, why);
     Domain* d = Domain::open(*g_dir, key, &why);
     if (!d) return attach_failed(key, why);
-    if (int r = join_self(d); r < 0)
-      return attach_failed(key, r == -EUCLEAN || r == -ETIMEDOUT ? d->why() : strerror(-r));
+    if (int r = join_self(d); r < 0) return attach_failed(key, join_error(d, r));
     g_domain.store(d, std::memory_order_release);
     log::info("domain {} attached at {}", key, *g_dir);
   } catch (const std::bad_alloc&) {
@@ -216,7 +222,7 @@ void after_fork_child() noexcept {
   if (int r = join_self(d); r < 0) {
     g_domain.store(nullptr, std::memory_order_release);
     try {
-      attach_failed(d->key(), r == -EUCLEAN || r == -ETIMEDOUT ? d->why() : strerror(-r));
+      attach_failed(d->key(), join_error(d, r));
     } catch (const std::bad_alloc&) {
     }
   }

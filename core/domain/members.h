@@ -14,7 +14,7 @@
 
 namespace sockshim::domain {
 
-inline constexpr uint32_t kMaxMembers = 256;
+inline constexpr uint32_t kMaxMembers = 1024;  // 48 KiB: a fork-per-connection server's children
 inline constexpr uint64_t kMemberTableMagic = 0x5352454242454d44;  // "DMEMBERS"
 
 struct MemberSlot {
