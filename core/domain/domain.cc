@@ -42,11 +42,14 @@ std::string* g_policy = nullptr;
 std::string* g_key = nullptr;
 std::string* g_dir = nullptr;
 std::string* g_error = nullptr;  // why attach failed
+std::string* g_comm = nullptr;   // a fork child's is its parent's
 
-int join_self(Domain* d) noexcept {
+// fresh: a fork child, which has no slot yet.
+int join_self(Domain* d, bool fresh) noexcept {
   try {
+    if (!g_comm) g_comm = new std::string(own_comm());
     return d->join(getpid(), process_start_time(getpid()), g_policy ? *g_policy : "",
-                   own_comm().c_str());
+                   g_comm->c_str(), fresh);
   } catch (const std::bad_alloc&) {
     return -ENOMEM;
   }
@@ -113,7 +116,7 @@ Domain* Domain::open(const std::string& dir, const std::string& key, std::string
     auto* d = new Domain(dir, key, file);
     int r = d->locked([d] {
       if (int c = d->arena_.check(d->key_); c < 0) return c;
-      return member_table(d->arena_) ? 0 : -EUCLEAN;
+      return member_table_checked(d->arena_) ? 0 : -EUCLEAN;
     });
     if (r < 0) {
       *why = d->why();
@@ -183,9 +186,9 @@ int Domain::locked(Op&& op) noexcept {
   return r;
 }
 
-int Domain::join(pid_t pid, uint64_t start_time, const std::string& policy,
-                 const char* comm) noexcept {
-  int r = locked([&] { return member_join(arena_, pid, start_time, policy, comm); });
+int Domain::join(pid_t pid, uint64_t start_time, const std::string& policy, const char* comm,
+                 bool fresh) noexcept {
+  int r = locked([&] { return member_join(arena_, pid, start_time, policy, comm, fresh); });
   return r < 0 ? r : 0;
 }
 
@@ -209,7 +212,7 @@ void attach(const std::string& runtime_dir, const char* policy_path) noexcept {
     if (why = make_private_dir(runtime_dir); !why.empty()) return attach_failed(key, why);
     Domain* d = Domain::open(*g_dir, key, &why);
     if (!d) return attach_failed(key, why);
-    if (int r = join_self(d); r < 0) return attach_failed(key, join_error(d, r));
+    if (int r = join_self(d, false); r < 0) return attach_failed(key, join_error(d, r));
     g_domain.store(d, std::memory_order_release);
     log::info("domain {} attached at {}", key, *g_dir);
   } catch (const std::bad_alloc&) {
@@ -219,7 +222,7 @@ void attach(const std::string& runtime_dir, const char* policy_path) noexcept {
 void after_fork_child() noexcept {
   Domain* d = g_domain.load(std::memory_order_acquire);
   if (!d) return;
-  if (int r = join_self(d); r < 0) {
+  if (int r = join_self(d, true); r < 0) {
     g_domain.store(nullptr, std::memory_order_release);
     try {
       attach_failed(d->key(), join_error(d, r));

@@ -44,7 +44,8 @@ class Domain {
   Domain& operator=(const Domain&) = delete;
 
   // Registers pid as a member (see member_join). Returns 0 or -errno.
-  int join(pid_t pid, uint64_t start_time, const std::string& policy, const char* comm) noexcept;
+  int join(pid_t pid, uint64_t start_time, const std::string& policy, const char* comm,
+           bool fresh = false) noexcept;
   // The live members, dead ones reaped first. 0 or -errno.
   int members(std::vector<Member>* out) noexcept;
 

@@ -73,6 +73,12 @@ MemberTable* member_table(Arena& arena) noexcept {
                   static_cast<unsigned long long>(h->root));
     return nullptr;
   }
+  return t;
+}
+
+MemberTable* member_table_checked(Arena& arena) noexcept {
+  MemberTable* t = member_table(arena);
+  if (!t) return nullptr;
   for (uint32_t i = 0; i < kMaxMembers; ++i) {
     const MemberSlot& s = t->slot[i];
     if (s.live && s.policy && !arena_string(arena, s.policy)) {
@@ -85,11 +91,11 @@ MemberTable* member_table(Arena& arena) noexcept {
 }
 
 int member_join(Arena& arena, pid_t pid, uint64_t start_time, const std::string& policy,
-                const char* comm) noexcept {
+                const char* comm, bool fresh) noexcept {
   MemberTable* t = member_table(arena);
   if (!t) return -EUCLEAN;
   int index = -1;
-  for (uint32_t i = 0; i < kMaxMembers; ++i) {
+  for (uint32_t i = 0; i < kMaxMembers && !fresh; ++i) {
     MemberSlot& s = t->slot[i];
     if (s.live && s.pid == pid && s.start_time == start_time) {
       free_slot(arena, t, s);  // an exec'd image: its policy may have changed
@@ -138,7 +144,7 @@ int members_reap(Arena& arena) noexcept {
 
 int members_list(Arena& arena, std::vector<Member>* out) noexcept {
   if (int r = members_reap(arena); r < 0) return r;
-  MemberTable* t = member_table(arena);
+  MemberTable* t = member_table_checked(arena);
   if (!t) return -EUCLEAN;
   try {
     out->clear();
@@ -158,7 +164,7 @@ int members_list(Arena& arena, std::vector<Member>* out) noexcept {
 
 bool members_repair(Arena& arena) noexcept {
   if (arena.rebuild(nullptr, 0) < 0) return false;  // the tiling first: the table lives in it
-  MemberTable* t = member_table(arena);
+  MemberTable* t = member_table_checked(arena);
   if (!t) return false;
   uint64_t keep[kMaxMembers + 1];
   size_t n = 0;

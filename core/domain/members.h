@@ -46,15 +46,18 @@ uint64_t process_start_time(pid_t pid) noexcept;
 
 // Allocates an empty table and makes it the arena's root.
 int members_create(Arena& arena) noexcept;
-// The root table, checked (magic, capacity, every slot's string), or nullptr
-// with the arena's why() set.
+// The root table, its magic and capacity checked, or nullptr with the
+// arena's why() set. Reads one page: a fork child joining touches few.
 MemberTable* member_table(Arena& arena) noexcept;
+// The same, with every live slot's string checked too: before reading them.
+MemberTable* member_table_checked(Arena& arena) noexcept;
 
 // Registers pid (start_time, policy path or "", comm): reuses its slot when it
-// is there already (an exec'd image re-attaching). Returns the slot index,
-// -ENOSPC when the table is full of live members, -ENOMEM, -EUCLEAN.
+// is there already (an exec'd image re-attaching) unless fresh (a fork child,
+// which cannot be there: the scan of every slot is skipped). Returns the slot
+// index, -ENOSPC when the table is full of live members, -ENOMEM, -EUCLEAN.
 int member_join(Arena& arena, pid_t pid, uint64_t start_time, const std::string& policy,
-                const char* comm) noexcept;
+                const char* comm, bool fresh = false) noexcept;
 // Frees the slot of every member that is no longer alive. Returns how many.
 int members_reap(Arena& arena) noexcept;
 // The live members (after reaping), by pid.

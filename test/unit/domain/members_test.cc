@@ -64,7 +64,7 @@ TEST_CASE("members join, re-join after exec in their slot, and dead ones are rea
   REQUIRE(a.header()->used_bytes == used);  // its old policy string was freed
 
   pid_t child = sleeper();
-  REQUIRE(member_join(a.arena, child, process_start_time(child), "", "child") >= 0);
+  REQUIRE(member_join(a.arena, child, process_start_time(child), "", "child", true) >= 0);
   std::vector<Member> members;
   REQUIRE(members_list(a.arena, &members) == 0);
   REQUIRE(members.size() == 2);
