@@ -41,10 +41,14 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"run", sockshim::tools::run_main},     {"ps", sockshim::tools::ps_main},
-    {"dump", sockshim::tools::dump_main},   {"map", sockshim::tools::map_main},
-    {"top", sockshim::tools::top_main},     {"reload", sockshim::tools::reload_main},
-    {"check", sockshim::tools::check_main}, {"test-run", sockshim::tools::test_run_main},
+    {"run", sockshim::tools::run_main},
+    {"ps", sockshim::tools::ps_main},
+    {"dump", sockshim::tools::dump_main},
+    {"map", sockshim::tools::map_main},
+    {"top", sockshim::tools::top_main},
+    {"reload", sockshim::tools::reload_main},
+    {"check", sockshim::tools::check_main},
+    {"test-run", sockshim::tools::test_run_main},
 };
 
 }  // namespace
