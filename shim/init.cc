@@ -8,6 +8,8 @@
 #include <atomic>
 
 #include "core/control/control_server.h"
+#include "core/control/protocol.h"
+#include "core/domain/domain.h"
 #include "core/maps/loaded_policy.h"
 #include "core/maps/map_table.h"
 #include "core/maps/maps_init.h"
@@ -36,6 +38,7 @@ void fork_child() noexcept {
   log::after_fork_child();
   EventLoop::after_fork_child();
   control::after_fork_child();
+  domain::after_fork_child();
 }
 
 // Exit status for an unloadable policy (EX_CONFIG), as POLICY.md specifies.
@@ -90,7 +93,9 @@ void ensure_initialised() noexcept {
   g_init_state.store(2, std::memory_order_release);
   log::start();
   log::info("loaded");
-  control::configure(load_policy_from_env());
+  bool policy_loaded = load_policy_from_env();
+  control::configure(policy_loaded);
+  domain::attach(control::runtime_dir(), policy_loaded ? getenv("SOCKSHIM_POLICY") : nullptr);
 }
 
 }  // namespace sockshim::shim

@@ -31,7 +31,8 @@ constexpr const char kUsage[] =
     "  SOCKSHIM_POLICY       policy file; unset: pass-through, nothing attached\n"
     "  SOCKSHIM_LOG          off, error, warn (default), info, debug, trace\n"
     "  SOCKSHIM_LOG_FILE     log destination (default: standard error)\n"
-    "  SOCKSHIM_RUNTIME_DIR  where control sockets live\n"
+    "  SOCKSHIM_RUNTIME_DIR  where control sockets and domains live\n"
+    "  SOCKSHIM_DOMAIN       the domain to join (default: the policy file's)\n"
     "  SOCKSHIM_ON_ERROR     exit (default) or passthrough, for an unloadable policy\n";
 
 struct Command {

@@ -12,6 +12,7 @@
 #include "core/control/control_programs.h"
 #include "core/control/control_psocks.h"
 #include "core/control/protocol.h"
+#include "core/domain/domain.h"
 #include "core/maps/loaded_policy.h"
 #include "core/psock/psock.h"
 #include "core/sock/registry.h"
@@ -109,6 +110,23 @@ json dump_sockets() {
   return out;
 }
 
+// The process's domain and its live members, or null when it has none.
+json domain_info() {
+  domain::DomainState d = domain::domain_state();
+  if (d.key.empty()) return nullptr;
+  json members = json::array();
+  for (const domain::Member& m : d.members)
+    members.push_back({{"pid", m.pid},
+                       {"start_time", m.start_time},
+                       {"policy", m.policy.empty() ? json(nullptr) : json(m.policy)},
+                       {"comm", m.comm}});
+  return {{"key", d.key},
+          {"dir", d.dir},
+          {"generation", d.generation},
+          {"error", d.error.empty() ? json(nullptr) : json(d.error)},
+          {"members", members}};
+}
+
 json info() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -120,7 +138,8 @@ json info() {
           {"sockets", census.sockets},
           {"fds", census.fds},
           {"psocks", psock_count()},
-          {"uptime_seconds", ts.tv_sec - g_start_time}};
+          {"uptime_seconds", ts.tv_sec - g_start_time},
+          {"domain", domain_info()}};
 }
 
 const std::vector<std::string> kSections = {"maps", "sockets", "storage", "stats"};
