@@ -182,14 +182,22 @@ TEST_CASE(
   ::close(sv[1]);
 }
 
-TEST_CASE("Datagrams: an empty datagram is skipped, not taken for EOF", "[recv][dgram]") {
+TEST_CASE("Datagrams: an empty datagram is one 0-byte read with its source, not EOF",
+          "[recv][dgram]") {
   load(skb_policy("", kPass));
   Udp server, a;
   insert("rx", 0, server.fd);
   a.send_to(server, "");
   a.send_to(server, "after");
   REQUIRE(eventually([&] { return rx_counts(server.fd).passed == 5; }));
+  REQUIRE(readable(server.fd));
+  CHECK(fionread(server.fd) == 0);
   char buf[16];
+  sockaddr_in from{};
+  socklen_t flen = sizeof from;
+  CHECK(::recvfrom(server.fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &flen) == 0);
+  CHECK(flen == sizeof from);
+  CHECK(from.sin_port == a.addr.sin_port);
   CHECK(::recv(server.fd, buf, sizeof buf, 0) == 5);
   a.send_to(server, "more");
   REQUIRE(readable(server.fd));
