@@ -9,6 +9,7 @@
 #include <new>
 #include <vector>
 
+#include "core/sock/fork_reset.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "core/sock/socket.h"
@@ -75,9 +76,10 @@ class PsockPool {
         Psock& p = chunk[i];
         p.link_lock.reset();
         p.ingress_lock.reset();
-        new (&p.tx_lock) std::mutex();
-        new (&p.sk_fd_lock) std::mutex();
-        new (&p.waiters_lock) std::mutex();
+        // Only a held lock is written (core/sock/fork_reset.h).
+        fork_reset_if_held(p.tx_lock);
+        fork_reset_if_held(p.sk_fd_lock);
+        fork_reset_if_held(p.waiters_lock);
         if (fork_child_rx) fork_child_rx(p.refcnt() > 0 ? &p : nullptr, p);
       }
   }

@@ -831,44 +831,60 @@ size_t sk_psock_rx_held(Psock* psock) noexcept {
 
 namespace {
 
-// In a fork child, for each pooled psock (live: it has a reference).
+// Sets field to v only if it differs: a fork child that writes a page of the
+// psock pool copies it (copy-on-write), and most psocks have nothing to reset.
+template <typename T, typename V>
+void set_if_differs(T& field, V v) noexcept {
+  if (field != v) field = v;
+}
+
+// In a fork child, for each pooled psock (live: it has a reference). Writes
+// only what differs from a clean state (core/sock/fork_reset.h): every write
+// to a pool page is a page copied in every child.
 void sk_psock_rx_fork_child(Psock* psock, Psock& e) noexcept {
   // The loop thread is gone: no unwatch, just our copies of its fds.
-  if (e.sk_fd >= 0 && registry::is_internal(registry::peek(e.sk_fd)))
-    registry::close_internal(e.sk_fd);
-  e.sk_fd = -1;
-  e.sk_fd_events = 0;
-  e.waiters.clear();
-  e.has_waiters.store(false, std::memory_order_relaxed);
+  if (e.sk_fd >= 0) {
+    if (registry::is_internal(registry::peek(e.sk_fd))) registry::close_internal(e.sk_fd);
+    e.sk_fd = -1;
+  }
+  set_if_differs(e.sk_fd_events, 0u);
+  if (!e.waiters.empty()) e.waiters.clear();
+  if (e.has_waiters.load(std::memory_order_relaxed))
+    e.has_waiters.store(false, std::memory_order_relaxed);
   {
     SkPsockWorkState& st = e.work_state;
-    if (st.timer_fd >= 0) registry::close_internal(st.timer_fd);
-    st.timer_fd = -1;
-    st.timer_armed = false;
+    if (st.timer_fd >= 0) {
+      registry::close_internal(st.timer_fd);
+      st.timer_fd = -1;
+    }
+    set_if_differs(st.timer_armed, false);
     // The parent's bytes: never applied here.
-    size_t n = st.strp.buffered() + (st.pending.size() - st.pending_off);
-    e.stats.rx.in.fetch_sub(n, std::memory_order_relaxed);
-    st.strp.clear();
-    std::vector<uint8_t>().swap(st.pending);
-    st.pending_off = 0;
-    st.pending_empty = false;
-    st.target = nullptr;
+    if (size_t n = st.strp.buffered() + (st.pending.size() - st.pending_off))
+      e.stats.rx.in.fetch_sub(n, std::memory_order_relaxed);
+    if (st.strp.buffered()) st.strp.clear();
+    if (st.pending.capacity()) std::vector<uint8_t>().swap(st.pending);
+    set_if_differs(st.pending_off, size_t{0});
+    set_if_differs(st.pending_empty, false);
+    set_if_differs(st.target, nullptr);
   }
-  e.rx_held.store(0, std::memory_order_relaxed);
+  if (e.rx_held.load(std::memory_order_relaxed)) e.rx_held.store(0, std::memory_order_relaxed);
   // Waiters on the parent's stop eventfd are the parent's threads.
   if (e.rx_stop_fd) {
     real::close(e.rx_stop_fd->fd);
     e.rx_stop_fd->fd = -1;
     e.rx_stop_fd.reset();
   }
-  const bool draining = e.rx_draining.exchange(false, std::memory_order_relaxed);
+  const bool draining = e.rx_draining.load(std::memory_order_relaxed) &&
+                        e.rx_draining.exchange(false, std::memory_order_relaxed);
   if (!psock) return;
   // The readers' eventfd is one object with the parent's: draining or
   // signalling it here would change what the parent's readers see. The
   // child makes its own on first use.
-  if (e.event_fd >= 0) real::close(e.event_fd);
-  e.event_fd = -1;
-  e.event_ready = false;
+  if (e.event_fd >= 0) {
+    real::close(e.event_fd);
+    e.event_fd = -1;
+    e.event_ready = false;
+  }
   if (e.rx_on.load(std::memory_order_relaxed)) sk_psock_ingress_discard(psock);
   if (draining) {
     // The parent's loop thread was to settle it: here the reader reads the

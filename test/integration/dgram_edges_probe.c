@@ -8,7 +8,9 @@
  * with the C API, found with dlsym so the same binary runs without the shim.
  * It prints one line per observation; test_dgram_edges.py runs it with and
  * without the shim and compares. Exits 1 when a wait runs out. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -36,7 +38,8 @@ static void die(const char* what) {
 
 /* Puts fd in map[0] when the shim is there. */
 static void insert(const char* map, int fd) {
-  map_update_fn update = (map_update_fn)dlsym(RTLD_DEFAULT, "sockshim_map_update_elem");
+  map_update_fn update;
+  *(void**)&update = dlsym(RTLD_DEFAULT, "sockshim_map_update_elem"); /* POSIX's idiom */
   if (!update && getenv("SOCKSHIM_POLICY")) {
     errno = ENOENT;
     die("sockshim_map_update_elem under a policy");
