@@ -213,20 +213,24 @@ Applied egress(Psock* source, Psock* target, std::span<const uint8_t> bytes, siz
   return Applied::done;
 }
 
-// An empty datagram's verdict effect: a message of its own at an ingress
-// target (a 0-byte read for its reader, with the source); out of an egress
-// target, an empty datagram (a stream target has nothing to send).
+// An empty datagram's verdict effect: a message of its own in a datagram
+// target's queue (a 0-byte read for its reader, with the source), an empty
+// datagram out of a datagram target (egress); a stream target has nothing to
+// read or send.
 Applied apply_empty(Psock* p, Psock& e, Verdict v, Psock* target, bool ingress,
                     const SockAddr* name) noexcept {
   int err = 0;
-  if (ingress) {
+  const bool dgram_target = target->sk() && target->sk()->type == SOCK_DGRAM;
+  if (!dgram_target) {
+    // Nothing moves.
+  } else if (ingress) {
     err = sk_psock_ingress_push_empty(target, name);
     if (err == -EAGAIN) {
       add_waiter(target, p);  // then look again, as apply() does
       err = sk_psock_ingress_push_empty(target, name);
       if (err == -EAGAIN) return Applied::blocked;
     }
-  } else if (target->sk() && target->sk()->type == SOCK_DGRAM) {
+  } else {
     Psock& t = *target;
     std::lock_guard g(t.sk_fd_lock);
     if (!open_fd_locked(target, t, -1, kTargetEvents)) {

@@ -204,6 +204,24 @@ TEST_CASE("Datagrams: an empty datagram is one 0-byte read with its source, not 
   CHECK(::recv(server.fd, buf, sizeof buf, 0) == 4);
 }
 
+TEST_CASE("Datagrams: an empty datagram redirected into a TCP socket brings it nothing",
+          "[recv][dgram]") {
+  load(skb_policy("", kIngressTo0));
+  Udp server, a;
+  LoopbackPair t;
+  REQUIRE(t.connect());
+  insert("redir", 0, t.p);
+  insert("rx", 0, server.fd);
+  a.send_to(server, "");
+  REQUIRE(eventually([&] { return rx_counts(server.fd).runs == 1; }));
+  CHECK_FALSE(readable(t.p, 200));
+  a.send_to(server, "ab");
+  REQUIRE(eventually([&] { return rx_counts(server.fd).redirected == 2; }));
+  REQUIRE(readable(t.p));
+  char buf[16];
+  CHECK(::recv(t.p, buf, sizeof buf, 0) == 2);
+}
+
 TEST_CASE("Datagrams: a unix datagram over 64 KiB is read whole, with no address",
           "[recv][dgram]") {
   load(skb_policy("", kPass));
