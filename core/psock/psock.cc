@@ -9,6 +9,7 @@
 #include <new>
 #include <vector>
 
+#include "core/sock/fork_reset.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "core/sock/socket.h"
@@ -17,28 +18,33 @@ namespace sockshim {
 
 // Psocks are allocated in chunks and recycled through a free list, never
 // freed: a reader that loaded sk->psock just before the drop still reads a
-// Psock (its refcount), as with SocketPool.
+// Psock (its refcount), as with SocketPool. A chunk's psocks are constructed
+// one by one as first handed out, so that the pages of those never used stay
+// untouched: every page a process has written is one more page table entry
+// each fork copies, and the fork child's handler visits only made psocks.
 class PsockPool {
  public:
   static Psock* allocate() noexcept {
     State& s = state();
     std::lock_guard g(s.lock);
-    if (!s.free) {
-      auto* chunk = new (std::nothrow) Psock[kChunk];
-      if (!chunk) return nullptr;
-      try {
-        s.chunks.push_back(chunk);
-      } catch (const std::bad_alloc&) {
-        delete[] chunk;
-        return nullptr;
-      }
-      for (size_t i = 0; i < kChunk; ++i) {
-        chunk[i].next_free_ = s.free;
-        s.free = &chunk[i];
-      }
-    }
     Psock* p = s.free;
-    s.free = p->next_free_;
+    if (p) {
+      s.free = p->next_free_;
+    } else {
+      if (s.made == s.chunks.size() * kChunk) {
+        void* raw =
+            ::operator new (sizeof(Psock) * kChunk, std::align_val_t{alignof(Psock)}, std::nothrow);
+        if (!raw) return nullptr;
+        try {
+          s.chunks.push_back(static_cast<unsigned char*>(raw));
+        } catch (const std::bad_alloc&) {
+          ::operator delete (raw, std::align_val_t{alignof(Psock)});
+          return nullptr;
+        }
+      }
+      p = new (s.chunks[s.made / kChunk] + (s.made % kChunk) * sizeof(Psock)) Psock;
+      ++s.made;
+    }
     ++s.live;
     return p;
   }
@@ -58,28 +64,26 @@ class PsockPool {
     } catch (...) {
       return;  // the parents keep their datagrams, as they keep a stream's bytes
     }
-    for (Psock* chunk : s.chunks)
-      for (size_t i = 0; i < kChunk; ++i) {
-        Psock* p = &chunk[i];
-        if (out->size() == s.live) return;
-        if (p->refcnt() && p->sk() && p->sk()->type == SOCK_DGRAM && psock_try_get(p))
-          out->emplace_back(p);
-      }
+    for (size_t i = 0; i < s.made && out->size() < s.live; ++i) {
+      Psock* p = made(s, i);
+      if (p->refcnt() && p->sk() && p->sk()->type == SOCK_DGRAM && psock_try_get(p))
+        out->emplace_back(p);
+    }
   }
   static void after_fork_child() noexcept {
     State& s = state();
     new (&s.lock) std::mutex();
     auto* fork_child_rx = psock_ops().fork_child_rx;
-    for (Psock* chunk : s.chunks)
-      for (size_t i = 0; i < kChunk; ++i) {
-        Psock& p = chunk[i];
-        p.link_lock.reset();
-        p.ingress_lock.reset();
-        new (&p.tx_lock) std::mutex();
-        new (&p.sk_fd_lock) std::mutex();
-        new (&p.waiters_lock) std::mutex();
-        if (fork_child_rx) fork_child_rx(p.refcnt() > 0 ? &p : nullptr, p);
-      }
+    for (size_t i = 0; i < s.made; ++i) {
+      Psock& p = *made(s, i);
+      p.link_lock.reset();
+      p.ingress_lock.reset();
+      // Only a held lock is written (core/sock/fork_reset.h).
+      fork_reset_if_held(p.tx_lock);
+      fork_reset_if_held(p.sk_fd_lock);
+      fork_reset_if_held(p.waiters_lock);
+      if (fork_child_rx) fork_child_rx(p.refcnt() > 0 ? &p : nullptr, p);
+    }
   }
   static uint64_t live() noexcept {
     State& s = state();
@@ -91,10 +95,15 @@ class PsockPool {
   static constexpr size_t kChunk = 256;
   struct State {
     std::mutex lock;
-    std::vector<Psock*> chunks;
+    std::vector<unsigned char*> chunks;  // storage for kChunk psocks each
+    size_t made = 0;                     // psocks constructed, in chunk order
     Psock* free = nullptr;
     uint64_t live = 0;
   };
+  static Psock* made(State& s, size_t i) noexcept {
+    return std::launder(
+        reinterpret_cast<Psock*>(s.chunks[i / kChunk] + (i % kChunk) * sizeof(Psock)));
+  }
   // Leaked on purpose: hooks may drop psocks while the process exits.
   static State& state() noexcept {
     static State* s = new State;

@@ -147,7 +147,8 @@ struct SkPsockWorkState {
   Socket* target = nullptr;  // type-stable; target_cookie tells if it is still that socket
   uint64_t target_cookie = 0;
   bool ingress = false;
-  bool eof = false;  // the socket said EOF or failed: nothing more to read
+  bool pending_empty = false;  // what waits is an empty datagram
+  bool eof = false;            // the socket said EOF or failed: nothing more to read
   int read_err = 0;
   bool aborted = false;
   size_t rcvbuf = 0;  // the socket's SO_RCVBUF, the parser's frame limit

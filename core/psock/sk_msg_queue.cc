@@ -97,7 +97,7 @@ bool sk_psock_stopping(Psock* p) noexcept {
 }
 
 bool sk_psock_readable_locked(Psock* p) noexcept {
-  return p->ingress_bytes > 0 || (p->engine_reads && (p->rx_eof || p->rx_aborted || p->rx_err));
+  return !p->ingress_msg.empty() || (p->engine_reads && (p->rx_eof || p->rx_aborted || p->rx_err));
 }
 
 void sk_psock_sync_event_locked(Psock* p) noexcept {
@@ -182,6 +182,27 @@ size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
   }
   sk_psock_queue_msg(target, std::move(node));
   return n;
+}
+
+int sk_psock_ingress_push_empty(Psock* target, const SockAddr* name) noexcept {
+  g_ingress_used.store(true, std::memory_order_relaxed);
+  const size_t limit = sk_psock_queue_limit(target);
+  {
+    std::lock_guard g(target->ingress_lock);
+    const size_t charge =
+        target->ingress_bytes + kSkMsgEmptyCharge * (target->ingress_msg.size() + 1);
+    if (!target->ingress_msg.empty() && charge > limit) return -EAGAIN;
+  }
+  SkMsgNode node;
+  try {
+    std::unique_ptr<SockAddr> src;
+    if (name && name->len > 0) src = std::make_unique<SockAddr>(*name);
+    if (sk_msg_node_init(&node, SkMsgBytes(), std::move(src))) return -ENOMEM;
+  } catch (...) {
+    return -ENOMEM;
+  }
+  sk_psock_queue_msg(target, std::move(node));
+  return 0;
 }
 
 void sk_psock_space_signal(Psock* p) noexcept {

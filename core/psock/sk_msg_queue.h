@@ -53,6 +53,14 @@ int sk_psock_queue_bytes(Psock* p, SkMsgBytes bytes) noexcept;
 size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
                              const SockAddr* name = nullptr) noexcept;
 
+// An empty datagram (udp_read_skb hands one to the verdict like any other) as
+// one message of target's queue, with its source: 0, -EAGAIN when the queue is
+// full, -ENOMEM.
+// Each counts kSkMsgEmptyCharge against the limit, so a flood of them cannot
+// grow the queue without bound (the kernel charges each skb's truesize).
+int sk_psock_ingress_push_empty(Psock* target, const SockAddr* name) noexcept;
+inline constexpr size_t kSkMsgEmptyCharge = 256;
+
 // The most p's queue holds (its socket's SO_RCVBUF, asked once).
 size_t sk_psock_queue_limit(Psock* p) noexcept;
 
@@ -116,6 +124,13 @@ void sk_msg_fork_claims(Psock* p) noexcept;
 // Before fork (the fork hook): queued datagrams get their claims
 // (sk_msg_fork_claims). Nothing to do until a psock ever queued bytes.
 void sk_msg_queue_before_fork() noexcept;
+
+// Whether p's queue holds a message, an empty datagram included
+// (sk_msg_is_readable).
+inline bool sk_psock_msg_queued(Psock* p) noexcept {
+  std::lock_guard g(p->ingress_lock);
+  return !p->ingress_msg.empty();
+}
 
 // Bytes waiting in p's queue (sk_psock_msg_inq). Inline: every read asks.
 inline size_t sk_psock_msg_inq(Psock* p) noexcept {

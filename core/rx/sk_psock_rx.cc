@@ -143,6 +143,7 @@ void discard(Psock& e, SkPsockWorkState& st) noexcept {
   }
   std::vector<uint8_t>().swap(st.pending);
   st.pending_off = 0;
+  st.pending_empty = false;
   st.target = nullptr;
 }
 
@@ -212,6 +213,46 @@ Applied egress(Psock* source, Psock* target, std::span<const uint8_t> bytes, siz
   return Applied::done;
 }
 
+// An empty datagram's verdict effect: a message of its own in a datagram
+// target's queue (a 0-byte read for its reader, with the source), an empty
+// datagram out of a datagram target (egress); a stream target has nothing to
+// read or send.
+Applied apply_empty(Psock* p, Psock& e, Verdict v, Psock* target, bool ingress,
+                    const SockAddr* name) noexcept {
+  int err = 0;
+  const bool dgram_target = target->sk() && target->sk()->type == SOCK_DGRAM;
+  if (!dgram_target) {
+    // Nothing moves.
+  } else if (ingress) {
+    err = sk_psock_ingress_push_empty(target, name);
+    if (err == -EAGAIN) {
+      add_waiter(target, p);  // then look again, as apply() does
+      err = sk_psock_ingress_push_empty(target, name);
+      if (err == -EAGAIN) return Applied::blocked;
+    }
+  } else {
+    Psock& t = *target;
+    std::lock_guard g(t.sk_fd_lock);
+    if (!open_fd_locked(target, t, -1, kTargetEvents)) {
+      err = -EPIPE;
+    } else {
+      ssize_t r;
+      do r = real::send(t.sk_fd, nullptr, 0, MSG_DONTWAIT | MSG_NOSIGNAL);
+      while (r < 0 && errno == EINTR);
+      if (r < 0 && errno == EAGAIN) {
+        add_waiter(target, p);
+        return Applied::blocked;
+      }
+      if (r < 0) {
+        err = -errno;
+        target->tx_enabled.store(false, std::memory_order_relaxed);
+      }
+    }
+  }
+  e.stats.rx.apply(err ? Verdict::drop : v, 0);
+  return Applied::done;
+}
+
 // sk_psock_verdict_apply for bytes of one frame: what completed is counted
 // and subtracted from held; the rest waits (blocked) or was dropped.
 Applied apply(Psock* p, Psock& e, Verdict v, Psock* target, bool ingress,
@@ -228,6 +269,7 @@ Applied apply(Psock* p, Psock& e, Verdict v, Psock* target, bool ingress,
     held_sub(e, bytes.size());
     return Applied::done;
   }
+  if (bytes.empty()) return apply_empty(p, e, v, target, ingress, name);
   size_t moved = 0;
   Applied res = Applied::done;
   if (ingress) {
@@ -267,6 +309,7 @@ bool keep_pending(SkPsockWorkState& st, Verdict v, Psock* target, bool ingress,
     return false;
   }
   st.pending_off = 0;
+  st.pending_empty = rest.empty();
   st.verdict = v;
   st.target = target ? target->sk() : nullptr;
   st.target_cookie = st.target ? st.target->cookie : 0;
@@ -286,7 +329,7 @@ PsockRef pending_target(SkPsockWorkState& st) noexcept {
 
 // False while the pending bytes still wait.
 bool flush_pending(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
-  if (st.pending_off == st.pending.size()) return true;
+  if (st.pending_off == st.pending.size() && !st.pending_empty) return true;
   std::span<const uint8_t> rest(st.pending.data() + st.pending_off,
                                 st.pending.size() - st.pending_off);
   PsockRef t;
@@ -297,6 +340,7 @@ bool flush_pending(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
   if (r == Applied::blocked) return false;
   std::vector<uint8_t>().swap(st.pending);
   st.pending_off = 0;
+  st.pending_empty = false;
   st.target = nullptr;
   return true;
 }
@@ -391,6 +435,21 @@ bool run_frames(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
     if (r == Applied::blocked) return false;
   }
   return !st.aborted;
+}
+
+// An empty datagram: the verdict runs on it as on any other (udp_read_skb
+// hands every skb to sk_psock_verdict_recv). False when its effect waits or
+// the engine was stopped meanwhile.
+bool run_empty(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
+  const policy::Program* verdict = p->progs.stream_verdict.load(std::memory_order_acquire);
+  if (!verdict) verdict = p->progs.skb_verdict.load(std::memory_order_acquire);
+  if (!verdict || !e.rx_on.load(std::memory_order_acquire)) return false;
+  SkbVerdict v = skb_verdict_run(p, *verdict, {});
+  size_t done = 0;
+  if (apply(p, e, v.verdict, v.target.get(), v.ingress, {}, &done, &st.name) == Applied::done)
+    return true;
+  (void)keep_pending(st, v.verdict, v.target.get(), v.ingress, {});  // no bytes: cannot fail
+  return false;
 }
 
 size_t source_rcvbuf(Psock& e) noexcept {
@@ -529,9 +588,11 @@ void work(Psock* p) noexcept {
     ssize_t r = read_chunk(e, into, cap, st.dgram ? &st.name : nullptr);
     if (r < 0 && errno == EAGAIN) break;
     // 0 from a datagram socket is an empty datagram, never EOF (a receive
-    // side shut down gives EAGAIN to MSG_DONTWAIT): no bytes for a verdict
-    // or a reader, it goes.
-    if (r == 0 && st.dgram) continue;
+    // side shut down gives EAGAIN to MSG_DONTWAIT): it gets its verdict too.
+    if (r == 0 && st.dgram) {
+      if (!run_empty(p, e, st)) return;
+      continue;
+    }
     if (r > 0 && static_cast<size_t>(r) > cap) {
       log::warn(
           "receive engine: out of memory: a datagram of {} bytes on socket cookie {} was "
@@ -575,6 +636,13 @@ void on_event(Psock* p, uint64_t gen, uint32_t events) noexcept {
   Psock& e = *p;
   if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) run_waiters(take_waiters(e));
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) work(p);
+  // A datagram socket's receive side was shut down (SHUT_RD; reading it
+  // never says so, MSG_DONTWAIT gives EAGAIN): its reader gets 0 once the
+  // queue is empty, as from udp_recvmsg, while datagrams that still arrive
+  // are read first.
+  if ((events & EPOLLRDHUP) && p->sk() && p->sk()->type == SOCK_DGRAM &&
+      e.rx_on.load(std::memory_order_acquire))
+    sk_psock_rx_report(p, true, 0, false);
 }
 
 void on_timer(Psock* p, uint64_t gen, uint64_t epoch) noexcept {
@@ -744,7 +812,7 @@ bool sk_psock_rx_active(Psock* psock, int fd) noexcept {
     // A datagram socket inherited with datagrams to claim (sk_msg_fork_claims)
     // reads those first: a child that reads only the datagram it was forked
     // for starts no engine, which would take datagrams from its parent's.
-    if (psock->sk() && psock->sk()->type == SOCK_DGRAM && sk_psock_msg_inq(psock) > 0) return true;
+    if (psock->sk() && psock->sk()->type == SOCK_DGRAM && sk_psock_msg_queued(psock)) return true;
     // Inherited over fork: this process's engine takes over now.
     e.rx_on.store(false, std::memory_order_release);
     sk_psock_start_rx(psock, fd);
@@ -767,43 +835,60 @@ size_t sk_psock_rx_held(Psock* psock) noexcept {
 
 namespace {
 
-// In a fork child, for each pooled psock (live: it has a reference).
+// Sets field to v only if it differs: a fork child that writes a page of the
+// psock pool copies it (copy-on-write), and most psocks have nothing to reset.
+template <typename T, typename V>
+void set_if_differs(T& field, V v) noexcept {
+  if (field != v) field = v;
+}
+
+// In a fork child, for each pooled psock (live: it has a reference). Writes
+// only what differs from a clean state (core/sock/fork_reset.h): every write
+// to a pool page is a page copied in every child.
 void sk_psock_rx_fork_child(Psock* psock, Psock& e) noexcept {
   // The loop thread is gone: no unwatch, just our copies of its fds.
-  if (e.sk_fd >= 0 && registry::is_internal(registry::peek(e.sk_fd)))
-    registry::close_internal(e.sk_fd);
-  e.sk_fd = -1;
-  e.sk_fd_events = 0;
-  e.waiters.clear();
-  e.has_waiters.store(false, std::memory_order_relaxed);
+  if (e.sk_fd >= 0) {
+    if (registry::is_internal(registry::peek(e.sk_fd))) registry::close_internal(e.sk_fd);
+    e.sk_fd = -1;
+  }
+  set_if_differs(e.sk_fd_events, 0u);
+  if (!e.waiters.empty()) e.waiters.clear();
+  if (e.has_waiters.load(std::memory_order_relaxed))
+    e.has_waiters.store(false, std::memory_order_relaxed);
   {
     SkPsockWorkState& st = e.work_state;
-    if (st.timer_fd >= 0) registry::close_internal(st.timer_fd);
-    st.timer_fd = -1;
-    st.timer_armed = false;
+    if (st.timer_fd >= 0) {
+      registry::close_internal(st.timer_fd);
+      st.timer_fd = -1;
+    }
+    set_if_differs(st.timer_armed, false);
     // The parent's bytes: never applied here.
-    size_t n = st.strp.buffered() + (st.pending.size() - st.pending_off);
-    e.stats.rx.in.fetch_sub(n, std::memory_order_relaxed);
-    st.strp.clear();
-    std::vector<uint8_t>().swap(st.pending);
-    st.pending_off = 0;
-    st.target = nullptr;
+    if (size_t n = st.strp.buffered() + (st.pending.size() - st.pending_off))
+      e.stats.rx.in.fetch_sub(n, std::memory_order_relaxed);
+    if (st.strp.buffered()) st.strp.clear();
+    if (st.pending.capacity()) std::vector<uint8_t>().swap(st.pending);
+    set_if_differs(st.pending_off, size_t{0});
+    set_if_differs(st.pending_empty, false);
+    set_if_differs(st.target, nullptr);
   }
-  e.rx_held.store(0, std::memory_order_relaxed);
+  if (e.rx_held.load(std::memory_order_relaxed)) e.rx_held.store(0, std::memory_order_relaxed);
   // Waiters on the parent's stop eventfd are the parent's threads.
   if (e.rx_stop_fd) {
     real::close(e.rx_stop_fd->fd);
     e.rx_stop_fd->fd = -1;
     e.rx_stop_fd.reset();
   }
-  const bool draining = e.rx_draining.exchange(false, std::memory_order_relaxed);
+  const bool draining = e.rx_draining.load(std::memory_order_relaxed) &&
+                        e.rx_draining.exchange(false, std::memory_order_relaxed);
   if (!psock) return;
   // The readers' eventfd is one object with the parent's: draining or
   // signalling it here would change what the parent's readers see. The
   // child makes its own on first use.
-  if (e.event_fd >= 0) real::close(e.event_fd);
-  e.event_fd = -1;
-  e.event_ready = false;
+  if (e.event_fd >= 0) {
+    real::close(e.event_fd);
+    e.event_fd = -1;
+    e.event_ready = false;
+  }
   if (e.rx_on.load(std::memory_order_relaxed)) sk_psock_ingress_discard(psock);
   if (draining) {
     // The parent's loop thread was to settle it: here the reader reads the

@@ -262,7 +262,7 @@ struct IovTail {
 // error). With bytes already copied the error stays for the next read.
 int rx_due(Psock* p, bool copied) noexcept {
   std::lock_guard g(p->ingress_lock);
-  if (p->ingress_bytes > 0) return 0;
+  if (!p->ingress_msg.empty()) return 0;
   if (p->rx_aborted) {
     errno = EAGAIN;
     return -1;
@@ -334,6 +334,12 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
         }
         if (due < 0) return -1;
         if (due > 0) {
+          // A datagram socket's shut receive side: 0 to a read that would
+          // wait, EAGAIN to one that would not, as udp_recvmsg gives.
+          if (dgram && (nonblock || fd_nonblocking(fd))) {
+            errno = EAGAIN;
+            return -1;
+          }
           clear_header(msg);
           return 0;
         }

@@ -182,18 +182,44 @@ TEST_CASE(
   ::close(sv[1]);
 }
 
-TEST_CASE("Datagrams: an empty datagram is skipped, not taken for EOF", "[recv][dgram]") {
+TEST_CASE("Datagrams: an empty datagram is one 0-byte read with its source, not EOF",
+          "[recv][dgram]") {
   load(skb_policy("", kPass));
   Udp server, a;
   insert("rx", 0, server.fd);
   a.send_to(server, "");
   a.send_to(server, "after");
   REQUIRE(eventually([&] { return rx_counts(server.fd).passed == 5; }));
+  REQUIRE(readable(server.fd));
+  CHECK(fionread(server.fd) == 0);
   char buf[16];
+  sockaddr_in from{};
+  socklen_t flen = sizeof from;
+  CHECK(::recvfrom(server.fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &flen) == 0);
+  CHECK(flen == sizeof from);
+  CHECK(from.sin_port == a.addr.sin_port);
   CHECK(::recv(server.fd, buf, sizeof buf, 0) == 5);
   a.send_to(server, "more");
   REQUIRE(readable(server.fd));
   CHECK(::recv(server.fd, buf, sizeof buf, 0) == 4);
+}
+
+TEST_CASE("Datagrams: an empty datagram redirected into a TCP socket brings it nothing",
+          "[recv][dgram]") {
+  load(skb_policy("", kIngressTo0));
+  Udp server, a;
+  LoopbackPair t;
+  REQUIRE(t.connect());
+  insert("redir", 0, t.p);
+  insert("rx", 0, server.fd);
+  a.send_to(server, "");
+  REQUIRE(eventually([&] { return rx_counts(server.fd).runs == 1; }));
+  CHECK_FALSE(readable(t.p, 200));
+  a.send_to(server, "ab");
+  REQUIRE(eventually([&] { return rx_counts(server.fd).redirected == 2; }));
+  REQUIRE(readable(t.p));
+  char buf[16];
+  CHECK(::recv(t.p, buf, sizeof buf, 0) == 2);
 }
 
 TEST_CASE("Datagrams: a unix datagram over 64 KiB is read whole, with no address",
