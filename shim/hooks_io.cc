@@ -122,7 +122,8 @@ ssize_t psock_recv(int fd, msghdr* msg, int flags) noexcept {
   SocketRef s = registry::get(fd);
   PsockRef p = s ? psock_get(s.get()) : PsockRef();
   if (!p) return real::recvmsg(fd, msg, flags);
-  return tcp_bpf_recvmsg(fd, p.get(), msg, flags, s->nonblocking.load(std::memory_order_relaxed));
+  return shim::libc_result(
+      tcp_bpf_recvmsg(fd, p.get(), msg, flags, s->nonblocking.load(std::memory_order_relaxed)));
 }
 
 template <typename Psock, typename Call>

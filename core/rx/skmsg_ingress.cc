@@ -258,20 +258,17 @@ struct IovTail {
 };
 
 // What an engine-read psock's reader gets once its queue is empty: 0 (wait),
-// 1 (EOF), -1 with errno (the socket error, taken; or EAGAIN after a parser
-// error). With bytes already copied the error stays for the next read.
+// 1 (EOF), -errno (the socket error, taken; or -EAGAIN after a parser error).
+// With bytes already copied the error stays for the next read.
 int rx_due(Psock* p, bool copied) noexcept {
   std::lock_guard g(p->ingress_lock);
   if (!p->ingress_msg.empty()) return 0;
-  if (p->rx_aborted) {
-    errno = EAGAIN;
-    return -1;
-  }
+  if (p->rx_aborted) return -EAGAIN;
   if (p->rx_err && !copied) {
-    errno = p->rx_err;
+    int err = p->rx_err;
     p->rx_err = 0;
     sk_psock_sync_event_locked(p);
-    return -1;
+    return -err;
   }
   return p->rx_eof || p->rx_err ? 1 : 0;
 }
@@ -280,6 +277,12 @@ int64_t now_ms() noexcept {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
+
+// The real recvmsg, -errno on failure.
+ssize_t real_recvmsg(int fd, msghdr* msg, int flags) noexcept {
+  ssize_t r = real::recvmsg(fd, msg, flags);
+  return r < 0 ? -errno : r;
 }
 
 void clear_header(msghdr* msg) noexcept {
@@ -291,18 +294,18 @@ void clear_header(msghdr* msg) noexcept {
 }  // namespace
 
 ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock) noexcept {
-  if (flags & MSG_ERRQUEUE) return real::recvmsg(fd, msg, flags);
+  if (flags & MSG_ERRQUEUE) return real_recvmsg(fd, msg, flags);
   nonblock = nonblock || (flags & MSG_DONTWAIT);
   sk_psock_rx_active(p, fd);  // in a fork child, the engine starts here
   bool engine_reads = sk_psock_engine_reads(p);
   size_t want = 0;
   for (size_t i = 0; i < msg->msg_iovlen; ++i) want += msg->msg_iov[i].iov_len;
   if (!engine_reads && !nonblock && !policy_may_queue() && sk_psock_msg_inq(p) == 0)
-    return real::recvmsg(fd, msg, flags);
+    return real_recvmsg(fd, msg, flags);
   // A datagram socket reads one message per call, whole (§7), and ignores
   // MSG_WAITALL as udp_recvmsg does; a zero-length read still takes one.
   const bool dgram = sk_is_dgram(p);
-  if (want == 0 && !dgram) return engine_reads ? 0 : real::recvmsg(fd, msg, flags);
+  if (want == 0 && !dgram) return engine_reads ? 0 : real_recvmsg(fd, msg, flags);
   const bool peek = flags & MSG_PEEK;
   const bool waitall = (flags & MSG_WAITALL) && !peek && !dgram;
   size_t copied = 0;
@@ -332,14 +335,11 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
           clear_header(msg);
           return static_cast<ssize_t>(copied);
         }
-        if (due < 0) return -1;
+        if (due < 0) return due;
         if (due > 0) {
           // A datagram socket's shut receive side: 0 to a read that would
           // wait, EAGAIN to one that would not, as udp_recvmsg gives.
-          if (dgram && (nonblock || fd_nonblocking(fd))) {
-            errno = EAGAIN;
-            return -1;
-          }
+          if (dgram && (nonblock || fd_nonblocking(fd))) return -EAGAIN;
           clear_header(msg);
           return 0;
         }
@@ -354,6 +354,8 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
         m.msg_iov = t2.v.data();
         m.msg_iovlen = t2.v.size();
       }
+      // Its EAGAIN is the shim's: a wait follows.
+      ErrnoSaver saved;
       ssize_t r = real::recvmsg(fd, &m, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
       if (r > 0 || (r == 0 && dgram)) {  // an empty datagram is a datagram
         copied += static_cast<size_t>(r);
@@ -365,14 +367,11 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
         }
         continue;
       }
-      if (r == 0 || errno != EAGAIN) return copied ? static_cast<ssize_t>(copied) : r;
+      if (r == 0 || errno != EAGAIN)
+        return copied ? static_cast<ssize_t>(copied) : r < 0 ? -errno : r;
     }
     // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
-    if (nonblock || fd_nonblocking(fd)) {
-      if (copied) return static_cast<ssize_t>(copied);
-      errno = EAGAIN;
-      return -1;
-    }
+    if (nonblock || fd_nonblocking(fd)) return copied ? static_cast<ssize_t>(copied) : -EAGAIN;
     if (!asked_timeout) {
       asked_timeout = true;
       int t = recv_timeout_ms(fd);
@@ -393,12 +392,9 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
     else if (stop)
       pf[n++] = {stop->fd, POLLIN, 0};
     if (n == 0) pf[n++] = {fd, POLLIN, 0};
+    ErrnoSaver saved;
     int pr = blocked_wait(timeout != 0, [&] { return real::poll(pf, n, timeout); });
-    if (pr <= 0) {
-      if (copied) return static_cast<ssize_t>(copied);
-      if (pr == 0) errno = EAGAIN;
-      return -1;
-    }
+    if (pr <= 0) return copied ? static_cast<ssize_t>(copied) : pr == 0 ? -EAGAIN : -errno;
   }
 }
 

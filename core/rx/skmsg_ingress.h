@@ -58,7 +58,7 @@ void psock_fionread(int fd, int* value) noexcept;
 // bytes; with the engine, EOF and errors come after the queued bytes. A
 // blocking caller waits for either (up to SO_RCVTIMEO: EAGAIN); a signal ends
 // the wait with EINTR, or with the bytes copied so far. MSG_PEEK, MSG_WAITALL
-// and MSG_DONTWAIT as for TCP. Returns what recvmsg would, errno set on -1.
+// and MSG_DONTWAIT as for TCP. Returns what recvmsg would, or -errno.
 // msg may carry a name and control buffer: both come back empty for queued bytes.
 ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock) noexcept;
 
