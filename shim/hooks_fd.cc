@@ -182,6 +182,7 @@ SOCKSHIM_HOOK long syscall(long nr, ...) {
     case SYS_io_uring_setup:
       return shim::io_uring_setup_hook(a[0], a[1]);
     case SYS_bpf:
+      if (!shim::bpf_hook) return raw();
       return shim::bpf_hook(a[0], a[1], a[2]);
     default:
       return raw();

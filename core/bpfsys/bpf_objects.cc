@@ -11,6 +11,7 @@
 
 #include "core/sock/fork_reset.h"
 #include "core/sock/real.h"
+#include "core/sock/registry.h"
 
 namespace sockshim::bpfsys {
 
@@ -37,6 +38,12 @@ std::shared_ptr<BpfObject> take(Table& t, int fd) noexcept {
   t.by_fd.erase(it);
   g_fds_held.fetch_sub(1, std::memory_order_relaxed);
   return obj;
+}
+
+// A vfork child shares the parent's memory: the parent's fds are not its own
+// to drop (as registry.h's hooks, it changes nothing).
+bool may_change() noexcept {
+  return may_hold() && !registry::in_vfork_child();
 }
 
 template <typename T>
@@ -91,14 +98,14 @@ int prog_at(int fd, std::shared_ptr<ProgObject>* out) noexcept {
 }
 
 std::shared_ptr<BpfObject> untrack(int fd) noexcept {
-  if (!may_hold()) return nullptr;
+  if (!may_change()) return nullptr;
   Table& t = table();
   std::lock_guard g(t.lock);
   return take(t, fd);
 }
 
 void untrack_range(unsigned lo, unsigned hi) noexcept {
-  if (!may_hold()) return;
+  if (!may_change()) return;
   std::vector<std::shared_ptr<BpfObject>> gone;
   Table& t = table();
   {
@@ -122,7 +129,7 @@ void untrack_range(unsigned lo, unsigned hi) noexcept {
 }
 
 void track_dup(int oldfd, int newfd) noexcept {
-  if (oldfd == newfd || !may_hold()) return;
+  if (oldfd == newfd || !may_change()) return;
   Table& t = table();
   std::shared_ptr<BpfObject> closed;
   std::lock_guard g(t.lock);
@@ -156,8 +163,12 @@ void after_fork_child() noexcept {
   if (!may_hold()) return;
   Table& t = table();
   fork_reset_if_held(t.lock);
-  for (const auto& [fd, obj] : t.by_fd)
-    if (obj->kind == BpfObject::Kind::map) static_cast<MapObject&>(*obj).map->after_fork_child();
+  for (const auto& [fd, obj] : t.by_fd) {
+    if (obj->kind == BpfObject::Kind::map)
+      static_cast<MapObject&>(*obj).map->after_fork_child();
+    else
+      fork_reset_if_held(static_cast<ProgObject&>(*obj).maps_lock);
+  }
 }
 
 }  // namespace sockshim::bpfsys

@@ -83,7 +83,7 @@ void untrack_range(unsigned lo, unsigned hi) noexcept;
 // or to none (its old object, if any, was closed by the dup).
 void track_dup(int oldfd, int newfd) noexcept;
 
-// Every map object with an fd, once each, in id order (dump).
+// Every map object with an fd, once each, in id order.
 std::vector<std::shared_ptr<MapObject>> map_objects();
 
 // In a fork child: the table's lock and the maps' locks may have been held.
