@@ -8,9 +8,11 @@
 #include <sstream>
 #include <vector>
 
+#include "core/bpfsys/bpf_objects.h"
 #include "core/control/control_error.h"
 #include "core/control/rule_text.h"
 #include "core/maps/bpf_syscall.h"
+#include "core/maps/hash_map.h"
 #include "core/maps/loaded_policy.h"
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_map_base.h"
@@ -268,6 +270,65 @@ json program_names(const MapProgs& p) {
   return out;
 }
 
+const char* bpf_map_type_name(MapType t) {
+  switch (t) {
+    case MapType::sockmap:
+      return "sockmap";
+    case MapType::sockhash:
+      return "sockhash";
+    case MapType::sk_storage:
+      return "sk_storage";
+    case MapType::array:
+      return "array";
+    case MapType::hash:
+      return "hash";
+  }
+  return "?";
+}
+
+// A map bpf() created (core/bpfsys/), listed after the policy's with
+// "source": "bpf" and its id; sockhash keys are the key's bytes in hex.
+json bpf_map(const bpfsys::MapObject& obj, const SocketIndex& sockets) {
+  BpfMap& map = *obj.map;
+  json m = {{"name", obj.name},
+            {"type", bpf_map_type_name(map.type())},
+            {"source", "bpf"},
+            {"id", obj.id},
+            {"max_entries", map.max_entries()},
+            {"value_size", map.value_size()}};
+  json entries = json::array();
+  if (auto* sm = dynamic_cast<SockMapBase*>(&map)) {
+    m["programs"] = program_names(sm->progs());
+    m["count"] = sm->count();
+    std::vector<unsigned char> key(map.key_size()), next(map.key_size());
+    const void* prev = nullptr;
+    while (entries.size() < sm->count() && sm->get_next_key_sys(prev, next.data()) == 0) {
+      key = next;
+      prev = key.data();
+      PsockRef p = sm->lookup_psock(key.data());
+      if (!p) continue;
+      json e = sockets.describe(p->sk()->cookie);
+      if (map.type() == MapType::sockmap) {
+        uint32_t index;
+        memcpy(&index, key.data(), sizeof index);
+        e["key"] = index;
+      } else {
+        std::string hex;
+        for (unsigned char b : key)
+          hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+        e["key"] = hex;
+      }
+      entries.push_back(std::move(e));
+    }
+  } else if (auto* st = dynamic_cast<SkStorage*>(&map)) {
+    m["count"] = st->count();
+  } else if (auto* h = dynamic_cast<HashMap*>(&map)) {
+    m["count"] = h->count();
+  }
+  m["entries"] = std::move(entries);
+  return m;
+}
+
 std::shared_ptr<const LoadedPolicy> need_policy() {
   auto lp = current_policy();
   if (!lp) throw ControlError("ENOENT", "the process runs without a policy: it has no maps");
@@ -372,9 +433,8 @@ json program_stats(const policy::Program& prog, const policy::Policy& pol) {
 json dump_maps() {
   auto lp = current_policy();
   json out = json::array();
-  if (!lp) return out;
   SocketIndex sockets;
-  for (size_t i = 0; i < lp->policy->maps.size(); ++i) {
+  for (size_t i = 0; lp && i < lp->policy->maps.size(); ++i) {
     const policy::MapSpec& spec = lp->policy->maps[i];
     json m = {{"name", spec.name},
               {"type", policy::map_type_name(spec.type)},
@@ -409,6 +469,7 @@ json dump_maps() {
     m["entries"] = std::move(entries);
     out.push_back(std::move(m));
   }
+  for (const auto& obj : bpfsys::map_objects()) out.push_back(bpf_map(*obj, sockets));
   return out;
 }
 

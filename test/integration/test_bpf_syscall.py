@@ -9,7 +9,6 @@ usage: test_bpf_syscall.py PROBE OBJECT   (empty PROBE: libbpf or clang missing,
 import difflib
 import os
 import shutil
-import subprocess
 import sys
 
 import harness
