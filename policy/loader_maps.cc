@@ -22,7 +22,9 @@ void Loader::load_map(const std::string& name, const json& v, const std::string&
   }
   check_keys(v, ptr, {"type", "max_entries", "key", "value_size", "value", "flags"});
   std::optional<std::string> type;
-  if (require(v, ptr, "type")) type = get_enum(v["type"], at(ptr, "type"), names_of(kMapTypes));
+  if (require(v, ptr, "type"))
+    type = get_enum(v["type"], at(ptr, "type"),
+                    names_of(kMapTypes, [](const MapTypeInfo& i) { return !i.policy; }));
   if (!type) {
     broken_maps_.insert(name);
     return;

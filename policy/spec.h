@@ -25,7 +25,9 @@ enum class ProgramType : uint8_t {
 // anything else a drop.
 enum class Verdict : uint8_t { pass, drop, redirect };
 
-enum class MapType : uint8_t { sockmap, sockhash, sk_storage };
+// array and hash are created only through the emulated bpf() (core/bpfsys/);
+// a policy cannot name them (MapTypeInfo::policy).
+enum class MapType : uint8_t { sockmap, sockhash, sk_storage, array, hash };
 
 // One field of a sockhash key layout. In the key bytes each field is a
 // uint32_t (ip4 in network order; ports and family in host order), 16 bytes for

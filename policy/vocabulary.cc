@@ -22,7 +22,7 @@ static_assert(covers(
 static_assert(covers(
     kAttachTypes, [](auto& i) { return i.type; }, AttachType::sk_skb_verdict));
 static_assert(covers(
-    kMapTypes, [](auto& i) { return i.type; }, MapType::sk_storage));
+    kMapTypes, [](auto& i) { return i.type; }, MapType::hash));
 static_assert(covers(
     kCtxFieldInfo, [](auto& i) { return i.field; }, CtxField::op));
 static_assert(covers(

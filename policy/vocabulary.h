@@ -71,11 +71,12 @@ inline constexpr AttachTypeInfo kAttachTypes[] = {
 struct MapTypeInfo {
   MapType type;
   std::string_view name;
+  bool policy = true;  // a policy may name it; array and hash come only from bpf()
 };
 inline constexpr MapTypeInfo kMapTypes[] = {
-    {MapType::sockmap, "sockmap"},
-    {MapType::sockhash, "sockhash"},
-    {MapType::sk_storage, "sk_storage"},
+    {MapType::sockmap, "sockmap"},       {MapType::sockhash, "sockhash"},
+    {MapType::sk_storage, "sk_storage"}, {MapType::array, "array", false},
+    {MapType::hash, "hash", false},
 };
 
 // How a policy writes a literal for a field, and how dump and test-run print it.

@@ -1,4 +1,6 @@
-// fd-table hooks: close, dup, fcntl, ioctl, and the raw syscall() that libuv uses.
+// fd-table hooks: close, dup, fcntl, ioctl, and the raw syscall() that libuv
+// and bpf() loaders use. The fds of bpf() objects (core/bpfsys/) follow closes
+// and dups here as sockets do.
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <stdarg.h>
@@ -6,9 +8,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/bpfsys/bpf_objects.h"
 #include "core/rx/skmsg_ingress.h"
 #include "core/sock/errno_saver.h"
 #include "shim/hook.h"
+#include "shim/hooks_bpf.h"
 #include "shim/hooks_uring.h"
 
 using namespace sockshim;
@@ -21,13 +25,24 @@ namespace {
 template <typename Close>
 auto close_tracked(int fd, Close&& real_close) noexcept {
   Socket* s = registry::untrack(fd);
+  std::shared_ptr<bpfsys::BpfObject> obj = bpfsys::untrack(fd);
   auto r = real_close();
   if (s) {
     ErrnoSaver saved;
     registry::drop(s);
     registry::after_close();
   }
+  if (obj) {
+    ErrnoSaver saved;
+    obj.reset();  // the kernel's last fput of a map or program fd
+  }
   return r;
+}
+
+// The close fast path: an fd that is neither a tracked socket nor, while the
+// process has any, a bpf() object.
+inline bool untracked(int fd) noexcept {
+  return !registry::peek(fd) && !bpfsys::may_hold();
 }
 
 template <typename Dup>
@@ -36,6 +51,7 @@ auto dup_tracked(int oldfd, Dup&& real_dup) noexcept {
   if (r >= 0) {
     ErrnoSaver saved;
     registry::track_dup(oldfd, static_cast<int>(r));
+    bpfsys::track_dup(oldfd, static_cast<int>(r));
     registry::after_close();
   }
   return r;
@@ -47,6 +63,7 @@ auto close_range_tracked(unsigned lo, unsigned hi, int flags, CloseRange&& real_
   if (closes) {
     ErrnoSaver saved;
     registry::untrack_range(lo, hi);
+    bpfsys::untrack_range(lo, hi);
   }
   auto r = real_close_range();
   ErrnoSaver saved;
@@ -74,7 +91,7 @@ int fcntl_hook(int fd, int cmd, unsigned long arg) noexcept {
 }  // namespace
 
 SOCKSHIM_HOOK int close(int fd) {
-  if (!registry::peek(fd)) [[likely]]
+  if (untracked(fd)) [[likely]]
     return real::close(fd);
   return close_tracked(fd, [&] { return real::close(fd); });
 }
@@ -137,8 +154,11 @@ SOCKSHIM_HOOK int ioctl(int fd, unsigned long request, ...) {
 }
 
 // libuv and others close and duplicate fds with syscall(); the registry must see
-// those too, and io_uring_setup (libuv's way in) is the shim's to refuse. Every
-// other number passes straight through.
+// those too, io_uring_setup (libuv's way in) is the shim's to refuse, and bpf
+// (glibc has no wrapper) is emulated. Every other number passes straight
+// through with all six arguments: the va_list reads six words whatever the
+// caller passed, as glibc's own syscall() does, and the kernel ignores the
+// ones a call does not take.
 SOCKSHIM_HOOK long syscall(long nr, ...) {
   va_list ap;
   va_start(ap, nr);
@@ -149,7 +169,7 @@ SOCKSHIM_HOOK long syscall(long nr, ...) {
   switch (nr) {
     case SYS_close: {
       int fd = static_cast<int>(a[0]);
-      if (!registry::peek(fd)) return raw();
+      if (untracked(fd)) return raw();
       return close_tracked(fd, raw);
     }
     case SYS_close_range:
@@ -161,6 +181,9 @@ SOCKSHIM_HOOK long syscall(long nr, ...) {
       return dup_tracked(static_cast<int>(a[0]), raw);
     case SYS_io_uring_setup:
       return shim::io_uring_setup_hook(a[0], a[1]);
+    case SYS_bpf:
+      if (!shim::bpf_hook) return raw();
+      return shim::bpf_hook(a[0], a[1], a[2]);
     default:
       return raw();
   }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 
+#include "core/bpfsys/bpf_objects.h"
 #include "core/control/control_server.h"
 #include "core/control/protocol.h"
 #include "core/domain/domain.h"
@@ -31,6 +32,7 @@ std::atomic<int> g_init_state{0};  // 0 not started, 1 running, 2 done
 void fork_child() noexcept {
   registry::after_fork_child();
   maps_after_fork_child();
+  bpfsys::after_fork_child();
   loaded_policy_after_fork_child();
   rule_stats_after_fork_child();
   epoll_watches_after_fork_child();

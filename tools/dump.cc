@@ -70,9 +70,10 @@ void print_maps(const nlohmann::json& maps) {
   if (maps.empty()) printf("  (no policy: no maps)\n");
   for (const auto& m : maps) {
     std::string progs = m.contains("programs") ? pairs(m["programs"]) : "-";
-    printf("  %s  %s  max_entries %u  value_size %u  entries %u  programs %s\n",
+    printf("  %s  %s  max_entries %u  value_size %u  entries %u  programs %s%s\n",
            m.value("name", "").c_str(), m.value("type", "").c_str(), m.value("max_entries", 0u),
-           m.value("value_size", 0u), m.value("count", 0u), progs.c_str());
+           m.value("value_size", 0u), m.value("count", 0u), progs.c_str(),
+           m.value("source", "") == "bpf" ? "  (bpf() map)" : "");
     if (m["entries"].empty()) continue;
     Table t({"KEY", "COOKIE", "FD", "LOCAL", "REMOTE", "STATE"});
     for (const auto& e : m["entries"])

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/control/control_bpf_maps.h"
 #include "core/control/control_error.h"
 #include "core/control/control_programs.h"
 #include "core/control/map_text.h"
@@ -75,9 +76,8 @@ const policy::MapSpec& need_map(const LoadedPolicy& lp, const std::string& name)
 json dump_maps() {
   auto lp = current_policy();
   json out = json::array();
-  if (!lp) return out;
   SocketIndex sockets;
-  for (size_t i = 0; i < lp->policy->maps.size(); ++i) {
+  for (size_t i = 0; lp && i < lp->policy->maps.size(); ++i) {
     const policy::MapSpec& spec = lp->policy->maps[i];
     json m = {{"name", spec.name},
               {"type", policy::map_type_name(spec.type)},
@@ -112,6 +112,7 @@ json dump_maps() {
     m["entries"] = std::move(entries);
     out.push_back(std::move(m));
   }
+  for (json& m : dump_bpf_maps(sockets)) out.push_back(std::move(m));
   return out;
 }
 

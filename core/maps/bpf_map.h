@@ -18,6 +18,13 @@ inline constexpr uint64_t BPF_F_LOCK = 4;
 inline constexpr uint32_t BPF_F_NUMA_NODE = 1u << 2;
 inline constexpr uint32_t BPF_F_RDONLY = 1u << 3;
 inline constexpr uint32_t BPF_F_WRONLY = 1u << 4;
+inline constexpr uint32_t BPF_F_NO_COMMON_LRU = 1u << 1;
+inline constexpr uint32_t BPF_F_ZERO_SEED = 1u << 6;
+inline constexpr uint32_t BPF_F_RDONLY_PROG = 1u << 7;
+inline constexpr uint32_t BPF_F_WRONLY_PROG = 1u << 8;
+inline constexpr uint32_t BPF_F_MMAPABLE = 1u << 10;
+inline constexpr uint32_t BPF_F_PRESERVE_ELEMS = 1u << 11;
+inline constexpr uint32_t BPF_F_INNER_MAP = 1u << 12;
 
 // The kernel's ENOTSUPP (not EOPNOTSUPP), which sk_storage get_next_key gives.
 inline constexpr int ENOTSUPP_KERNEL = 524;
@@ -53,8 +60,10 @@ class BpfMap {
   policy::MapSpec spec_;
 };
 
-// The map_create checks of sock_map_alloc, sock_hash_alloc and
-// bpf_local_storage_map_alloc_check: 0, -EINVAL or -E2BIG.
+// The map_create checks of sock_map_alloc, sock_hash_alloc,
+// bpf_local_storage_map_alloc_check, array_map_alloc_check and
+// htab_map_alloc_check (with htab_map_alloc's size limits): 0, -EINVAL,
+// -E2BIG, or -EPERM for BPF_F_ZERO_SEED (CAP_SYS_ADMIN only).
 int map_create_check(const policy::MapSpec& spec) noexcept;
 
 }  // namespace sockshim

@@ -6,6 +6,7 @@
 #include <new>
 #include <utility>
 
+#include "core/maps/map_create.h"
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_hash.h"
 #include "core/maps/sock_map.h"
@@ -15,18 +16,6 @@
 namespace sockshim {
 
 namespace {
-
-std::unique_ptr<BpfMap> make_map(const policy::MapSpec& spec) {
-  switch (spec.type) {
-    case policy::MapType::sockmap:
-      return std::make_unique<SockMap>(spec);
-    case policy::MapType::sockhash:
-      return std::make_unique<SockHash>(spec);
-    case policy::MapType::sk_storage:
-      return std::make_unique<SkStorage>(spec);
-  }
-  return nullptr;
-}
 
 struct Installed {
   std::mutex lock;
@@ -78,11 +67,9 @@ int MapTable::create(const std::vector<policy::MapSpec>& specs,
       if (it != keep->by_name_.end() && same_definition(it->second->spec(), spec)) m = it->second;
     }
     if (!m) {
-      try {
-        m = make_map(spec);
-      } catch (const std::bad_alloc&) {
+      if (int r = map_create(spec, -1, &m)) {
         *error = "map '" + spec.name + "': out of memory";
-        return -ENOMEM;
+        return r;
       }
     }
     t->order_.push_back(m.get());
@@ -119,7 +106,9 @@ BpfMap* MapTable::find(std::string_view name) const noexcept {
 
 SockMapBase* MapTable::find_sock_map(std::string_view name) const noexcept {
   BpfMap* m = find(name);
-  return m && m->type() != policy::MapType::sk_storage ? static_cast<SockMapBase*>(m) : nullptr;
+  bool sock =
+      m && (m->type() == policy::MapType::sockmap || m->type() == policy::MapType::sockhash);
+  return sock ? static_cast<SockMapBase*>(m) : nullptr;
 }
 
 SkStorage* MapTable::find_sk_storage(std::string_view name) const noexcept {

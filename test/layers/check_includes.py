@@ -5,7 +5,7 @@ A module is a .h with its .cc (core/sock/socket.h + socket.cc). The layers,
 lowest first, may include only themselves and the layers before them:
 
   bpf  <  policy  <  core/sock < core/domain < core/psock < core/maps < core/tx
-               <  core/rx < core/readiness < core/control  <  shim
+               <  core/rx < core/readiness < core/bpfsys < core/control  <  shim
 
 tools/ talk to a running shim through the control protocol: they may include
 policy/ and core/control/protocol.h, nothing else of core/ or shim/.
@@ -17,7 +17,7 @@ import os
 import re
 import sys
 
-CORE_LAYERS = ["sock", "domain", "psock", "maps", "tx", "rx", "readiness", "control"]
+CORE_LAYERS = ["sock", "domain", "psock", "maps", "tx", "rx", "readiness", "bpfsys", "control"]
 TOOLS_MAY_INCLUDE = {"core/control/protocol"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 SCANNED = ("policy", "bpf", "core", "shim", "tools")
