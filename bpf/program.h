@@ -32,51 +32,28 @@ struct HelperTable {
 #define SOCKSHIM_BPF_JMP_OPS(X) \
   X(JEQ) X(JGT) X(JGE) X(JSET) X(JNE) X(JSGT) X(JSGE) X(JLT) X(JLE) X(JSLT) X(JSLE)
 
+// The other operations, in enum order after the ALU and JMP ones. ATOMIC_*:
+// aux is the BPF_ADD / ... / BPF_CMPXCHG selector; LDDW_TAIL: the second slot
+// of an lddw, never reached. The VM's dispatch table follows this order.
+#define SOCKSHIM_BPF_OTHER_OPS(X)                                                                 \
+  X(NEG64)                                                                                        \
+  X(NEG32)                                                                                        \
+  X(MOVSX64_8) X(MOVSX64_16) X(MOVSX64_32) X(MOVSX32_8) X(MOVSX32_16) X(LE16) X(LE32) X(LE64)     \
+      X(BE16) X(BE32) X(BE64) X(BSWAP16) X(BSWAP32) X(BSWAP64) X(LDDW) X(LDX_B) X(LDX_H) X(LDX_W) \
+          X(LDX_DW) X(LDXSX_B) X(LDXSX_H) X(LDXSX_W) X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B)    \
+              X(STX_H) X(STX_W) X(STX_DW) X(ATOMIC_W) X(ATOMIC_DW) X(JA) X(CALL_HELPER)           \
+                  X(CALL_LOCAL) X(EXIT) X(LDDW_TAIL)
+
 // Kept in their own namespace: the names are short and common.
 namespace op {
 enum Op : uint8_t {
 #define SOCKSHIM_OP4(n) n##64_K, n##64_X, n##32_K, n##32_X,
+#define SOCKSHIM_OP1(n) n,
   SOCKSHIM_BPF_ALU_OPS(SOCKSHIM_OP4) SOCKSHIM_BPF_JMP_OPS(SOCKSHIM_OP4)
+      SOCKSHIM_BPF_OTHER_OPS(SOCKSHIM_OP1)
 #undef SOCKSHIM_OP4
-      NEG64,
-  NEG32,
-  MOVSX64_8,
-  MOVSX64_16,
-  MOVSX64_32,
-  MOVSX32_8,
-  MOVSX32_16,
-  LE16,
-  LE32,
-  LE64,
-  BE16,
-  BE32,
-  BE64,  // BPF_END: to little / big endian
-  BSWAP16,
-  BSWAP32,
-  BSWAP64,  // ALU64 | BPF_END, ISA v4
-  LDDW,
-  LDX_B,
-  LDX_H,
-  LDX_W,
-  LDX_DW,
-  LDXSX_B,
-  LDXSX_H,
-  LDXSX_W,
-  ST_B,
-  ST_H,
-  ST_W,
-  ST_DW,
-  STX_B,
-  STX_H,
-  STX_W,
-  STX_DW,
-  ATOMIC_W,
-  ATOMIC_DW,  // aux: the BPF_ADD / ... / BPF_CMPXCHG selector
-  JA,
-  CALL_HELPER,
-  CALL_LOCAL,
-  EXIT,
-  LDDW_TAIL,  // the second slot of an lddw; never reached
+#undef SOCKSHIM_OP1
+          kOpCount
 };
 }  // namespace op
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/control/control_maps.h"
+#include "core/control/control_psocks.h"
 #include "core/maps/bpf_helpers.h"
 #include "core/maps/loaded_policy.h"
 #include "core/psock/psock.h"
