@@ -35,14 +35,15 @@ struct HelperTable {
 // The other operations, in enum order after the ALU and JMP ones. ATOMIC_*:
 // aux is the BPF_ADD / ... / BPF_CMPXCHG selector; LDDW_TAIL: the second slot
 // of an lddw, never reached. The VM's dispatch table follows this order.
-#define SOCKSHIM_BPF_OTHER_OPS(X)                                                                 \
-  X(NEG64)                                                                                        \
-  X(NEG32)                                                                                        \
-  X(MOVSX64_8) X(MOVSX64_16) X(MOVSX64_32) X(MOVSX32_8) X(MOVSX32_16) X(LE16) X(LE32) X(LE64)     \
-      X(BE16) X(BE32) X(BE64) X(BSWAP16) X(BSWAP32) X(BSWAP64) X(LDDW) X(LDX_B) X(LDX_H) X(LDX_W) \
-          X(LDX_DW) X(LDXSX_B) X(LDXSX_H) X(LDXSX_W) X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B)    \
-              X(STX_H) X(STX_W) X(STX_DW) X(ATOMIC_W) X(ATOMIC_DW) X(JA) X(CALL_HELPER)           \
-                  X(CALL_LOCAL) X(EXIT) X(LDDW_TAIL)
+#define SOCKSHIM_BPF_OTHER_OPS(X)                                                                \
+  X(NEG64)                                                                                       \
+  X(NEG32)                                                                                       \
+  X(MOVSX64_8)                                                                                   \
+  X(MOVSX64_16) X(MOVSX64_32) X(MOVSX32_8) X(MOVSX32_16) X(LE16) X(LE32) X(LE64) X(BE16) X(BE32) \
+      X(BE64) X(BSWAP16) X(BSWAP32) X(BSWAP64) X(LDDW) X(LDX_B) X(LDX_H) X(LDX_W) X(LDX_DW)      \
+          X(LDXSX_B) X(LDXSX_H) X(LDXSX_W) X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B) X(STX_H)    \
+              X(STX_W) X(STX_DW) X(ATOMIC_W) X(ATOMIC_DW) X(JA) X(CALL_HELPER) X(CALL_LOCAL)     \
+                  X(EXIT) X(LDDW_TAIL)
 
 // Kept in their own namespace: the names are short and common.
 namespace op {
@@ -57,11 +58,22 @@ enum Op : uint8_t {
 };
 }  // namespace op
 
+// Decoded::aux of a load (LDX_*, LDXSX_*): what the access is when its source
+// register holds the context pointer, as it usually does (r1 or a copy). The
+// VM compares the register with the context address at run time and takes
+// this answer only then, so nothing rests on the check guessing provenance.
+enum CtxLoad : uint8_t {
+  kCtxOutside = 0,  // off does not fall in the context: the general checks
+  kCtxDenied = 1,   // the layout refuses this offset and size: a ctx_load fault
+  kCtxPlain = 2,    // the bytes of the struct
+  kCtxSlot = 3,     // kCtxSlot + n: RunInput::ctx_ptrs[n]
+};
+
 struct Decoded {
   uint8_t op;
   uint8_t dst;
   uint8_t src;
-  uint8_t aux;
+  uint8_t aux;  // atomics: the operation; loads: a CtxLoad
   int32_t off;  // memory offset, or the absolute target of a jump or local call
   union {
     int64_t imm;  // sign-extended immediate; lddw: the full 64-bit value
@@ -80,6 +92,7 @@ struct StaticRegion {
 
 struct LoadedProgram {
   ProgType type = ProgType::sk_msg;
+  const ContextLayout* layout = nullptr;  // context_layout(type)
   std::vector<Decoded> code;
   std::vector<uint64_t> maps;  // map handles its lddw's resolved to, sorted
   std::vector<StaticRegion> static_regions;

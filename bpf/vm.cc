@@ -177,10 +177,11 @@ bool Vm::atomic(uint64_t addr, uint8_t op, uint64_t* src, uint64_t* r0) {
 RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   prog_ = &prog;
   in_ = in;
-  const CtxByte* const ctx_bytes = context_layout(prog.type).bytes;
+  const ContextLayout& layout = *prog.layout;
+  const CtxByte* const ctx_bytes = layout.bytes;
   uint8_t* const ctx = static_cast<uint8_t*>(in.ctx);
   const uint64_t ctx_lo = reinterpret_cast<uint64_t>(ctx);
-  const uint64_t ctx_size = ctx ? context_layout(prog.type).size : 0;
+  const uint64_t ctx_size = ctx ? layout.size : 0;
   ctx_lo_ = ctx_lo;
   ctx_size_ = ctx_size;
   set_packet(in.ctx_ptrs[kSlotData], in.ctx_ptrs[kSlotDataEnd]);
@@ -198,8 +199,7 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   r[BPF_REG_1] = ctx_lo;
   r[BPF_REG_10] = stack_hi;
   const Decoded* const code = prog.code.data();
-  const Decoded* ip = code;
-  const Decoded* d = code;
+  const Decoded* d = code;  // the instruction running
   int depth = 0;
   uint64_t left = budget_;
   RunResult res;
@@ -214,12 +214,23 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   };
   static_assert(sizeof(kDispatch) / sizeof(kDispatch[0]) == kOpCount);
 
-#define NEXT                                         \
+// DISPATCH runs the instruction at d, NEXT the one after it, JUMP(t) the one
+// at index t; each charges the budget.
+#define DISPATCH                                     \
   do {                                               \
     if (__builtin_expect(left == 0, 0)) goto budget; \
     --left;                                          \
-    d = ip++;                                        \
     goto* kDispatch[d->op];                          \
+  } while (0)
+#define NEXT  \
+  do {        \
+    ++d;      \
+    DISPATCH; \
+  } while (0)
+#define JUMP(t)     \
+  do {              \
+    d = code + (t); \
+    DISPATCH;       \
   } while (0)
 #define DST r[d->dst]
 #define SRC r[d->src]
@@ -230,7 +241,7 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
     goto out;                 \
   } while (0)
 
-  NEXT;
+  DISPATCH;
 
 #define ALU(name, expr64, expr32)                                                                 \
   L_##name##64_K : {                                                                              \
@@ -316,19 +327,27 @@ L_BSWAP64:
   NEXT;
 L_LDDW:
   DST = K;
-  ++ip;
-  NEXT;
+  d += 2;
+  DISPATCH;
 L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
   NEXT;
 
-  // Loads and stores: the context (per the layout), then the live stack
-  // frames, then find() for the rest. Context pointer slots answer from
-  // in_.ctx_ptrs, which helpers may change (set_packet).
+  // Loads and stores: the context, then the live stack frames, then find()
+  // for the rest. A load through the context pointer itself has its answer
+  // from the check (Decoded::aux); other context loads consult the layout.
+  // Context pointer slots answer from in_.ctx_ptrs, which helpers may change
+  // (set_packet). Packet loads are tried inline before find().
 #define LOAD(name, T, Ext)                                               \
   L_##name : {                                                           \
     const uint64_t addr = SRC + static_cast<int64_t>(d->off);            \
     T v;                                                                 \
-    if (addr - ctx_lo < ctx_size) {                                      \
+    if (SRC == ctx_lo && d->aux >= kCtxPlain && ctx) {                   \
+      if (d->aux != kCtxPlain) {                                         \
+        DST = in_.ctx_ptrs[d->aux - kCtxSlot];                           \
+        NEXT;                                                            \
+      }                                                                  \
+      memcpy(&v, ctx + d->off, sizeof(T));                               \
+    } else if (addr - ctx_lo < ctx_size) {                               \
       const CtxByte& b = ctx_bytes[addr - ctx_lo];                       \
       if (!(b.read_sizes & sizeof(T))) FAULT(FaultKind::ctx_load, addr); \
       if (b.slot) {                                                      \
@@ -336,7 +355,8 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
         NEXT;                                                            \
       }                                                                  \
       memcpy(&v, ctx + (addr - ctx_lo), sizeof(T));                      \
-    } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T)) { \
+    } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T) || \
+               inside(addr, sizeof(T), pkt_lo_, pkt_hi_)) {              \
       memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));        \
     } else {                                                             \
       const uint8_t* p = find(addr, sizeof(T), false);                   \
@@ -396,18 +416,16 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
 #undef ATOMIC
 
 L_JA:
-  ip = code + d->off;
-  NEXT;
-#define JMP(name, cond64, cond32)                                                           \
-  L_##name##64_K : if (cond64(DST, K)) ip = code + d->off;                                  \
-  NEXT;                                                                                     \
-  L_##name##64_X : if (cond64(DST, SRC)) ip = code + d->off;                                \
-  NEXT;                                                                                     \
-  L_##name##32_K : if (cond32(static_cast<uint32_t>(DST), static_cast<uint32_t>(K))) ip =   \
-                       code + d->off;                                                       \
-  NEXT;                                                                                     \
-  L_##name##32_X : if (cond32(static_cast<uint32_t>(DST), static_cast<uint32_t>(SRC))) ip = \
-                       code + d->off;                                                       \
+  JUMP(d->off);
+#define JMP(name, cond64, cond32)                                                                  \
+  L_##name##64_K : if (cond64(DST, K)) JUMP(d->off);                                               \
+  NEXT;                                                                                            \
+  L_##name##64_X : if (cond64(DST, SRC)) JUMP(d->off);                                             \
+  NEXT;                                                                                            \
+  L_##name##32_K : if (cond32(static_cast<uint32_t>(DST), static_cast<uint32_t>(K))) JUMP(d->off); \
+  NEXT;                                                                                            \
+  L_##name##32_X : if (cond32(static_cast<uint32_t>(DST), static_cast<uint32_t>(SRC)))             \
+                       JUMP(d->off);                                                               \
   NEXT;
 #define U_EQ(a, b) ((a) == (b))
 #define U_NE(a, b) ((a) != (b))
@@ -449,13 +467,12 @@ L_CALL_HELPER:
 L_CALL_LOCAL : {
   // The check bounds the depth to kMaxCallFrames.
   Frame& f = frames_[depth++];
-  f.ret_pc = static_cast<uint32_t>(ip - code);
+  f.ret_pc = static_cast<uint32_t>(d - code);
   std::copy(r + BPF_REG_6, r + BPF_REG_10 + 1, f.saved);
   r[BPF_REG_10] -= kStackSize;
   stack_span += kStackSize;
   stack_lo_ = stack_hi - stack_span;
-  ip = code + d->off;
-  NEXT;
+  JUMP(d->off);
 }
 L_EXIT:
   if (depth == 0) {
@@ -466,12 +483,11 @@ L_EXIT:
     std::copy(f.saved, f.saved + 5, r + BPF_REG_6);
     stack_span -= kStackSize;
     stack_lo_ = stack_hi - stack_span;
-    ip = code + f.ret_pc;
+    JUMP(f.ret_pc + 1);
   }
-  NEXT;
 
 budget:
-  fault_ = {FaultKind::budget, static_cast<uint32_t>(ip - code), 0};
+  fault_ = {FaultKind::budget, static_cast<uint32_t>(d - code), 0};
 out:
   // Memory and helper faults stop at the instruction just fetched.
   if (fault_.kind != FaultKind::none && fault_.kind != FaultKind::budget)
@@ -484,7 +500,9 @@ out:
   if (dirty < stack_hi) memset(reinterpret_cast<void*>(dirty), 0, stack_hi - dirty);
   dirty_lo_ = stack_hi;
   return res;
+#undef DISPATCH
 #undef NEXT
+#undef JUMP
 #undef DST
 #undef SRC
 #undef K
