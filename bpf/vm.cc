@@ -179,9 +179,8 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   in_ = in;
   const ContextLayout& layout = *prog.layout;
   const CtxByte* const ctx_bytes = layout.bytes;
-  uint8_t* const ctx = static_cast<uint8_t*>(in.ctx);
-  const uint64_t ctx_lo = reinterpret_cast<uint64_t>(ctx);
-  const uint64_t ctx_size = ctx ? layout.size : 0;
+  const uint64_t ctx_lo = reinterpret_cast<uint64_t>(in.ctx);
+  const uint64_t ctx_size = ctx_lo ? layout.size : 0;
   ctx_lo_ = ctx_lo;
   ctx_size_ = ctx_size;
   set_packet(in.ctx_ptrs[kSlotData], in.ctx_ptrs[kSlotDataEnd]);
@@ -193,7 +192,6 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   stack_lo_ = stack_hi - kStackSize;
   dirty_lo_ = stack_hi;
   uint64_t stack_span = kStackSize;  // stack_hi - stack_lo_
-  uint64_t dirty = stack_hi;         // lowest stack byte the program stored to
 
   uint64_t r[MAX_BPF_REG] = {};
   r[BPF_REG_1] = ctx_lo;
@@ -337,34 +335,34 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
   // from the check (Decoded::aux); other context loads consult the layout.
   // Context pointer slots answer from in_.ctx_ptrs, which helpers may change
   // (set_packet). Packet loads are tried inline before find().
-#define LOAD(name, T, Ext)                                               \
-  L_##name : {                                                           \
-    const uint64_t addr = SRC + static_cast<int64_t>(d->off);            \
-    T v;                                                                 \
-    if (SRC == ctx_lo && d->aux >= kCtxPlain && ctx) {                   \
-      if (d->aux != kCtxPlain) {                                         \
-        DST = in_.ctx_ptrs[d->aux - kCtxSlot];                           \
-        NEXT;                                                            \
-      }                                                                  \
-      memcpy(&v, ctx + d->off, sizeof(T));                               \
-    } else if (addr - ctx_lo < ctx_size) {                               \
-      const CtxByte& b = ctx_bytes[addr - ctx_lo];                       \
-      if (!(b.read_sizes & sizeof(T))) FAULT(FaultKind::ctx_load, addr); \
-      if (b.slot) {                                                      \
-        DST = in_.ctx_ptrs[b.slot - 1];                                  \
-        NEXT;                                                            \
-      }                                                                  \
-      memcpy(&v, ctx + (addr - ctx_lo), sizeof(T));                      \
-    } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T) || \
-               inside(addr, sizeof(T), pkt_lo_, pkt_hi_)) {              \
-      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));        \
-    } else {                                                             \
-      const uint8_t* p = find(addr, sizeof(T), false);                   \
-      if (!p) FAULT(FaultKind::load, addr);                              \
-      memcpy(&v, p, sizeof(T));                                          \
-    }                                                                    \
-    DST = static_cast<uint64_t>(static_cast<Ext>(v));                    \
-    NEXT;                                                                \
+#define LOAD(name, T, Ext)                                                   \
+  L_##name : {                                                               \
+    const uint64_t addr = SRC + static_cast<int64_t>(d->off);                \
+    T v;                                                                     \
+    if (SRC == ctx_lo && d->aux >= kCtxPlain && ctx_lo) {                    \
+      if (d->aux != kCtxPlain) {                                             \
+        DST = in_.ctx_ptrs[d->aux - kCtxSlot];                               \
+        NEXT;                                                                \
+      }                                                                      \
+      memcpy(&v, reinterpret_cast<const void*>(ctx_lo + d->off), sizeof(T)); \
+    } else if (addr - ctx_lo < ctx_size) {                                   \
+      const CtxByte& b = ctx_bytes[addr - ctx_lo];                           \
+      if (!(b.read_sizes & sizeof(T))) FAULT(FaultKind::ctx_load, addr);     \
+      if (b.slot) {                                                          \
+        DST = in_.ctx_ptrs[b.slot - 1];                                      \
+        NEXT;                                                                \
+      }                                                                      \
+      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
+    } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T) ||     \
+               inside(addr, sizeof(T), pkt_lo_, pkt_hi_)) {                  \
+      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
+    } else {                                                                 \
+      const uint8_t* p = find(addr, sizeof(T), false);                       \
+      if (!p) FAULT(FaultKind::load, addr);                                  \
+      memcpy(&v, p, sizeof(T));                                              \
+    }                                                                        \
+    DST = static_cast<uint64_t>(static_cast<Ext>(v));                        \
+    NEXT;                                                                    \
   }
   LOAD(LDX_B, uint8_t, uint8_t)
   LOAD(LDX_H, uint16_t, uint16_t)
@@ -382,10 +380,10 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
     if (addr - ctx_lo < ctx_size) {                                       \
       if (from_st || !(ctx_bytes[addr - ctx_lo].write_sizes & sizeof(T))) \
         FAULT(FaultKind::ctx_store, addr);                                \
-      memcpy(ctx + (addr - ctx_lo), &t, sizeof(T));                       \
+      memcpy(reinterpret_cast<void*>(addr), &t, sizeof(T));               \
     } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T)) {  \
       memcpy(reinterpret_cast<void*>(addr), &t, sizeof(T));               \
-      dirty = std::min(dirty, addr);                                      \
+      dirty_lo_ = std::min(dirty_lo_, addr);                              \
     } else {                                                              \
       uint8_t* p = find(addr, sizeof(T), true);                           \
       if (!p) FAULT(FaultKind::store, addr);                              \
@@ -494,10 +492,9 @@ out:
     fault_.insn = static_cast<uint32_t>(d - code);
   res.fault = fault_;
   res.insns = budget_ - left;
-  // Zero what this run (and its helpers, through find()) wrote to the stack,
-  // so the next run starts clean.
-  dirty = std::min(dirty, dirty_lo_);
-  if (dirty < stack_hi) memset(reinterpret_cast<void*>(dirty), 0, stack_hi - dirty);
+  // Zero what this run and its helpers wrote to the stack, so the next run
+  // starts clean.
+  if (dirty_lo_ < stack_hi) memset(reinterpret_cast<void*>(dirty_lo_), 0, stack_hi - dirty_lo_);
   dirty_lo_ = stack_hi;
   return res;
 #undef DISPATCH

@@ -104,7 +104,7 @@ class Vm {
   uint64_t ctx_size_ = 0;  // 0 when the run has no context
   Fault fault_;
   uint64_t stack_lo_ = 0, stack_hi_ = 0;  // the current frame and its callers
-  uint64_t dirty_lo_ = 0;                 // lowest stack byte find() handed out for writing
+  uint64_t dirty_lo_ = 0;                 // lowest stack byte written this run
   uint64_t pkt_lo_ = 0, pkt_hi_ = 0;
   int nregions_ = 0;
   bool helper_fault_ = false;
