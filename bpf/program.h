@@ -35,15 +35,15 @@ struct HelperTable {
 // The other operations, in enum order after the ALU and JMP ones. ATOMIC_*:
 // aux is the BPF_ADD / ... / BPF_CMPXCHG selector; LDDW_TAIL: the second slot
 // of an lddw, never reached. The VM's dispatch table follows this order.
-#define SOCKSHIM_BPF_OTHER_OPS(X)                                                                \
-  X(NEG64)                                                                                       \
-  X(NEG32)                                                                                       \
-  X(MOVSX64_8)                                                                                   \
-  X(MOVSX64_16) X(MOVSX64_32) X(MOVSX32_8) X(MOVSX32_16) X(LE16) X(LE32) X(LE64) X(BE16) X(BE32) \
-      X(BE64) X(BSWAP16) X(BSWAP32) X(BSWAP64) X(LDDW) X(LDX_B) X(LDX_H) X(LDX_W) X(LDX_DW)      \
-          X(LDXSX_B) X(LDXSX_H) X(LDXSX_W) X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B) X(STX_H)    \
-              X(STX_W) X(STX_DW) X(ATOMIC_W) X(ATOMIC_DW) X(JA) X(CALL_HELPER) X(CALL_LOCAL)     \
-                  X(EXIT) X(LDDW_TAIL)
+// clang-format off
+#define SOCKSHIM_BPF_OTHER_OPS(X) \
+  X(NEG64) X(NEG32) X(MOVSX64_8) X(MOVSX64_16) X(MOVSX64_32) X(MOVSX32_8) \
+  X(MOVSX32_16) X(LE16) X(LE32) X(LE64) X(BE16) X(BE32) X(BE64) X(BSWAP16) \
+  X(BSWAP32) X(BSWAP64) X(LDDW) X(LDX_B) X(LDX_H) X(LDX_W) X(LDX_DW) \
+  X(LDXSX_B) X(LDXSX_H) X(LDXSX_W) X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B) \
+  X(STX_H) X(STX_W) X(STX_DW) X(ATOMIC_W) X(ATOMIC_DW) X(JA) X(CALL_HELPER) \
+  X(CALL_LOCAL) X(EXIT) X(LDDW_TAIL)
+// clang-format on
 
 // Kept in their own namespace: the names are short and common.
 namespace op {
