@@ -77,6 +77,7 @@ int Checker::run() {
   lddw_tail_.assign(n, 0);
   starts_ = {0};
   out_->type = opts_.type;
+  out_->layout = &context_layout(opts_.type);
   out_->code.assign(n, Decoded{});
   out_->maps.clear();
   out_->static_regions.clear();
@@ -333,6 +334,16 @@ int Checker::decode_ldx(uint32_t i, const bpf_insn& x, Decoded* d) {
     d->op = static_cast<uint8_t>(LDXSX_B + k);
   } else {
     return fail(i, "unknown opcode %#04x", x.code);
+  }
+  // The answer for a source register holding the context pointer (CtxLoad).
+  const ContextLayout& ctx = context_layout(opts_.type);
+  const auto off = static_cast<uint32_t>(x.off);
+  if (x.off >= 0 && off < ctx.size) {
+    const uint8_t slot = ctx.bytes[off].slot;
+    if (!ctx.allows(off, 1u << k, false))
+      d->aux = kCtxDenied;
+    else
+      d->aux = slot ? static_cast<uint8_t>(kCtxSlot + slot - 1) : uint8_t{kCtxPlain};
   }
   return 0;
 }

@@ -32,59 +32,48 @@ struct HelperTable {
 #define SOCKSHIM_BPF_JMP_OPS(X) \
   X(JEQ) X(JGT) X(JGE) X(JSET) X(JNE) X(JSGT) X(JSGE) X(JLT) X(JLE) X(JSLT) X(JSLE)
 
+// The other operations, in enum order after the ALU and JMP ones. ATOMIC_*:
+// aux is the BPF_ADD / ... / BPF_CMPXCHG selector; LDDW_TAIL: the second slot
+// of an lddw, never reached. The VM's dispatch table follows this order.
+// clang-format off
+#define SOCKSHIM_BPF_OTHER_OPS(X) \
+  X(NEG64) X(NEG32) X(MOVSX64_8) X(MOVSX64_16) X(MOVSX64_32) X(MOVSX32_8) \
+  X(MOVSX32_16) X(LE16) X(LE32) X(LE64) X(BE16) X(BE32) X(BE64) X(BSWAP16) \
+  X(BSWAP32) X(BSWAP64) X(LDDW) X(LDX_B) X(LDX_H) X(LDX_W) X(LDX_DW) \
+  X(LDXSX_B) X(LDXSX_H) X(LDXSX_W) X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B) \
+  X(STX_H) X(STX_W) X(STX_DW) X(ATOMIC_W) X(ATOMIC_DW) X(JA) X(CALL_HELPER) \
+  X(CALL_LOCAL) X(EXIT) X(LDDW_TAIL)
+// clang-format on
+
 // Kept in their own namespace: the names are short and common.
 namespace op {
 enum Op : uint8_t {
 #define SOCKSHIM_OP4(n) n##64_K, n##64_X, n##32_K, n##32_X,
+#define SOCKSHIM_OP1(n) n,
   SOCKSHIM_BPF_ALU_OPS(SOCKSHIM_OP4) SOCKSHIM_BPF_JMP_OPS(SOCKSHIM_OP4)
+      SOCKSHIM_BPF_OTHER_OPS(SOCKSHIM_OP1)
 #undef SOCKSHIM_OP4
-      NEG64,
-  NEG32,
-  MOVSX64_8,
-  MOVSX64_16,
-  MOVSX64_32,
-  MOVSX32_8,
-  MOVSX32_16,
-  LE16,
-  LE32,
-  LE64,
-  BE16,
-  BE32,
-  BE64,  // BPF_END: to little / big endian
-  BSWAP16,
-  BSWAP32,
-  BSWAP64,  // ALU64 | BPF_END, ISA v4
-  LDDW,
-  LDX_B,
-  LDX_H,
-  LDX_W,
-  LDX_DW,
-  LDXSX_B,
-  LDXSX_H,
-  LDXSX_W,
-  ST_B,
-  ST_H,
-  ST_W,
-  ST_DW,
-  STX_B,
-  STX_H,
-  STX_W,
-  STX_DW,
-  ATOMIC_W,
-  ATOMIC_DW,  // aux: the BPF_ADD / ... / BPF_CMPXCHG selector
-  JA,
-  CALL_HELPER,
-  CALL_LOCAL,
-  EXIT,
-  LDDW_TAIL,  // the second slot of an lddw; never reached
+#undef SOCKSHIM_OP1
+          kOpCount
 };
 }  // namespace op
+
+// Decoded::aux of a load (LDX_*, LDXSX_*): what the access is when its source
+// register holds the context pointer, as it usually does (r1 or a copy). The
+// VM compares the register with the context address at run time and takes
+// this answer only then, so nothing rests on the check guessing provenance.
+enum CtxLoad : uint8_t {
+  kCtxOutside = 0,  // off does not fall in the context: the general checks
+  kCtxDenied = 1,   // the layout refuses this offset and size: a ctx_load fault
+  kCtxPlain = 2,    // the bytes of the struct
+  kCtxSlot = 3,     // kCtxSlot + n: RunInput::ctx_ptrs[n]
+};
 
 struct Decoded {
   uint8_t op;
   uint8_t dst;
   uint8_t src;
-  uint8_t aux;
+  uint8_t aux;  // atomics: the operation; loads: a CtxLoad
   int32_t off;  // memory offset, or the absolute target of a jump or local call
   union {
     int64_t imm;  // sign-extended immediate; lddw: the full 64-bit value
@@ -103,6 +92,7 @@ struct StaticRegion {
 
 struct LoadedProgram {
   ProgType type = ProgType::sk_msg;
+  const ContextLayout* layout = nullptr;  // context_layout(type)
   std::vector<Decoded> code;
   std::vector<uint64_t> maps;  // map handles its lddw's resolved to, sorted
   std::vector<StaticRegion> static_regions;

@@ -111,55 +111,6 @@ bool Vm::uses_map(uint64_t handle) const {
 }
 
 template <typename T>
-bool Vm::load(uint64_t addr, uint64_t* out, bool sign) {
-  using S = std::make_signed_t<T>;
-  T v;
-  if (addr - ctx_lo_ < ctx_size_) {
-    const uint32_t off = static_cast<uint32_t>(addr - ctx_lo_);
-    if (!layout_->allows(off, sizeof(T), false)) {
-      fault_ = {FaultKind::ctx_load, 0, addr};
-      return false;
-    }
-    if (const uint8_t slot = layout_->bytes[off].slot) {
-      *out = in_.ctx_ptrs[slot - 1];
-      return true;
-    }
-    memcpy(&v, static_cast<const uint8_t*>(in_.ctx) + off, sizeof(T));
-  } else {
-    const uint8_t* p = find(addr, sizeof(T), false);
-    if (!p) {
-      fault_ = {FaultKind::load, 0, addr};
-      return false;
-    }
-    memcpy(&v, p, sizeof(T));
-  }
-  *out = sign ? static_cast<uint64_t>(static_cast<int64_t>(static_cast<S>(v))) : v;
-  return true;
-}
-
-template <typename T>
-bool Vm::store(uint64_t addr, uint64_t v, bool from_st) {
-  const T t = static_cast<T>(v);
-  if (addr - ctx_lo_ < ctx_size_) {
-    // The kernel takes context stores from registers only (BPF_STX).
-    const uint32_t off = static_cast<uint32_t>(addr - ctx_lo_);
-    if (from_st || !layout_->allows(off, sizeof(T), true)) {
-      fault_ = {FaultKind::ctx_store, 0, addr};
-      return false;
-    }
-    memcpy(static_cast<uint8_t*>(in_.ctx) + off, &t, sizeof(T));
-    return true;
-  }
-  uint8_t* p = find(addr, sizeof(T), true);
-  if (!p) {
-    fault_ = {FaultKind::store, 0, addr};
-    return false;
-  }
-  memcpy(p, &t, sizeof(T));
-  return true;
-}
-
-template <typename T>
 bool Vm::atomic(uint64_t addr, uint8_t op, uint64_t* src, uint64_t* r0) {
   if (addr - ctx_lo_ < ctx_size_) {
     fault_ = {FaultKind::ctx_store, 0, addr};
@@ -216,174 +167,264 @@ bool Vm::atomic(uint64_t addr, uint8_t op, uint64_t* src, uint64_t* r0) {
   return true;  // the check admits no other selector
 }
 
+// Direct-threaded: every handler ends in its own indirect jump through the
+// table (GCC's labels as values), which predicts better than one central
+// switch. The state the hot path needs (registers, context and stack bounds)
+// is in locals the compiler keeps in registers; the packet, global data and
+// helper regions, which helpers change, stay in members (find()).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
 RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   prog_ = &prog;
   in_ = in;
-  layout_ = &context_layout(prog.type);
-  ctx_lo_ = reinterpret_cast<uint64_t>(in.ctx);
-  ctx_size_ = in.ctx ? layout_->size : 0;
+  const ContextLayout& layout = *prog.layout;
+  const CtxByte* const ctx_bytes = layout.bytes;
+  const uint64_t ctx_lo = reinterpret_cast<uint64_t>(in.ctx);
+  const uint64_t ctx_size = ctx_lo ? layout.size : 0;
+  ctx_lo_ = ctx_lo;
+  ctx_size_ = ctx_size;
   set_packet(in.ctx_ptrs[kSlotData], in.ctx_ptrs[kSlotDataEnd]);
   nregions_ = 0;
   helper_fault_ = false;
   fault_ = {};
-  stack_hi_ = reinterpret_cast<uint64_t>(stack_.data() + stack_.size());
-  stack_lo_ = stack_hi_ - kStackSize;
-  if (dirty_lo_ == 0) dirty_lo_ = stack_hi_;
+  const uint64_t stack_hi = reinterpret_cast<uint64_t>(stack_.data() + stack_.size());
+  stack_hi_ = stack_hi;
+  stack_lo_ = stack_hi - kStackSize;
+  dirty_lo_ = stack_hi;
+  uint64_t stack_span = kStackSize;  // stack_hi - stack_lo_
 
   uint64_t r[MAX_BPF_REG] = {};
-  r[BPF_REG_1] = ctx_lo_;
-  r[BPF_REG_10] = stack_hi_;
+  r[BPF_REG_1] = ctx_lo;
+  r[BPF_REG_10] = stack_hi;
   const Decoded* const code = prog.code.data();
-  uint32_t pc = 0;
+  const Decoded* d = code;  // the instruction running
   int depth = 0;
   uint64_t left = budget_;
   RunResult res;
 
-  for (;;) {
-    if (left == 0) {
-      fault_ = {FaultKind::budget, pc, 0};
-      break;
-    }
-    --left;
-    const Decoded& d = code[pc++];
-    uint64_t& dst = r[d.dst];
-    const uint64_t src = r[d.src];
-    const uint64_t k = static_cast<uint64_t>(d.imm);
-    const uint32_t d32 = static_cast<uint32_t>(dst);
-    switch (d.op) {
-#define ALU(name, expr64, expr32)                                            \
-  case name##64_K: {                                                         \
-    [[maybe_unused]] const uint64_t a = dst, b = k;                          \
-    dst = (expr64);                                                          \
-    break;                                                                   \
-  }                                                                          \
-  case name##64_X: {                                                         \
-    [[maybe_unused]] const uint64_t a = dst, b = src;                        \
-    dst = (expr64);                                                          \
-    break;                                                                   \
-  }                                                                          \
-  case name##32_K: {                                                         \
-    [[maybe_unused]] const uint32_t a = d32, b = static_cast<uint32_t>(k);   \
-    dst = static_cast<uint32_t>(expr32);                                     \
-    break;                                                                   \
-  }                                                                          \
-  case name##32_X: {                                                         \
-    [[maybe_unused]] const uint32_t a = d32, b = static_cast<uint32_t>(src); \
-    dst = static_cast<uint32_t>(expr32);                                     \
-    break;                                                                   \
+  static const void* const kDispatch[] = {
+#define SOCKSHIM_L4(n) &&L_##n##64_K, &&L_##n##64_X, &&L_##n##32_K, &&L_##n##32_X,
+#define SOCKSHIM_L1(n) &&L_##n,
+      SOCKSHIM_BPF_ALU_OPS(SOCKSHIM_L4) SOCKSHIM_BPF_JMP_OPS(SOCKSHIM_L4)
+          SOCKSHIM_BPF_OTHER_OPS(SOCKSHIM_L1)
+#undef SOCKSHIM_L4
+#undef SOCKSHIM_L1
+  };
+  static_assert(sizeof(kDispatch) / sizeof(kDispatch[0]) == kOpCount);
+
+// DISPATCH runs the instruction at d, NEXT the one after it, JUMP(t) the one
+// at index t; each charges the budget.
+#define DISPATCH                                     \
+  do {                                               \
+    if (__builtin_expect(left == 0, 0)) goto budget; \
+    --left;                                          \
+    goto* kDispatch[d->op];                          \
+  } while (0)
+#define NEXT  \
+  do {        \
+    ++d;      \
+    DISPATCH; \
+  } while (0)
+#define JUMP(t)     \
+  do {              \
+    d = code + (t); \
+    DISPATCH;       \
+  } while (0)
+#define DST r[d->dst]
+#define SRC r[d->src]
+#define K static_cast<uint64_t>(d->imm)
+#define FAULT(kind, addr)     \
+  do {                        \
+    fault_ = {kind, 0, addr}; \
+    goto out;                 \
+  } while (0)
+
+  DISPATCH;
+
+#define ALU(name, expr64, expr32)                                                                 \
+  L_##name##64_K : {                                                                              \
+    [[maybe_unused]] const uint64_t a = DST, b = K;                                               \
+    DST = (expr64);                                                                               \
+    NEXT;                                                                                         \
+  }                                                                                               \
+  L_##name##64_X : {                                                                              \
+    [[maybe_unused]] const uint64_t a = DST, b = SRC;                                             \
+    DST = (expr64);                                                                               \
+    NEXT;                                                                                         \
+  }                                                                                               \
+  L_##name##32_K : {                                                                              \
+    [[maybe_unused]] const uint32_t a = static_cast<uint32_t>(DST), b = static_cast<uint32_t>(K); \
+    DST = static_cast<uint32_t>(expr32);                                                          \
+    NEXT;                                                                                         \
+  }                                                                                               \
+  L_##name##32_X : {                                                                              \
+    [[maybe_unused]] const uint32_t a = static_cast<uint32_t>(DST),                               \
+                                    b = static_cast<uint32_t>(SRC);                               \
+    DST = static_cast<uint32_t>(expr32);                                                          \
+    NEXT;                                                                                         \
   }
-      ALU(ADD, a + b, a + b)
-      ALU(SUB, a - b, a - b)
-      ALU(MUL, a * b, a * b)
-      ALU(OR, a | b, a | b)
-      ALU(AND, a & b, a & b)
-      ALU(XOR, a ^ b, a ^ b)
-      ALU(MOV, b, b)
-      ALU(LSH, a << (b & 63), a << (b & 31))
-      ALU(RSH, a >> (b & 63), a >> (b & 31))
-      ALU(ARSH, static_cast<uint64_t>(static_cast<int64_t>(a) >> (b & 63)),
-          static_cast<uint32_t>(static_cast<int32_t>(a) >> (b & 31)))
-      // Division by zero gives 0 and modulo by zero leaves dst (truncated to
-      // 32 bits in the 32-bit forms), as the kernel's runtime patches do.
-      ALU(DIV, b ? a / b : 0, b ? a / b : 0)
-      ALU(MOD, b ? a % b : a, b ? a % b : a)
-      ALU(SDIV, sdiv64(a, b), sdiv32(a, b))
-      ALU(SMOD, smod64(a, b), smod32(a, b))
+  ALU(ADD, a + b, a + b)
+  ALU(SUB, a - b, a - b)
+  ALU(MUL, a * b, a * b)
+  ALU(OR, a | b, a | b)
+  ALU(AND, a & b, a & b)
+  ALU(XOR, a ^ b, a ^ b)
+  ALU(MOV, b, b)
+  ALU(LSH, a << (b & 63), a << (b & 31))
+  ALU(RSH, a >> (b & 63), a >> (b & 31))
+  ALU(ARSH, static_cast<uint64_t>(static_cast<int64_t>(a) >> (b & 63)),
+      static_cast<uint32_t>(static_cast<int32_t>(a) >> (b & 31)))
+  // Division by zero gives 0 and modulo by zero leaves dst (truncated to
+  // 32 bits in the 32-bit forms), as the kernel's runtime patches do.
+  ALU(DIV, b ? a / b : 0, b ? a / b : 0)
+  ALU(MOD, b ? a % b : a, b ? a % b : a)
+  ALU(SDIV, sdiv64(a, b), sdiv32(a, b))
+  ALU(SMOD, smod64(a, b), smod32(a, b))
 #undef ALU
-      case NEG64:
-        dst = 0 - dst;
-        break;
-      case NEG32:
-        dst = static_cast<uint32_t>(0u - d32);
-        break;
-      case MOVSX64_8:
-        dst = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int8_t>(src)));
-        break;
-      case MOVSX64_16:
-        dst = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int16_t>(src)));
-        break;
-      case MOVSX64_32:
-        dst = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(src)));
-        break;
-      case MOVSX32_8:
-        dst = static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(src)));
-        break;
-      case MOVSX32_16:
-        dst = static_cast<uint32_t>(static_cast<int32_t>(static_cast<int16_t>(src)));
-        break;
-      case LE16:
-        dst = static_cast<uint16_t>(dst);
-        break;
-      case LE32:
-        dst = d32;
-        break;
-      case LE64:
-        break;
-      case BE16:
-      case BSWAP16:
-        dst = __builtin_bswap16(static_cast<uint16_t>(dst));
-        break;
-      case BE32:
-      case BSWAP32:
-        dst = __builtin_bswap32(d32);
-        break;
-      case BE64:
-      case BSWAP64:
-        dst = __builtin_bswap64(dst);
-        break;
-      case LDDW:
-        dst = k;
-        ++pc;
-        break;
 
-#define MEM_LOAD(name, T, sign)                                            \
-  case name:                                                               \
-    if (!load<T>(src + static_cast<int64_t>(d.off), &dst, sign)) goto out; \
-    break;
-        MEM_LOAD(LDX_B, uint8_t, false)
-        MEM_LOAD(LDX_H, uint16_t, false)
-        MEM_LOAD(LDX_W, uint32_t, false)
-        MEM_LOAD(LDX_DW, uint64_t, false)
-        MEM_LOAD(LDXSX_B, uint8_t, true)
-        MEM_LOAD(LDXSX_H, uint16_t, true)
-        MEM_LOAD(LDXSX_W, uint32_t, true)
-#undef MEM_LOAD
-#define MEM_STORE(name, T, value, from_st)                                      \
-  case name:                                                                    \
-    if (!store<T>(dst + static_cast<int64_t>(d.off), value, from_st)) goto out; \
-    break;
-        MEM_STORE(ST_B, uint8_t, k, true)
-        MEM_STORE(ST_H, uint16_t, k, true)
-        MEM_STORE(ST_W, uint32_t, k, true)
-        MEM_STORE(ST_DW, uint64_t, k, true)
-        MEM_STORE(STX_B, uint8_t, src, false)
-        MEM_STORE(STX_H, uint16_t, src, false)
-        MEM_STORE(STX_W, uint32_t, src, false)
-        MEM_STORE(STX_DW, uint64_t, src, false)
-#undef MEM_STORE
-      case ATOMIC_W:
-        if (!atomic<uint32_t>(dst + static_cast<int64_t>(d.off), d.aux, &r[d.src], &r[0])) goto out;
-        break;
-      case ATOMIC_DW:
-        if (!atomic<uint64_t>(dst + static_cast<int64_t>(d.off), d.aux, &r[d.src], &r[0])) goto out;
-        break;
+L_NEG64:
+  DST = 0 - DST;
+  NEXT;
+L_NEG32:
+  DST = static_cast<uint32_t>(0u - static_cast<uint32_t>(DST));
+  NEXT;
+L_MOVSX64_8:
+  DST = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int8_t>(SRC)));
+  NEXT;
+L_MOVSX64_16:
+  DST = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int16_t>(SRC)));
+  NEXT;
+L_MOVSX64_32:
+  DST = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(SRC)));
+  NEXT;
+L_MOVSX32_8:
+  DST = static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(SRC)));
+  NEXT;
+L_MOVSX32_16:
+  DST = static_cast<uint32_t>(static_cast<int32_t>(static_cast<int16_t>(SRC)));
+  NEXT;
+L_LE16:
+  DST = static_cast<uint16_t>(DST);
+  NEXT;
+L_LE32:
+  DST = static_cast<uint32_t>(DST);
+  NEXT;
+L_LE64:
+  NEXT;
+L_BE16:
+L_BSWAP16:
+  DST = __builtin_bswap16(static_cast<uint16_t>(DST));
+  NEXT;
+L_BE32:
+L_BSWAP32:
+  DST = __builtin_bswap32(static_cast<uint32_t>(DST));
+  NEXT;
+L_BE64:
+L_BSWAP64:
+  DST = __builtin_bswap64(DST);
+  NEXT;
+L_LDDW:
+  DST = K;
+  d += 2;
+  DISPATCH;
+L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
+  NEXT;
 
-      case JA:
-        pc = static_cast<uint32_t>(d.off);
-        break;
-#define JMP(name, cond64, cond32)                                                   \
-  case name##64_K:                                                                  \
-    if (cond64(dst, k)) pc = static_cast<uint32_t>(d.off);                          \
-    break;                                                                          \
-  case name##64_X:                                                                  \
-    if (cond64(dst, src)) pc = static_cast<uint32_t>(d.off);                        \
-    break;                                                                          \
-  case name##32_K:                                                                  \
-    if (cond32(d32, static_cast<uint32_t>(k))) pc = static_cast<uint32_t>(d.off);   \
-    break;                                                                          \
-  case name##32_X:                                                                  \
-    if (cond32(d32, static_cast<uint32_t>(src))) pc = static_cast<uint32_t>(d.off); \
-    break;
+  // Loads and stores: the context, then the live stack frames, then find()
+  // for the rest. A load through the context pointer itself has its answer
+  // from the check (Decoded::aux); other context loads consult the layout.
+  // Context pointer slots answer from in_.ctx_ptrs, which helpers may change
+  // (set_packet). Packet loads are tried inline before find().
+#define LOAD(name, T, Ext)                                                   \
+  L_##name : {                                                               \
+    const uint64_t addr = SRC + static_cast<int64_t>(d->off);                \
+    T v;                                                                     \
+    if (SRC == ctx_lo && d->aux >= kCtxPlain && ctx_lo) {                    \
+      if (d->aux != kCtxPlain) {                                             \
+        DST = in_.ctx_ptrs[d->aux - kCtxSlot];                               \
+        NEXT;                                                                \
+      }                                                                      \
+      memcpy(&v, reinterpret_cast<const void*>(ctx_lo + d->off), sizeof(T)); \
+    } else if (addr - ctx_lo < ctx_size) {                                   \
+      const CtxByte& b = ctx_bytes[addr - ctx_lo];                           \
+      if (!(b.read_sizes & sizeof(T))) FAULT(FaultKind::ctx_load, addr);     \
+      if (b.slot) {                                                          \
+        DST = in_.ctx_ptrs[b.slot - 1];                                      \
+        NEXT;                                                                \
+      }                                                                      \
+      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
+    } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T) ||     \
+               inside(addr, sizeof(T), pkt_lo_, pkt_hi_)) {                  \
+      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
+    } else {                                                                 \
+      const uint8_t* p = find(addr, sizeof(T), false);                       \
+      if (!p) FAULT(FaultKind::load, addr);                                  \
+      memcpy(&v, p, sizeof(T));                                              \
+    }                                                                        \
+    DST = static_cast<uint64_t>(static_cast<Ext>(v));                        \
+    NEXT;                                                                    \
+  }
+  LOAD(LDX_B, uint8_t, uint8_t)
+  LOAD(LDX_H, uint16_t, uint16_t)
+  LOAD(LDX_W, uint32_t, uint32_t)
+  LOAD(LDX_DW, uint64_t, uint64_t)
+  LOAD(LDXSX_B, uint8_t, int8_t)
+  LOAD(LDXSX_H, uint16_t, int16_t)
+  LOAD(LDXSX_W, uint32_t, int32_t)
+#undef LOAD
+  // The kernel takes context stores from registers only (BPF_STX).
+#define STORE(name, T, value, from_st)                                    \
+  L_##name : {                                                            \
+    const uint64_t addr = DST + static_cast<int64_t>(d->off);             \
+    const T t = static_cast<T>(value);                                    \
+    if (addr - ctx_lo < ctx_size) {                                       \
+      if (from_st || !(ctx_bytes[addr - ctx_lo].write_sizes & sizeof(T))) \
+        FAULT(FaultKind::ctx_store, addr);                                \
+      memcpy(reinterpret_cast<void*>(addr), &t, sizeof(T));               \
+    } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T)) {  \
+      memcpy(reinterpret_cast<void*>(addr), &t, sizeof(T));               \
+      dirty_lo_ = std::min(dirty_lo_, addr);                              \
+    } else {                                                              \
+      uint8_t* p = find(addr, sizeof(T), true);                           \
+      if (!p) FAULT(FaultKind::store, addr);                              \
+      memcpy(p, &t, sizeof(T));                                           \
+    }                                                                     \
+    NEXT;                                                                 \
+  }
+  STORE(ST_B, uint8_t, K, true)
+  STORE(ST_H, uint16_t, K, true)
+  STORE(ST_W, uint32_t, K, true)
+  STORE(ST_DW, uint64_t, K, true)
+  STORE(STX_B, uint8_t, SRC, false)
+  STORE(STX_H, uint16_t, SRC, false)
+  STORE(STX_W, uint32_t, SRC, false)
+  STORE(STX_DW, uint64_t, SRC, false)
+#undef STORE
+  // Copies in and out, so that no register's address escapes the loop.
+#define ATOMIC(name, T)                                                              \
+  L_##name : {                                                                       \
+    uint64_t src = SRC, r0 = r[0];                                                   \
+    if (!atomic<T>(DST + static_cast<int64_t>(d->off), d->aux, &src, &r0)) goto out; \
+    SRC = src;                                                                       \
+    r[0] = r0;                                                                       \
+    NEXT;                                                                            \
+  }
+  ATOMIC(ATOMIC_W, uint32_t)
+  ATOMIC(ATOMIC_DW, uint64_t)
+#undef ATOMIC
+
+L_JA:
+  JUMP(d->off);
+#define JMP(name, cond64, cond32)                                                                  \
+  L_##name##64_K : if (cond64(DST, K)) JUMP(d->off);                                               \
+  NEXT;                                                                                            \
+  L_##name##64_X : if (cond64(DST, SRC)) JUMP(d->off);                                             \
+  NEXT;                                                                                            \
+  L_##name##32_K : if (cond32(static_cast<uint32_t>(DST), static_cast<uint32_t>(K))) JUMP(d->off); \
+  NEXT;                                                                                            \
+  L_##name##32_X : if (cond32(static_cast<uint32_t>(DST), static_cast<uint32_t>(SRC)))             \
+                       JUMP(d->off);                                                               \
+  NEXT;
 #define U_EQ(a, b) ((a) == (b))
 #define U_NE(a, b) ((a) != (b))
 #define U_GT(a, b) ((a) > (b))
@@ -395,17 +436,17 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   [](uint64_t a, uint64_t b) { return static_cast<int64_t>(a) op static_cast<int64_t>(b); }
 #define S32(op) \
   [](uint32_t a, uint32_t b) { return static_cast<int32_t>(a) op static_cast<int32_t>(b); }
-        JMP(JEQ, U_EQ, U_EQ)
-        JMP(JNE, U_NE, U_NE)
-        JMP(JGT, U_GT, U_GT)
-        JMP(JGE, U_GE, U_GE)
-        JMP(JLT, U_LT, U_LT)
-        JMP(JLE, U_LE, U_LE)
-        JMP(JSET, U_SET, U_SET)
-        JMP(JSGT, S64(>), S32(>))
-        JMP(JSGE, S64(>=), S32(>=))
-        JMP(JSLT, S64(<), S32(<))
-        JMP(JSLE, S64(<=), S32(<=))
+  JMP(JEQ, U_EQ, U_EQ)
+  JMP(JNE, U_NE, U_NE)
+  JMP(JGT, U_GT, U_GT)
+  JMP(JGE, U_GE, U_GE)
+  JMP(JLT, U_LT, U_LT)
+  JMP(JLE, U_LE, U_LE)
+  JMP(JSET, U_SET, U_SET)
+  JMP(JSGT, S64(>), S32(>))
+  JMP(JSGE, S64(>=), S32(>=))
+  JMP(JSLT, S64(<), S32(<))
+  JMP(JSLE, S64(<=), S32(<=))
 #undef JMP
 #undef U_EQ
 #undef U_NE
@@ -417,45 +458,53 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
 #undef S64
 #undef S32
 
-      case CALL_HELPER:
-        r[0] = d.fn(*this, r[1], r[2], r[3], r[4], r[5]);
-        if (helper_fault_) {
-          fault_ = {FaultKind::helper, 0, 0};
-          goto out;
-        }
-        break;
-      case CALL_LOCAL: {
-        // The check bounds the depth to kMaxCallFrames.
-        Frame& f = frames_[depth++];
-        f.ret_pc = pc;
-        std::copy(r + BPF_REG_6, r + BPF_REG_10 + 1, f.saved);
-        r[BPF_REG_10] -= kStackSize;
-        stack_lo_ = r[BPF_REG_10] - kStackSize;
-        pc = static_cast<uint32_t>(d.off);
-        break;
-      }
-      case EXIT:
-        if (depth == 0) {
-          res.r0 = r[0];
-          goto out;
-        } else {
-          const Frame& f = frames_[--depth];
-          std::copy(f.saved, f.saved + 5, r + BPF_REG_6);
-          stack_lo_ = r[BPF_REG_10] - kStackSize;
-          pc = f.ret_pc;
-        }
-        break;
-    }
+L_CALL_HELPER:
+  r[0] = d->fn(*this, r[1], r[2], r[3], r[4], r[5]);
+  if (helper_fault_) FAULT(FaultKind::helper, 0);
+  NEXT;
+L_CALL_LOCAL : {
+  // The check bounds the depth to kMaxCallFrames.
+  Frame& f = frames_[depth++];
+  f.ret_pc = static_cast<uint32_t>(d - code);
+  std::copy(r + BPF_REG_6, r + BPF_REG_10 + 1, f.saved);
+  r[BPF_REG_10] -= kStackSize;
+  stack_span += kStackSize;
+  stack_lo_ = stack_hi - stack_span;
+  JUMP(d->off);
+}
+L_EXIT:
+  if (depth == 0) {
+    res.r0 = r[0];
+    goto out;
+  } else {
+    const Frame& f = frames_[--depth];
+    std::copy(f.saved, f.saved + 5, r + BPF_REG_6);
+    stack_span -= kStackSize;
+    stack_lo_ = stack_hi - stack_span;
+    JUMP(f.ret_pc + 1);
   }
+
+budget:
+  fault_ = {FaultKind::budget, static_cast<uint32_t>(d - code), 0};
 out:
   // Memory and helper faults stop at the instruction just fetched.
-  if (fault_.kind != FaultKind::none && fault_.kind != FaultKind::budget) fault_.insn = pc - 1;
+  if (fault_.kind != FaultKind::none && fault_.kind != FaultKind::budget)
+    fault_.insn = static_cast<uint32_t>(d - code);
   res.fault = fault_;
   res.insns = budget_ - left;
-  // Zero what this run wrote to the stack, so the next run starts clean.
-  memset(reinterpret_cast<void*>(dirty_lo_), 0, stack_hi_ - dirty_lo_);
-  dirty_lo_ = stack_hi_;
+  // Zero what this run and its helpers wrote to the stack, so the next run
+  // starts clean.
+  if (dirty_lo_ < stack_hi) memset(reinterpret_cast<void*>(dirty_lo_), 0, stack_hi - dirty_lo_);
+  dirty_lo_ = stack_hi;
   return res;
+#undef DISPATCH
+#undef NEXT
+#undef JUMP
+#undef DST
+#undef SRC
+#undef K
+#undef FAULT
 }
+#pragma GCC diagnostic pop
 
 }  // namespace sockshim::bpf

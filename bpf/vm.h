@@ -93,11 +93,6 @@ class Vm {
     uint64_t saved[5];  // r6 .. r10 of the caller
   };
 
-  // Inlined into the interpreter loop: most programs are mostly context loads.
-  template <typename T>
-  [[gnu::always_inline]] inline bool load(uint64_t addr, uint64_t* out, bool sign);
-  template <typename T>
-  [[gnu::always_inline]] inline bool store(uint64_t addr, uint64_t v, bool from_st);
   template <typename T>
   bool atomic(uint64_t addr, uint8_t op, uint64_t* src, uint64_t* r0);
   uint8_t* find(uint64_t addr, uint64_t len, bool write);
@@ -108,9 +103,8 @@ class Vm {
   uint64_t ctx_lo_ = 0;
   uint64_t ctx_size_ = 0;  // 0 when the run has no context
   Fault fault_;
-  const ContextLayout* layout_ = nullptr;
   uint64_t stack_lo_ = 0, stack_hi_ = 0;  // the current frame and its callers
-  uint64_t dirty_lo_ = 0;                 // lowest stack byte written since zeroed
+  uint64_t dirty_lo_ = 0;                 // lowest stack byte written this run
   uint64_t pkt_lo_ = 0, pkt_hi_ = 0;
   int nregions_ = 0;
   bool helper_fault_ = false;

@@ -6,6 +6,10 @@
 // measured in interleaved rounds (median of the rounds' medians). Times are
 // the thread's CPU time, so a busy machine inflates them less than wall time
 // would. Run on an idle machine: taskset -c 1 bpf_bench
+//
+// `bpf_bench count json|bytecode N` runs one backend's run_msg N times
+// untimed, for host instruction counts on a noisy machine: the difference of
+// two callgrind totals (N and 0 runs) divided by N.
 #include <arpa/inet.h>
 #include <linux/bpf.h>
 #include <sys/socket.h>
@@ -175,8 +179,9 @@ double measure(F&& f) {
 }
 
 // The JSON rule and the bytecode program through Program::run_msg, on a
-// message that passes after every test ran.
-int compare_backends() {
+// message that passes after every test ran. count_runs > 0: only run
+// `count_backend` that many times (see the top of the file).
+int compare_backends(const char* count_backend = nullptr, long count_runs = 0) {
   policy::LoadResult loaded = policy::load_policy_text(kFlushGuardPolicy);
   if (!loaded.ok()) {
     fprintf(stderr, "policy: %s\n", loaded.errors.at(0).message.c_str());
@@ -212,6 +217,11 @@ int compare_backends() {
       return 1;
     }
   }
+  if (count_backend) {
+    const policy::Program& p = std::string(count_backend) == "json" ? json : *bytecode;
+    for (long i = 0; i < count_runs; ++i) g_sink = run(p).ret;
+    return 0;
+  }
   const uint64_t insns_per_run = run(*bytecode).insns;
   constexpr int kRounds = 5;
   std::vector<double> json_ns, bc_ns;
@@ -231,7 +241,14 @@ int compare_backends() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "count" &&
+      (std::string(argv[2]) == "json" || std::string(argv[2]) == "bytecode"))
+    return compare_backends(argv[2], strtol(argv[3], nullptr, 10));
+  if (argc != 1) {
+    fprintf(stderr, "usage: bpf_bench [count json|bytecode RUNS]\n");
+    return 2;
+  }
   sk_msg_md md{};
   md.family = AF_INET;
   md.local_ip4 = md.remote_ip4 = htonl(0x7f000001);

@@ -86,6 +86,34 @@ TEST_CASE("sk_msg context: what sk_msg_is_valid_access allows", "[bpf][bounds]")
   CHECK(md.family == 2);
 }
 
+// The check answers loads through the context pointer itself from their
+// offset (Decoded::aux); a copy, a moved pointer or no context at all must
+// get the same answers from the run-time layout checks.
+TEST_CASE("context loads answer alike through r1, a copy and a moved pointer", "[bpf][bounds]") {
+  sk_msg_md md{};
+  md.family = 10;
+  std::vector<uint8_t> data = {1, 2, 3};
+  const RunInput in = msg_input(&md, data);
+  const auto ro = ProgType::sk_msg;
+  const int16_t family = offsetof(sk_msg_md, family), end = offsetof(sk_msg_md, data_end);
+  for (const int16_t moved : {0, 4, -4}) {
+    INFO("pointer moved by " << moved);
+    auto through = [&](uint8_t size, int16_t off) {
+      return run({MOV64_REG(2, 1), ALU64_IMM(BPF_ADD, 2, moved),
+                  LDX_MEM(size, 0, 2, static_cast<int16_t>(off - moved)), EXIT()},
+                 ro, in);
+    };
+    CHECK(through(BPF_W, family).r0 == 10);
+    CHECK(through(BPF_DW, end).r0 == in.ctx_ptrs[kSlotDataEnd]);
+    faults(through(BPF_H, family), FaultKind::ctx_load, 2);
+    faults(through(BPF_W, end + 4), FaultKind::ctx_load, 2);
+    faults(through(BPF_W, sizeof(sk_msg_md)), FaultKind::load, 2);
+    faults(through(BPF_W, -4), FaultKind::load, 2);
+  }
+  // No context: r1 is 0, and a load through it is an ordinary bad address.
+  faults(run({LDX_MEM(BPF_W, 0, 1, family), EXIT()}, ro, {}), FaultKind::load, 0);
+}
+
 TEST_CASE("sk_skb context: what sk_skb_is_valid_access allows", "[bpf][bounds]") {
   __sk_buff skb{};
   skb.len = 0x01020304;
