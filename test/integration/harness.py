@@ -145,6 +145,15 @@ def wait_listening(port, server, timeout=15):
     fail(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+def syscall_of(pid, tid):
+    """The number of the system call thread tid of pid sleeps in, or None."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def wait_for(what, condition, limit=20):
     """condition()'s first true value, polled every 20 ms; fails after limit s."""
     deadline = time.monotonic() + limit

@@ -162,14 +162,6 @@ def socat_client(directory):
             socat.wait()
 
 
-def syscall_of(pid):
-    try:
-        with open(f"/proc/{pid}/syscall") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 CONNECT = {42, 203}  # connect on x86_64, aarch64
 
 
@@ -189,7 +181,8 @@ def socat_backend(directory):
     socat = start_socat(directory, listen_port, upstream_port)
     try:
         client = socket.create_connection(("127.0.0.1", listen_port), timeout=LIMIT)
-        harness.wait_for("socat asleep in connect()", lambda: syscall_of(socat.pid) in CONNECT)
+        harness.wait_for("socat asleep in connect()",
+                         lambda: harness.syscall_of(socat.pid, socat.pid) in CONNECT)
         os.kill(socat.pid, signal.SIGSTOP)
         upstream.accept()[0].close()
         server, (_, socat_port) = upstream.accept()

@@ -35,14 +35,6 @@ FRAME = bytes(65 + i % 26 for i in range(64))
 PART = 20
 
 
-def syscall_of(pid, tid):
-    try:
-        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def sleeps(pid, tid):
     """How many times the thread went to sleep (voluntary context switches)."""
     with open(f"/proc/{pid}/task/{tid}/status") as f:
@@ -83,8 +75,8 @@ def main():
         waiting = read("its waits started")
         tids = waiting["tids"]
         harness.wait_for("the four waits asleep (system calls now "
-                         f"{[syscall_of(pid, t) for t in tids]})",
-                         lambda: all(syscall_of(pid, t) in SLEEP_CALLS for t in tids), limit=LIMIT)
+                         f"{[harness.syscall_of(pid, t) for t in tids]})",
+                         lambda: all(harness.syscall_of(pid, t) in SLEEP_CALLS for t in tids), limit=LIMIT)
         harness.sockshim("map", "update", str(pid), "socks", "0", str(waiting["fd"]), env=env)
         client.sendall(FRAME[:PART])
         harness.wait_for(f"the receive engine holding the first {PART} bytes",

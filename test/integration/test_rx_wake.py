@@ -38,14 +38,6 @@ SLEEP_CALLS = {23, 270, 72, 7, 271, 73, 232, 281, 441, 22}
 LIMIT = 15  # seconds for any one condition
 
 
-def syscall_of(pid, tid):
-    try:
-        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def psock_count(env, pid):
     return len(harness.dump(pid, env=env).get("psocks", []))
 
@@ -63,8 +55,8 @@ def wake(wait, stop, runtime):
         harness.wait_for(f"{wait}: dump shows the accepted socket's psock",
                          lambda: psock_count(env, pid), limit=LIMIT)
         harness.wait_for(f"{wait}: the target's reader asleep in {wait} (system call now "
-                         f"{syscall_of(pid, pid)})",
-                         lambda: syscall_of(pid, pid) in SLEEP_CALLS, limit=LIMIT)
+                         f"{harness.syscall_of(pid, pid)})",
+                         lambda: harness.syscall_of(pid, pid) in SLEEP_CALLS, limit=LIMIT)
         if stop == "map delete":
             harness.sockshim("map", "delete", str(pid), "socks", "0", env=env)
         else:
@@ -83,7 +75,7 @@ def wake(wait, stop, runtime):
         if got.get("got") != "after the stop":
             harness.fail(f"{stop}, reader in {wait}: the reader did not wake with the bytes "
                          f"within {LIMIT} s (got {got!r}; its system call now "
-                         f"{syscall_of(pid, pid)})")
+                         f"{harness.syscall_of(pid, pid)})")
         harness.note(f"ok: {stop}: a reader asleep in {wait} woke and read the socket")
         client.close()
 
