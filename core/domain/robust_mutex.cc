@@ -2,6 +2,10 @@
 
 #include <time.h>
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace sockshim::domain {
 namespace {
 
@@ -36,18 +40,25 @@ int RobustMutex::init() noexcept {
 
 int RobustMutex::lock(int timeout_ms) noexcept {
   if (__atomic_load_n(&m_.__data.__kind, __ATOMIC_RELAXED) != expected_kind()) return -EUCLEAN;
+  // timedlock (CLOCK_REALTIME), not clocklock: ThreadSanitizer knows only the
+  // former, and a clock step merely lengthens or shortens a give-up deadline.
   timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  clock_gettime(CLOCK_REALTIME, &deadline);
   deadline.tv_sec += timeout_ms / 1000;
   deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
   if (deadline.tv_nsec >= 1000000000L) {
     deadline.tv_sec += 1;
     deadline.tv_nsec -= 1000000000L;
   }
-  switch (int e = pthread_mutex_clocklock(&m_, CLOCK_MONOTONIC, &deadline)) {
+  switch (int e = pthread_mutex_timedlock(&m_, &deadline)) {
     case 0:
       return 0;
     case EOWNERDEAD:
+#if defined(__SANITIZE_THREAD__)
+      // ThreadSanitizer's timedlock records only a 0 result as a lock.
+      __tsan_mutex_pre_lock(&m_, 0);
+      __tsan_mutex_post_lock(&m_, 0, 0);
+#endif
       return kOwnerDied;
     default:
       return -e;
