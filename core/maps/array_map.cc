@@ -19,12 +19,6 @@ size_t elem_size(const policy::MapSpec& s) noexcept {
   return round_up(s.value_size, 8);
 }
 
-uint32_t read_index(const void* key) noexcept {
-  uint32_t i;
-  std::memcpy(&i, key, sizeof i);
-  return i;
-}
-
 }  // namespace
 
 size_t ArrayMap::mmap_size(const policy::MapSpec& spec) noexcept {
@@ -80,17 +74,7 @@ int ArrayMap::delete_sys(const void*) noexcept {
 }
 
 int ArrayMap::get_next_key_sys(const void* key, void* next_key) noexcept {
-  // array_map_get_next_key: no key or one out of range starts at 0.
-  uint32_t index = key ? read_index(key) : UINT32_MAX;
-  uint32_t next;
-  if (index >= max_entries())
-    next = 0;
-  else if (index == max_entries() - 1)
-    return -ENOENT;
-  else
-    next = index + 1;
-  std::memcpy(next_key, &next, sizeof next);
-  return 0;
+  return index_get_next_key(key, max_entries(), next_key);
 }
 
 }  // namespace sockshim

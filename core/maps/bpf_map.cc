@@ -77,4 +77,17 @@ int map_create_check(const policy::MapSpec& s) noexcept {
   return -EINVAL;
 }
 
+int index_get_next_key(const void* key, uint32_t max_entries, void* next_key) noexcept {
+  uint32_t i = key ? read_index(key) : UINT32_MAX;
+  uint32_t next;
+  if (i >= max_entries)
+    next = 0;
+  else if (i == max_entries - 1)
+    return -ENOENT;
+  else
+    next = i + 1;
+  std::memcpy(next_key, &next, sizeof next);
+  return 0;
+}
+
 }  // namespace sockshim

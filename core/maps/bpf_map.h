@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "policy/spec.h"
@@ -59,6 +60,17 @@ class BpfMap {
  private:
   policy::MapSpec spec_;
 };
+
+// The index-keyed maps (sockmap, array): a key is a uint32_t index.
+inline uint32_t read_index(const void* key) noexcept {
+  uint32_t i;
+  std::memcpy(&i, key, sizeof i);
+  return i;
+}
+
+// Their get_next_key (sock_map_get_next_key, array_map_get_next_key): walks
+// indices, not entries; no key or one out of range starts at 0.
+int index_get_next_key(const void* key, uint32_t max_entries, void* next_key) noexcept;
 
 // The map_create checks of sock_map_alloc, sock_hash_alloc,
 // bpf_local_storage_map_alloc_check, array_map_alloc_check and

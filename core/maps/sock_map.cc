@@ -9,16 +9,6 @@
 
 namespace sockshim {
 
-namespace {
-
-uint32_t read_index(const void* key) noexcept {
-  uint32_t i;
-  std::memcpy(&i, key, sizeof i);
-  return i;
-}
-
-}  // namespace
-
 SockMap::SockMap(policy::MapSpec spec)
     : SockMapBase(std::move(spec)), slots_(new Slot[max_entries()]) {}
 
@@ -91,17 +81,7 @@ int SockMap::delete_sys(const void* key) noexcept {
 }
 
 int SockMap::get_next_key_sys(const void* key, void* next_key) noexcept {
-  // Walks indices, not entries (sock_map_get_next_key).
-  uint32_t i = key ? read_index(key) : UINT32_MAX;
-  uint32_t next;
-  if (i >= max_entries())
-    next = 0;
-  else if (i == max_entries() - 1)
-    return -ENOENT;
-  else
-    next = i + 1;
-  std::memcpy(next_key, &next, sizeof next);
-  return 0;
+  return index_get_next_key(key, max_entries(), next_key);
 }
 
 PsockRef SockMap::lookup_psock(const void* key) noexcept {
