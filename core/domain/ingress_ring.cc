@@ -196,7 +196,7 @@ int IngressRing::check() noexcept {
   if (int r = lock(h_->read_lock); r < 0) return r;
   int r = check_records(h_->prod.load(std::memory_order_acquire),
                         h_->cons.load(std::memory_order_relaxed));
-  h_->read_lock.unlock();
+  unlock(h_->read_lock);
   return r;
 }
 
@@ -205,7 +205,10 @@ int IngressRing::lock(RobustMutex& m) noexcept {
   int r = lock_repaired(m, kRingLockTimeoutMs, [&] {
     // A dead owner either stored its word or did not: the ring is whole
     // either way, and checking it is all there is to do.
+    // It may have died between its commit and the wake-up it owed (made
+    // under the lock for this reason): unlock() wakes everyone.
     repaired = true;
+    kick_ = true;
     h_->recoveries.fetch_add(1, std::memory_order_relaxed);
     return check_records(h_->prod.load(std::memory_order_acquire),
                          h_->cons.load(std::memory_order_acquire)) == 0;
@@ -222,6 +225,35 @@ int IngressRing::lock(RobustMutex& m) noexcept {
     default:
       return corrupt("the ring's lock failed: %s", strerror(-r));
   }
+}
+
+void IngressRing::unlock(RobustMutex& m) noexcept {
+  m.unlock();
+  if (kick_) {
+    kick_ = false;
+    wake_all();
+  }
+}
+
+void IngressRing::wake_all() noexcept {
+  if (failed_) return;
+  wake_readers();
+  wake_writers();
+  fire(kNotifyData | kNotifySpace | kNotifyEmpty);
+}
+
+// Readers asleep learn of an append, writers of room; neither costs a
+// syscall while nobody sleeps (the side that changes the ring reads the
+// waiters count after its commit, a waiter counts itself before it looks at
+// the ring: one of the two sees the other).
+void IngressRing::wake_readers() noexcept {
+  h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
+  if (h_->readers_waiting.load(std::memory_order_seq_cst)) shared_futex_wake_all(&h_->data_seq);
+}
+
+void IngressRing::wake_writers() noexcept {
+  h_->space_seq.fetch_add(1, std::memory_order_seq_cst);
+  if (h_->writers_waiting.load(std::memory_order_seq_cst)) shared_futex_wake_all(&h_->space_seq);
 }
 
 void IngressRing::fire(uint32_t events) noexcept {
@@ -271,18 +303,10 @@ ssize_t IngressRing::append(std::span<const uint8_t> bytes, uint16_t flags,
   }
   if (int r = lock(h_->write_lock); r < 0) return r;
   ssize_t n = append_locked(bytes, flags, name, 0);
-  h_->write_lock.unlock();
-  if (n >= 0) appended();
+  if (n >= 0) wake_readers();  // under the lock: see lock()
+  unlock(h_->write_lock);
+  if (n >= 0 && (h_->notify.load(std::memory_order_seq_cst) & kNotifyData)) fire(kNotifyData);
   return n;
-}
-
-void IngressRing::appended() noexcept {
-  // Readers asleep or watching learn of it; neither costs a syscall when
-  // nobody is (the counts are read after the commit, the waiters count
-  // before they read the ring: one of the two sides sees the other).
-  h_->data_seq.fetch_add(1, std::memory_order_seq_cst);
-  if (h_->readers_waiting.load(std::memory_order_seq_cst)) shared_futex_wake_all(&h_->data_seq);
-  if (h_->notify.load(std::memory_order_seq_cst) & kNotifyData) fire(kNotifyData);
 }
 
 int IngressRing::append_marker(uint16_t kind, int err) noexcept {
@@ -290,9 +314,10 @@ int IngressRing::append_marker(uint16_t kind, int err) noexcept {
   if (kind == kRecEof ? err != 0 : kind != kRecError || err <= 0 || err > kMaxErrno) return -EINVAL;
   if (int r = lock(h_->write_lock); r < 0) return r;
   ssize_t n = append_locked({}, kind, {}, err);
-  h_->write_lock.unlock();
+  if (n >= 0) wake_readers();
+  unlock(h_->write_lock);
   if (n < 0) return static_cast<int>(n);
-  appended();
+  if (h_->notify.load(std::memory_order_seq_cst) & kNotifyData) fire(kNotifyData);
   return 0;
 }
 
@@ -368,10 +393,9 @@ int IngressRing::recv(const iovec* iov, size_t iovcnt, int flags, RingRead* out)
   if (int r = lock(h_->read_lock); r < 0) return r;
   bool took = false;
   int r = recv_locked(iov, iovcnt, flags & MSG_PEEK, out, &took);
-  h_->read_lock.unlock();
+  if (took) wake_writers();  // under the lock: see lock()
+  unlock(h_->read_lock);
   if (!took) return r;
-  h_->space_seq.fetch_add(1, std::memory_order_seq_cst);
-  if (h_->writers_waiting.load(std::memory_order_seq_cst)) shared_futex_wake_all(&h_->space_seq);
   if (uint32_t armed = h_->notify.load(std::memory_order_seq_cst))
     fire(armed & (kNotifySpace | (readable() ? 0 : kNotifyEmpty)));
   return r;

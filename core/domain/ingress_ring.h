@@ -14,9 +14,11 @@
 //
 // Waiting: readers sleep on data_seq, writers waiting for room on space_seq,
 // with FUTEX_WAIT on the shared words; the other side wakes them (one
-// syscall) only while its waiters count says someone sleeps. Poll and epoll
-// learn of changes through a notify hook that the process making the change
-// runs, only when a watcher armed it (arm_notify).
+// syscall) only while its waiters count says someone sleeps, before it lets
+// its lock go, so that a waker killed in between is found by the next locker,
+// which wakes everyone. Poll and epoll learn of changes through a notify hook
+// that the process making the change runs, only when a watcher armed it
+// (arm_notify).
 //
 // The memory is shared with every process of the user: every position and
 // length read from it is checked before use; what does not add up makes the
@@ -183,6 +185,13 @@ class IngressRing {
   // readable), for which the caller should not wait for the hook.
   uint32_t arm_notify(uint32_t events) noexcept;
 
+  // Wakes every sleeper and runs the hook for every armed event. A process
+  // killed after its commit and before its wake-up (which happen under its
+  // lock) leaves sleepers asleep until the next locker takes the lock over
+  // (it calls this) or until whoever finds the process dead (the domain's
+  // reaping of members) calls it.
+  void wake_all() noexcept;
+
   uint32_t capacity() const noexcept { return cap_; }
   const char* why() const noexcept { return why_; }
 
@@ -198,7 +207,9 @@ class IngressRing {
   void copy_in(uint32_t pos, const void* src, size_t n) noexcept;
   void copy_out(uint32_t pos, void* dst, size_t n) const noexcept;
   uint32_t advance(uint32_t pos, uint64_t n) const noexcept;
-  void appended() noexcept;
+  void unlock(RobustMutex& m) noexcept;
+  void wake_readers() noexcept;
+  void wake_writers() noexcept;
   void fire(uint32_t events) noexcept;
 
   IngressRingHeader* h_ = nullptr;
@@ -207,6 +218,7 @@ class IngressRing {
   RingNotifyFn notify_fn_ = nullptr;
   void* notify_ctx_ = nullptr;
   bool failed_ = true;  // until attached; then once something did not add up
+  bool kick_ = false;   // a lock was taken over from a dead owner: wake_all() after
   char why_[256] = "not attached";
 };
 

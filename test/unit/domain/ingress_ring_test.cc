@@ -342,6 +342,45 @@ TEST_CASE("ring: a process killed holding a lock leaves the ring whole and usabl
   REQUIRE(s.ring.check() == 0);
 }
 
+TEST_CASE("ring: a sleeper whose waker died between commit and wake-up is woken by wake_all") {
+  SharedRing s;
+  auto* result = static_cast<std::atomic<int>*>(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  result->store(-1);
+  pid_t reader = fork();
+  REQUIRE(reader >= 0);
+  if (reader == 0) {
+    timespec deadline = monotonic_deadline(10000);
+    int w = s.ring.wait_readable(&deadline);
+    result->store(w == 0 && read(s.ring, 100) == "late" ? 1 : 0);
+    _exit(0);
+  }
+  REQUIRE(test_support::eventually([&] { return s.header()->readers_waiting.load() == 1; }));
+  pid_t writer = fork();
+  REQUIRE(writer >= 0);
+  if (writer == 0) {
+    // An append's commit by hand, then death before its wake-up.
+    s.header()->write_lock.lock(1000);
+    RingRecord r{4, 0, 0, kRecordTag, 0, 0};
+    uint8_t* data = static_cast<uint8_t*>(s.mem) + IngressRing::bytes_for(0);
+    memcpy(data, &r, sizeof r);
+    memcpy(data + sizeof r, "late", 4);
+    s.header()->prod.store(sizeof r + 4 | uint64_t{4} << 32);
+    kill(getpid(), SIGKILL);
+  }
+  int status;
+  REQUIRE(waitpid(writer, &status, 0) == writer);
+  REQUIRE(s.ring.readable());
+  REQUIRE(result->load() == -1);  // still asleep: nobody woke it
+  s.ring.wake_all();              // as the domain does on finding the writer dead
+  reap_ok(reader);
+  REQUIRE(result->load() == 1);
+  // The next producer takes the dead writer's lock over and wakes everyone too.
+  REQUIRE(append(s.ring, "on") == 2);
+  REQUIRE(s.ring.counters().recoveries == 1);
+  munmap(result, 4096);
+}
+
 TEST_CASE("ring: scribbled memory fails closed with a reason, never a wild access") {
   SharedRing s(1024);
   REQUIRE(append(s.ring, "abcdef") == 6);
