@@ -220,8 +220,10 @@ struct Verifier {
   std::string error;
 
   void copy(uint64_t pos, void* dst, size_t n) {
-    auto* out = static_cast<uint8_t*>(dst);
-    for (size_t i = 0; i < n; ++i) out[i] = s.sh->log[(pos + i) % kLogBytes];
+    const uint64_t at = pos % kLogBytes;
+    const size_t first = std::min<uint64_t>(n, kLogBytes - at);
+    memcpy(dst, s.sh->log + at, first);
+    memcpy(static_cast<uint8_t*>(dst) + first, s.sh->log, n - first);
   }
   // Checks up to upto (bytes the ring's reader has committed).
   void advance(uint64_t upto) {
@@ -299,7 +301,7 @@ Run kill_loop(Setup& s, Verifier& v, int kills) {
   for (; run.kills < kills && s.sh->read_bytes.load() < kMaxTraffic; ++run.kills) {
     const size_t victim = rng() % kids.size();
     const bool inside = run.kills % 2 == 0;
-    const uint64_t want = s.sh->read_bytes.load() + 1 + rng() % 300000;
+    const uint64_t want = s.sh->read_bytes.load() + 1 + rng() % 100000;
     const uint64_t budget_end = want + kBudget;
     if (!test_support::eventually(
             [&] {
