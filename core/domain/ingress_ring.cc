@@ -151,10 +151,9 @@ int IngressRing::read_record(uint32_t pos, uint32_t avail, RingRecord* r) noexce
   copy_out(pos, r, kHeader);
   const bool marker = r->flags == kRecEof || r->flags == kRecError;
   const bool bad_kind = r->flags != 0 && r->flags != kRecMessage && !marker;
-  const bool bad_marker =
-      marker && (r->len != 0 || r->name_len != 0 ||
-                 (r->flags == kRecError ? r->err == 0 || r->err > kMaxErrno : r->err != 0));
-  if (r->tag != kRecordTag || bad_kind || bad_marker || r->name_len > kRingMaxName ||
+  const bool bad_err = r->flags == kRecError ? r->err == 0 || r->err > kMaxErrno : r->err != 0;
+  const bool bad_marker = marker && (r->len != 0 || r->name_len != 0);
+  if (r->tag != kRecordTag || bad_kind || bad_marker || bad_err || r->name_len > kRingMaxName ||
       (r->name_len && r->flags != kRecMessage))
     return corrupt("the record header at position %u is scribbled (flags %u, tag %u)", pos,
                    r->flags, r->tag);
@@ -229,10 +228,7 @@ int IngressRing::lock(RobustMutex& m) noexcept {
 
 void IngressRing::unlock(RobustMutex& m) noexcept {
   m.unlock();
-  if (kick_) {
-    kick_ = false;
-    wake_all();
-  }
+  if (kick_.exchange(false)) wake_all();
 }
 
 void IngressRing::wake_all() noexcept {

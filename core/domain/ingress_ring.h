@@ -217,8 +217,10 @@ class IngressRing {
   uint32_t cap_ = 0;  // kept here: a scribbled header cannot move the bounds
   RingNotifyFn notify_fn_ = nullptr;
   void* notify_ctx_ = nullptr;
-  bool failed_ = true;  // until attached; then once something did not add up
-  bool kick_ = false;   // a lock was taken over from a dead owner: wake_all() after
+  // Until attached; then once something did not add up. Atomics: a process's
+  // threads share its view.
+  std::atomic<bool> failed_{true};
+  std::atomic<bool> kick_{false};  // a lock was taken over from a dead owner: wake_all() after
   char why_[256] = "not attached";
 };
 

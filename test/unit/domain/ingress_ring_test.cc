@@ -9,10 +9,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/domain/ingress_ring.h"
@@ -159,6 +161,8 @@ TEST_CASE("ring: datagrams are read one at a time, whole, with their source, cut
   REQUIRE(append(r, "", kRecMessage) == 0);  // an empty datagram is one
   REQUIRE(append(r, "third one", kRecMessage) == 9);
   RingRead rr;
+  REQUIRE(read(r, 0, MSG_PEEK, &rr) == "");  // FIONREAD of a datagram socket
+  REQUIRE(rr.len == 5);
   REQUIRE(read(r, 100, MSG_PEEK, &rr) == "first");
   REQUIRE(rr.message);
   REQUIRE(read(r, 100, 0, &rr) == "first");
@@ -201,6 +205,61 @@ TEST_CASE("ring: EOF stays at the head after the bytes; an error is taken by one
   }
   REQUIRE(r.readable());  // a reader never waits at EOF
   REQUIRE(r.check() == 0);
+}
+
+TEST_CASE("ring: threads appending and reading at once: each datagram read once, in order") {
+  SharedRing s(2048);
+  constexpr int kWriters = 2, kReaders = 2, kEach = 20000;
+  std::vector<std::vector<uint32_t>> got(kReaders);  // (writer << 24 | seq) as read
+  std::atomic<int> read_total{0}, errors{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w)
+    threads.emplace_back([&, w] {
+      IngressRing view;  // a view per thread, as per process; the same memory
+      if (view.attach(s.mem, s.len) != 0) return errors.fetch_add(1), void();
+      for (uint32_t seq = 0; seq < kEach; ++seq) {
+        uint32_t v = uint32_t(w) << 24 | seq;
+        for (;;) {
+          ssize_t r = view.append({reinterpret_cast<uint8_t*>(&v), sizeof v}, kRecMessage);
+          if (r == sizeof v) break;
+          timespec deadline = monotonic_deadline(5000);
+          if (r != -EAGAIN || view.wait_writable(sizeof v, 0, &deadline) != 0)
+            return errors.fetch_add(1), void();
+        }
+      }
+    });
+  for (int rd = 0; rd < kReaders; ++rd)
+    threads.emplace_back([&, rd] {
+      while (read_total.load() < kWriters * kEach) {
+        uint32_t v;
+        iovec io{&v, sizeof v};
+        RingRead rr;
+        int r = s.ring.recv(&io, 1, 0, &rr);  // one view shared by the readers
+        if (r == -EAGAIN) {
+          timespec deadline = monotonic_deadline(20);
+          s.ring.wait_readable(&deadline);  // the other reader may take it first
+          continue;
+        }
+        if (r != 0 || rr.copied != sizeof v) return errors.fetch_add(1), void();
+        got[rd].push_back(v);
+        read_total.fetch_add(1);
+      }
+    });
+  for (auto& t : threads) t.join();
+  REQUIRE(errors.load() == 0);
+  std::vector<uint32_t> all;
+  for (const auto& g : got) {
+    std::vector<int64_t> last(kWriters, -1);
+    for (uint32_t v : g) {
+      REQUIRE(static_cast<int64_t>(v & 0xffffff) > last[v >> 24]);  // in order per writer
+      last[v >> 24] = v & 0xffffff;
+    }
+    all.insert(all.end(), g.begin(), g.end());
+  }
+  std::sort(all.begin(), all.end());
+  REQUIRE(all.size() == size_t{kWriters} * kEach);
+  REQUIRE(std::adjacent_find(all.begin(), all.end()) == all.end());  // none twice
+  REQUIRE(s.ring.check() == 0);
 }
 
 TEST_CASE("ring: lives in an arena block, found again by its offset") {
