@@ -29,6 +29,10 @@ namespace {
 
 std::atomic<int> g_init_state{0};  // 0 not started, 1 running, 2 done
 
+void fork_prepare() noexcept {
+  domain::before_fork();
+}
+
 void fork_child() noexcept {
   registry::after_fork_child();
   maps_after_fork_child();
@@ -90,7 +94,7 @@ void ensure_initialised() noexcept {
   maps_init();
   registry::remember_pid();
   real::resolve_all();
-  pthread_atfork(nullptr, nullptr, fork_child);
+  pthread_atfork(fork_prepare, nullptr, fork_child);
   registry::set_internal_lost_handler(internal_fd_lost);
   g_init_state.store(2, std::memory_order_release);
   log::start();

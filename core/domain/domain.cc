@@ -44,12 +44,16 @@ std::string* g_dir = nullptr;
 std::string* g_error = nullptr;  // why attach failed
 std::string* g_comm = nullptr;   // a fork child's is its parent's
 
+// When this thread last began a fork: a fork child's start time lies after it.
+thread_local uint64_t t_fork_ns = 0;
+
 // fresh: a fork child, which has no slot yet.
 int join_self(Domain* d, bool fresh) noexcept {
   try {
     if (!g_comm) g_comm = new std::string(own_comm());
-    return d->join(getpid(), process_start_time(getpid()), g_policy ? *g_policy : "",
-                   g_comm->c_str(), fresh);
+    uint64_t start = fresh ? start_time_between(t_fork_ns, boottime_ns()) : 0;
+    if (!start) start = process_start_time(getpid());
+    return d->join(getpid(), start, g_policy ? *g_policy : "", g_comm->c_str(), fresh);
   } catch (const std::bad_alloc&) {
     return -ENOMEM;
   }
@@ -217,6 +221,10 @@ void attach(const std::string& runtime_dir, const char* policy_path) noexcept {
     log::info("domain {} attached at {}", key, *g_dir);
   } catch (const std::bad_alloc&) {
   }
+}
+
+void before_fork() noexcept {
+  if (g_domain.load(std::memory_order_relaxed)) t_fork_ns = boottime_ns();
 }
 
 void after_fork_child() noexcept {

@@ -76,6 +76,8 @@ class Domain {
 // The process's own domain, from SOCKSHIM_DOMAIN or the loaded policy
 // (policy_path, nullptr if none): at start-up, which is also after an exec.
 void attach(const std::string& runtime_dir, const char* policy_path) noexcept;
+// Just before fork(), in the forking thread: notes the time for the child.
+void before_fork() noexcept;
 // In a fork child: joins the parent's domain as a member of its own.
 void after_fork_child() noexcept;
 

@@ -1,6 +1,7 @@
 #include "core/domain/members.h"
 
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,19 @@ uint64_t process_start_time(pid_t pid) noexcept {
     ++p;
   }
   return strtoull(p, nullptr, 10);
+}
+
+uint64_t boottime_ns() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint64_t start_time_between(uint64_t before_ns, uint64_t after_ns) noexcept {
+  // /proc/PID/stat gives the task's CLOCK_BOOTTIME at fork, in whole ticks.
+  const uint64_t tick_ns = 1000000000 / static_cast<uint64_t>(sysconf(_SC_CLK_TCK));
+  uint64_t tick = before_ns / tick_ns;
+  return before_ns <= after_ns && tick == after_ns / tick_ns ? tick : 0;
 }
 
 int members_create(Arena& arena) noexcept {

@@ -44,6 +44,14 @@ struct Member {
 // it is a zombie (killed, not yet waited for: its sockets are gone).
 uint64_t process_start_time(pid_t pid) noexcept;
 
+// CLOCK_BOOTTIME in ns: the clock a start time counts in ticks.
+uint64_t boottime_ns() noexcept;
+// The start time of a process forked between two boottime_ns() readings,
+// before <= fork <= after, without reading /proc (whose dentries for a fresh
+// pid make its exit and reaping dearer): exact when both readings fall in one
+// clock tick, else 0 (the fork's tick is unknown; read /proc).
+uint64_t start_time_between(uint64_t before_ns, uint64_t after_ns) noexcept;
+
 // Allocates an empty table and makes it the arena's root.
 int members_create(Arena& arena) noexcept;
 // The root table, its magic and capacity checked, or nullptr with the

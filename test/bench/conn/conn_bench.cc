@@ -9,10 +9,14 @@
 // The client is this process, without the shim, one connection at a time, so
 // the figure is the whole set-up latency a client sees. Every repetition
 // starts a fresh server, repetitions are interleaved (the machine is shared)
-// and the medians are compared with the no-shim median of the same run. Two
-// figures: connections per second (wall clock, what a client sees) and the
-// CPU time the server and its children spent per connection (getrusage, less
-// sensitive to other load on the machine).
+// and the medians are compared with the no-shim median of the same run. Three
+// figures: connections per second (wall clock, what a client sees), the CPU
+// time the server and its children spent per connection (getrusage, less
+// sensitive to other load on the machine) and their page faults per
+// connection (getrusage; the same from run to run however loaded the machine
+// is, and most of a fork child's cost is faults: each page it or its parent
+// writes after the fork is copied, each page of code it runs is mapped
+// afresh).
 //
 // usage: conn_bench LIBSOCKSHIM.so POLICY_DIR [REPETITIONS]
 //        conn_bench --serve accept|fork     (the server, started by the above)
@@ -60,6 +64,10 @@ double cpu_seconds(const rusage& r) {
   return r.ru_utime.tv_sec + r.ru_stime.tv_sec + (r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
 }
 
+long faults(const rusage& r) {
+  return r.ru_minflt + r.ru_majflt;
+}
+
 void on_sigchld(int) {
   int saved = errno;
   while (waitpid(-1, nullptr, WNOHANG) > 0) {
@@ -86,7 +94,7 @@ void handle(int sig, void (*fn)(int), int flags) {
 
 // The server: listens on an ephemeral loopback port, writes it to stdout and
 // serves until SIGTERM; then writes the CPU seconds it and its (reaped)
-// children spent since SIGUSR1.
+// children spent since SIGUSR1, and their page faults.
 int serve(Shape shape) {
   int l = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
@@ -127,8 +135,10 @@ int serve(Shape shape) {
   rusage self{}, children{};
   getrusage(RUSAGE_SELF, &self);
   getrusage(RUSAGE_CHILDREN, &children);
-  printf("%.6f\n", cpu_seconds(self) - cpu_seconds(g_mark_self) + cpu_seconds(children) -
-                       cpu_seconds(g_mark_children));
+  printf("%.6f %ld\n",
+         cpu_seconds(self) - cpu_seconds(g_mark_self) + cpu_seconds(children) -
+             cpu_seconds(g_mark_children),
+         faults(self) - faults(g_mark_self) + faults(children) - faults(g_mark_children));
   return 0;
 }
 
@@ -184,8 +194,9 @@ Server start_server(const char* self, const char* lib, const std::string& policy
 }
 
 struct Figures {
-  double rate = 0;          // connections per second
-  double cpu_per_conn = 0;  // server CPU seconds per connection
+  double rate = 0;             // connections per second
+  double cpu_per_conn = 0;     // server CPU seconds per connection
+  double faults_per_conn = 0;  // server page faults per connection
 };
 
 // One fresh server; zeros if anything failed.
@@ -215,7 +226,9 @@ Figures measure(const char* self, const char* lib, const std::string& policy,
   close(s.out);
   if (ok && n > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     f.rate = kConnections[shape] / secs;
-    f.cpu_per_conn = atof(buf) / kConnections[shape];
+    char* end = nullptr;
+    f.cpu_per_conn = strtod(buf, &end) / kConnections[shape];
+    f.faults_per_conn = strtod(end, nullptr) / kConnections[shape];
   } else {
     if (!WIFEXITED(status)) kill(s.pid, SIGKILL);
     fprintf(stderr, "conn_bench: %s, %s: the server failed\n", kShapeName[shape], kModeName[mode]);
@@ -248,7 +261,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   // One figure per repetition, the modes interleaved and their order rotated
   // so that drift in the machine's load hits all alike.
-  std::vector<double> rates[kShapes][kModes], cpus[kShapes][kModes];
+  std::vector<double> rates[kShapes][kModes], cpus[kShapes][kModes], faults[kShapes][kModes];
   for (int rep = 0; rep < reps; ++rep)
     for (int shape = 0; shape < kShapes; ++shape)
       for (int k = 0; k < kModes; ++k) {
@@ -256,6 +269,7 @@ int main(int argc, char** argv) {
         Figures f = measure(argv[0], argv[1], policy, dir, static_cast<Shape>(shape), mode);
         rates[shape][mode].push_back(f.rate);
         cpus[shape][mode].push_back(f.cpu_per_conn);
+        faults[shape][mode].push_back(f.faults_per_conn);
       }
   rmdir(dir);  // control sockets are removed by the processes that made them
   bool ok = true;
@@ -265,15 +279,18 @@ int main(int argc, char** argv) {
   for (int shape = 0; shape < kShapes; ++shape) {
     double base_rate = median(rates[shape][kNoShim]);
     double base_cpu = median(cpus[shape][kNoShim]);
+    double base_faults = median(faults[shape][kNoShim]);
     for (int mode = 0; mode < kModes; ++mode) {
       const std::vector<double>& v = rates[shape][mode];
-      double m = median(v), cpu = median(cpus[shape][mode]);
+      double m = median(v), cpu = median(cpus[shape][mode]), pf = median(faults[shape][mode]);
       ok = ok && m > 0;
       printf("%-20s %-15s %6.0f conn/s (%.0f..%.0f)", kShapeName[shape], kModeName[mode], m,
              *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()));
       if (mode != kNoShim && m > 0) printf(" slowdown %.2fx", base_rate / m);
       printf(", server CPU %.1f us/conn", cpu * 1e6);
       if (mode != kNoShim && base_cpu > 0) printf(" (%.2fx)", cpu / base_cpu);
+      printf(", %.1f page faults/conn", pf);
+      if (mode != kNoShim && base_faults > 0) printf(" (%.2fx)", pf / base_faults);
       printf("\n");
     }
   }

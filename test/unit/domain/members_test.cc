@@ -53,6 +53,28 @@ TEST_CASE("the start time of a process: this one, a zombie, none") {
   REQUIRE(process_start_time(child) == 0);
 }
 
+TEST_CASE("a fork child's start time from the clock is the one /proc gives") {
+  // Each child exits 0 when its clock figure was exact, 1 when unknown (the
+  // fork straddled a tick), 2 when it differs from /proc.
+  int exact = 0;
+  for (int i = 0; i < 50; ++i) {
+    uint64_t before = boottime_ns();
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      uint64_t start = start_time_between(before, boottime_ns());
+      _exit(start == 0 ? 1 : start == process_start_time(getpid()) ? 0 : 2);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) != 2);
+    exact += WEXITSTATUS(status) == 0;
+  }
+  CHECK(exact >= 25);  // a tick is 10 ms; a fork takes well under 1 ms
+  CHECK(start_time_between(5, 4) == 0);
+}
+
 TEST_CASE("members join, re-join after exec in their slot, and dead ones are reaped") {
   SharedArena a;
   uint64_t me = process_start_time(getpid());
