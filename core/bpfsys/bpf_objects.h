@@ -16,6 +16,7 @@
 
 #include "bpf/program.h"
 #include "core/maps/bpf_map.h"
+#include "core/maps/loaded_policy.h"
 
 namespace sockshim::bpfsys {
 
@@ -54,7 +55,14 @@ class ProgObject final : public BpfObject {
 
   const uint32_t prog_type;  // BPF_PROG_TYPE_*
   const uint32_t expected_attach_type;
+  // A socket filter (libbpf's probes): checked, never run.
   bpf::LoadedProgram prog;
+  // SK_MSG, SK_SKB, SOCK_OPS: the program core runs. `owner` holds it and the
+  // maps it names (their index in owner->map_by_index is how it names them);
+  // attaching keeps owner for the life of the process (keep_program_policy),
+  // as core holds programs by plain pointer.
+  std::shared_ptr<LoadedPolicy> owner;
+  const policy::Program* program = nullptr;
   // The maps its instructions name and those BPF_PROG_BIND_MAP added: they
   // live as long as the program (the kernel's used_maps).
   std::mutex maps_lock;
