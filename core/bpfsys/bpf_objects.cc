@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/bpfsys/bpf_cmds.h"
 #include "core/sock/fork_reset.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
@@ -160,6 +161,7 @@ std::vector<std::shared_ptr<MapObject>> map_objects() {
 }
 
 void after_fork_child() noexcept {
+  attach_after_fork_child();
   if (!may_hold()) return;
   Table& t = table();
   fork_reset_if_held(t.lock);

@@ -56,6 +56,10 @@ long sys_bpf(int cmd, void* uattr, unsigned size) noexcept {
       return cmd_map_freeze(attr);
     case BPF_PROG_LOAD:
       return cmd_prog_load(attr);
+    case BPF_PROG_ATTACH:
+      return cmd_prog_attach(attr);
+    case BPF_PROG_DETACH:
+      return cmd_prog_detach(attr);
     case BPF_PROG_BIND_MAP:
       return cmd_prog_bind_map(attr);
     case BPF_OBJ_GET_INFO_BY_FD:
