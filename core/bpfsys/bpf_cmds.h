@@ -17,6 +17,7 @@ int cmd_map_get_next_key(const bpf_attr& attr) noexcept;
 int cmd_map_freeze(const bpf_attr& attr) noexcept;
 int cmd_prog_load(const bpf_attr& attr) noexcept;
 int cmd_prog_bind_map(const bpf_attr& attr) noexcept;
+int cmd_prog_test_run(const bpf_attr& attr) noexcept;
 int cmd_prog_attach(const bpf_attr& attr) noexcept;
 int cmd_prog_detach(const bpf_attr& attr) noexcept;
 // In a fork child: the attach lock may have been held.

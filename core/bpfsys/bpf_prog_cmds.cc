@@ -237,6 +237,19 @@ int cmd_prog_load(const bpf_attr& attr) noexcept {
   return fd;
 }
 
+// bpf_prog_test_run: the kernel's SK_MSG, SK_SKB and SOCK_OPS have no
+// test_run (their bpf_prog_ops are empty): ENOTSUPP after the attr checks.
+// Socket filters have one in the kernel but are never run here: EPERM, as a
+// command not emulated.
+int cmd_prog_test_run(const bpf_attr& attr) noexcept {
+  if (attr_tail_nonzero(attr, SOCKSHIM_ATTR_END(test.batch_size))) return -EINVAL;
+  if (!attr.test.ctx_size_in != !attr.test.ctx_in) return -EINVAL;
+  if (!attr.test.ctx_size_out != !attr.test.ctx_out) return -EINVAL;
+  std::shared_ptr<ProgObject> p;
+  if (int r = prog_at(static_cast<int>(attr.test.prog_fd), &p)) return r;
+  return p->prog_type == BPF_PROG_TYPE_SOCKET_FILTER ? -EPERM : -ENOTSUPP_KERNEL;
+}
+
 int cmd_prog_bind_map(const bpf_attr& attr) noexcept {
   if (attr_tail_nonzero(attr, SOCKSHIM_ATTR_END(prog_bind_map.flags))) return -EINVAL;
   if (attr.prog_bind_map.flags) return -EINVAL;

@@ -60,6 +60,8 @@ long sys_bpf(int cmd, void* uattr, unsigned size) noexcept {
       return cmd_prog_attach(attr);
     case BPF_PROG_DETACH:
       return cmd_prog_detach(attr);
+    case BPF_PROG_TEST_RUN:
+      return cmd_prog_test_run(attr);
     case BPF_PROG_BIND_MAP:
       return cmd_prog_bind_map(attr);
     case BPF_OBJ_GET_INFO_BY_FD:

@@ -33,7 +33,11 @@ static int failures;
 static const char* outcome(int r) {
   static char buf[64];
   if (r >= 0) return "0";
-  snprintf(buf, sizeof buf, "-1 %s", strerrorname_np(errno));
+  const char* name = strerrorname_np(errno);
+  if (name)
+    snprintf(buf, sizeof buf, "-1 %s", name);
+  else
+    snprintf(buf, sizeof buf, "-1 %d", errno);  // 524: the kernel's ENOTSUPP
   return buf;
 }
 
@@ -144,6 +148,28 @@ static uint64_t count(int map, uint32_t key) {
   return v;
 }
 
+// What a loader asks about its programs.
+static void prog_info_and_test_run(int verdict, int sockops) {
+  struct bpf_prog_info info;
+  memset(&info, 0, sizeof info);
+  uint32_t ids[4] = {0};
+  info.nr_map_ids = 4;
+  info.map_ids = (uint64_t)(uintptr_t)ids;
+  uint32_t len = sizeof info;
+  expect("verdict info", bpf_obj_get_info_by_fd(verdict, &info, &len), "0");
+  check("verdict info: SK_SKB, its name, its two maps",
+        info.type == BPF_PROG_TYPE_SK_SKB && strcmp(info.name, "prog_verdict") == 0 &&
+            info.nr_map_ids == 2 && ids[0] != 0 && ids[1] != 0 && ids[0] != ids[1] && info.id != 0);
+  char data[64] = {0};
+  LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = data, .data_size_in = sizeof data);
+  expect("test run of an SK_SKB program", bpf_prog_test_run_opts(verdict, &run), "-1 524");
+  LIBBPF_OPTS(bpf_test_run_opts, run2);
+  expect("test run of a SOCK_OPS program", bpf_prog_test_run_opts(sockops, &run2), "-1 524");
+  LIBBPF_OPTS(bpf_test_run_opts, bad, .ctx_size_in = 8);
+  expect("test run with ctx_size_in and no ctx_in", bpf_prog_test_run_opts(sockops, &bad),
+         "-1 EINVAL");
+}
+
 static void traffic(int parser, int verdict, int redir, int verdicts) {
   int a_client, a_server, b_client, b_server;
   tcp_pair(&a_client, &a_server);
@@ -249,6 +275,7 @@ int main(int argc, char** argv) {
   int parser = prog_fd(obj, "prog_parser"), verdict = prog_fd(obj, "prog_verdict");
   int sockops = prog_fd(obj, "prog_sockops");
   check("programs loaded", parser >= 0 && verdict >= 0 && sockops >= 0);
+  prog_info_and_test_run(verdict, sockops);
   traffic(parser, verdict, map_fd(obj, "redir_map"), map_fd(obj, "verdicts"));
   cgroup_sockops(sockops, verdict, map_fd(obj, "ops_map"), map_fd(obj, "ops_seen"), argv[2]);
   bpf_object__close(obj);
