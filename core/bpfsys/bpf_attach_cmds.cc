@@ -1,14 +1,17 @@
-// BPF_PROG_ATTACH and BPF_PROG_DETACH (kernel/bpf/syscall.c): SK_MSG and
+// BPF_PROG_ATTACH, BPF_PROG_DETACH, BPF_LINK_CREATE and BPF_LINK_DETACH
+// (kernel/bpf/syscall.c): SK_MSG and
 // SK_SKB programs to a sockmap or sockhash (net/core/sock_map.c
 // sock_map_get_from_fd, sock_map_prog_detach, sock_map_prog_update: the same
 // SockMapBase::prog_attach the JSON policy's "attach" goes through), and
 // SOCK_OPS programs to a cgroup (kernel/bpf/cgroup.c), which here means every
-// TCP socket of this process (core/maps/sock_ops.h).
+// TCP socket of this process (core/maps/sock_ops.h), attached directly or
+// through a link.
 #include <errno.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -79,17 +82,28 @@ int sock_map_at(uint32_t fd, SockMapBase** out, std::shared_ptr<MapObject>* hold
 }
 
 // A cgroup's fd: any open directory here (cgroup_get_from_fd: -EBADF).
-int cgroup_at(uint32_t fd) noexcept {
+// *id: its inode number.
+int cgroup_at(uint32_t fd, uint64_t* id = nullptr) noexcept {
   struct stat st;
   if (::fstat(static_cast<int>(fd), &st) < 0 || !S_ISDIR(st.st_mode)) return -EBADF;
+  if (id) *id = st.st_ino;
   return 0;
 }
+
+// One program of the cgroup's list, attached directly (link null) or by a link.
+struct CgroupEntry {
+  std::shared_ptr<ProgObject> prog;
+  const LinkObject* link = nullptr;
+  bool operator==(const std::shared_ptr<ProgObject>& p) const noexcept {
+    return !link && prog == p;
+  }
+};
 
 // The cgroup's BPF_CGROUP_SOCK_OPS programs (__cgroup_bpf_attach's list for
 // one attach type) and the flags they were attached with.
 struct Cgroup {
   std::mutex lock;
-  std::vector<std::shared_ptr<ProgObject>> progs;
+  std::vector<CgroupEntry> progs;
   uint32_t flags = 0;
 };
 Cgroup& cgroup() noexcept {
@@ -100,7 +114,7 @@ Cgroup& cgroup() noexcept {
 // Hands the list to core; under c.lock.
 void publish(const Cgroup& c) {
   std::vector<const policy::Program*> progs;
-  for (const auto& p : c.progs) progs.push_back(p->program);
+  for (const auto& e : c.progs) progs.push_back(e.prog->program);
   set_cgroup_sock_ops(std::move(progs));
 }
 
@@ -124,13 +138,13 @@ int cgroup_attach(const bpf_attr& attr, std::shared_ptr<ProgObject> prog) noexce
       if (replace) {
         auto old = std::find(c.progs.begin(), c.progs.end(), replace);
         if (old == c.progs.end()) return -ENOENT;
-        *old = prog;
+        *old = CgroupEntry{prog};
       } else {
         if (c.progs.size() >= kCgroupMaxProgs) return -E2BIG;
-        c.progs.push_back(prog);
+        c.progs.push_back(CgroupEntry{prog});
       }
     } else {
-      c.progs.assign(1, prog);  // one program: a new attach replaces it
+      c.progs.assign(1, CgroupEntry{prog});  // one program: a new attach replaces it
     }
     keep_program_policy(prog->owner);
     c.flags = saved;
@@ -152,7 +166,7 @@ int cgroup_detach(const bpf_attr& attr) noexcept {
   std::lock_guard g(c.lock);
   if (c.progs.empty()) return -ENOENT;
   if (c.flags & BPF_F_ALLOW_MULTI) {
-    auto it = std::find(c.progs.begin(), c.progs.end(), prog);
+    auto it = std::find(c.progs.begin(), c.progs.end(), prog);  // links' programs are not found
     if (!prog || it == c.progs.end()) return -ENOENT;
     c.progs.erase(it);
   } else {
@@ -166,7 +180,97 @@ int cgroup_detach(const bpf_attr& attr) noexcept {
   return 0;
 }
 
+// cgroup_bpf_link_attach: a link joins the list in BPF_F_ALLOW_MULTI mode
+// (-EPERM when programs were attached without it).
+int cgroup_link_create(const bpf_attr& attr, std::shared_ptr<ProgObject> prog) noexcept {
+  if (attr.link_create.flags) return -EINVAL;
+  uint64_t id;
+  if (int r = cgroup_at(attr.link_create.target_fd, &id)) return r;
+  auto link = std::shared_ptr<LinkObject>(new (std::nothrow)
+                                              LinkObject(prog, attr.link_create.attach_type, id));
+  if (!link) return -ENOMEM;
+  {
+    Cgroup& c = cgroup();
+    std::lock_guard g(c.lock);
+    if (!c.progs.empty() && c.flags != BPF_F_ALLOW_MULTI) return -EPERM;
+    if (c.progs.size() >= kCgroupMaxProgs) return -E2BIG;
+    try {
+      c.progs.push_back(CgroupEntry{prog, link.get()});
+      keep_program_policy(prog->owner);
+      c.flags = BPF_F_ALLOW_MULTI;
+      publish(c);
+    } catch (const std::bad_alloc&) {
+      c.progs.pop_back();
+      return -ENOMEM;
+    }
+  }
+  int fd = new_object_fd();
+  if (fd < 0) return fd;  // link's destructor detaches it
+  if (int err = install(fd, std::move(link))) {
+    close_object_fd(fd);
+    return err;
+  }
+  return fd;
+}
+
+// The link's program leaves the cgroup's list (once).
+void cgroup_link_release(LinkObject& link) noexcept {
+  if (link.detached.exchange(true)) return;
+  Cgroup& c = cgroup();
+  std::lock_guard g(c.lock);
+  auto it = std::find_if(c.progs.begin(), c.progs.end(),
+                         [&](const CgroupEntry& e) { return e.link == &link; });
+  if (it == c.progs.end()) return;
+  c.progs.erase(it);
+  try {
+    publish(c);
+  } catch (const std::bad_alloc&) {
+    set_cgroup_sock_ops({});  // keeps no program that is gone
+  }
+}
+
 }  // namespace
+
+LinkObject::~LinkObject() {
+  cgroup_link_release(*this);
+}
+
+int cmd_link_create(const bpf_attr& attr) noexcept {
+  if (attr_tail_nonzero(attr, SOCKSHIM_ATTR_END(link_create))) return -EINVAL;
+  std::shared_ptr<ProgObject> prog;
+  if (int r = prog_at(static_cast<int>(attr.link_create.prog_fd), &prog)) return r;
+  // Only cgroup links of SOCK_OPS programs: sockmap links (sock_map_link_create)
+  // are not emulated, and other program types do not load here.
+  if (prog->prog_type == BPF_PROG_TYPE_SOCKET_FILTER) return -EINVAL;  // no links in the kernel
+  if (prog->prog_type != BPF_PROG_TYPE_SOCK_OPS) return -EPERM;
+  if (attr.link_create.attach_type != BPF_CGROUP_SOCK_OPS) return -EINVAL;
+  return cgroup_link_create(attr, std::move(prog));
+}
+
+int cmd_link_detach(const bpf_attr& attr) noexcept {
+  if (attr_tail_nonzero(attr, SOCKSHIM_ATTR_END(link_detach))) return -EINVAL;
+  std::shared_ptr<LinkObject> link;
+  if (int r = link_at(static_cast<int>(attr.link_detach.link_fd), &link)) return r;
+  cgroup_link_release(*link);
+  return 0;
+}
+
+int link_get_info(const LinkObject& l, const bpf_attr& attr, bpf_attr* uattr) noexcept {
+  auto* uinfo = attr_ptr<bpf_link_info>(attr.info.info);
+  uint32_t info_len = attr.info.info_len;
+  if (int r = check_uarg_tail_zero(uinfo, sizeof(bpf_link_info), info_len)) return r;
+  info_len = std::min<uint32_t>(sizeof(bpf_link_info), info_len);
+  bpf_link_info info{};
+  info.type = BPF_LINK_TYPE_CGROUP;
+  info.id = l.id;
+  info.prog_id = l.prog->id;
+  // bpf_cgroup_link_fill_link_info: a detached link has no cgroup.
+  info.cgroup.cgroup_id = l.detached.load() ? 0 : l.cgroup_id;
+  info.cgroup.attach_type = l.attach_type;
+  if (info_len) std::memcpy(uinfo, &info, info_len);
+  uattr->info.info_len = info_len;
+  return 0;
+}
 
 void attach_after_fork_child() noexcept {
   new (&cgroup().lock) std::mutex();

@@ -22,7 +22,7 @@ namespace sockshim::bpfsys {
 
 class BpfObject {
  public:
-  enum class Kind : uint8_t { map, prog };
+  enum class Kind : uint8_t { map, prog, link };
   BpfObject(Kind kind, const char (&name)[BPF_OBJ_NAME_LEN]) noexcept;
   virtual ~BpfObject() = default;
   BpfObject(const BpfObject&) = delete;
@@ -69,6 +69,30 @@ class ProgObject final : public BpfObject {
   std::vector<std::shared_ptr<MapObject>> used_maps;
 };
 
+// A BPF_LINK_CREATE link of a SOCK_OPS program to a cgroup (the only links
+// here): the program stays attached while the link is (bpf_attach_cmds.cc),
+// and is detached when the link's last fd is closed or by BPF_LINK_DETACH.
+class LinkObject final : public BpfObject {
+ public:
+  LinkObject(std::shared_ptr<ProgObject> prog, uint32_t attach_type, uint64_t cgroup_id) noexcept
+      : BpfObject(Kind::link, prog->name),
+        prog(std::move(prog)),
+        attach_type(attach_type),
+        cgroup_id(cgroup_id) {}
+  ~LinkObject() override;
+
+  const std::shared_ptr<ProgObject> prog;
+  const uint32_t attach_type;
+  const uint64_t cgroup_id;  // the directory's inode number, as a cgroup's id is its inode's
+  std::atomic<bool> detached{false};
+};
+
+// A new fd for a program or link: an epoll instance (read, write and mmap
+// fail on it, as on the kernel's), or -errno. close_object_fd closes one that
+// was not installed, errno kept.
+int new_object_fd() noexcept;
+void close_object_fd(int fd) noexcept;
+
 // fd -> object. 0 or -ENOMEM; whatever sat at fd before was stale.
 int install(int fd, std::shared_ptr<BpfObject> obj) noexcept;
 
@@ -77,6 +101,7 @@ int install(int fd, std::shared_ptr<BpfObject> obj) noexcept;
 int object_at(int fd, std::shared_ptr<BpfObject>* out) noexcept;
 int map_at(int fd, std::shared_ptr<MapObject>* out) noexcept;
 int prog_at(int fd, std::shared_ptr<ProgObject>* out) noexcept;
+int link_at(int fd, std::shared_ptr<LinkObject>* out) noexcept;
 
 // The fd hooks (shim/hooks_fd.cc). may_hold is the close fast path: false
 // while the process has no bpf() fd. untrack takes fd's object out before the

@@ -3,7 +3,6 @@
 // (policy::load_bytecode_program); the socket filters libbpf's feature probes
 // load are checked (bpf::load_program) and kept, never run.
 #include <errno.h>
-#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,8 +15,6 @@
 #include "core/bpfsys/bpf_attr.h"
 #include "core/bpfsys/bpf_cmds.h"
 #include "core/maps/array_map.h"
-#include "core/sock/errno_saver.h"
-#include "core/sock/real.h"
 #include "policy/bytecode_program.h"
 #include "policy/policy.h"
 
@@ -177,12 +174,6 @@ void write_log(const bpf_attr& attr, const std::string& log) noexcept {
   buf[n] = '\0';
 }
 
-int new_prog_fd() noexcept {
-  ErrnoSaver saved;
-  int fd = real::epoll_create1(EPOLL_CLOEXEC);
-  return fd >= 0 ? fd : -errno;
-}
-
 }  // namespace
 
 bool is_core_type(uint32_t prog_type) noexcept {
@@ -227,11 +218,10 @@ int cmd_prog_load(const bpf_attr& attr) noexcept {
   }
   write_log(attr, log);
   if (r) return r;
-  int fd = new_prog_fd();
+  int fd = new_object_fd();
   if (fd < 0) return fd;
   if (int err = install(fd, std::move(p))) {
-    ErrnoSaver saved;
-    real::close(fd);
+    close_object_fd(fd);
     return err;
   }
   return fd;

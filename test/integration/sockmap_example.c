@@ -255,6 +255,46 @@ static void cgroup_sockops(int sockops, int verdict, int ops_map, int ops_seen, 
   expect("multi attach of the same program",
          bpf_prog_attach(sockops, cg, BPF_CGROUP_SOCK_OPS, BPF_F_ALLOW_MULTI), "-1 EEXIST");
   expect("multi detach", bpf_prog_detach2(sockops, cg, BPF_CGROUP_SOCK_OPS), "0");
+
+  // A link (libbpf's bpf_program__attach_cgroup) holds the program until
+  // BPF_LINK_DETACH or the close of its last fd.
+  struct bpf_prog_info pi;
+  memset(&pi, 0, sizeof pi);
+  uint32_t len = sizeof pi;
+  bpf_obj_get_info_by_fd(sockops, &pi, &len);
+  int link = bpf_link_create(sockops, cg, BPF_CGROUP_SOCK_OPS, NULL);
+  check("link create", link >= 0);
+  expect("attach without flags beside a link", bpf_prog_attach(sockops, cg, BPF_CGROUP_SOCK_OPS, 0),
+         "-1 EPERM");
+  expect("link of a sockops program as another attach type",
+         bpf_link_create(sockops, cg, BPF_CGROUP_INET_INGRESS, NULL), "-1 EINVAL");
+  struct bpf_link_info li;
+  memset(&li, 0, sizeof li);
+  len = sizeof li;
+  expect("link info", bpf_obj_get_info_by_fd(link, &li, &len), "0");
+  check("link info: a cgroup link of the sockops program",
+        li.type == BPF_LINK_TYPE_CGROUP && li.prog_id == pi.id && pi.id != 0 &&
+            li.cgroup.attach_type == BPF_CGROUP_SOCK_OPS && li.cgroup.cgroup_id != 0);
+  int c3, s3;
+  tcp_pair(&c3, &s3);
+  check("the link's program runs", count(ops_seen, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) == 2);
+  expect("detach by program does not detach a link",
+         bpf_prog_detach2(sockops, cg, BPF_CGROUP_SOCK_OPS), "-1 ENOENT");
+  expect("link detach", bpf_link_detach(link), "0");
+  int c4, s4;
+  tcp_pair(&c4, &s4);
+  check("not after link detach", count(ops_seen, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) == 2);
+  close(link);
+  link = bpf_link_create(sockops, cg, BPF_CGROUP_SOCK_OPS, NULL);
+  int c5, s5;
+  tcp_pair(&c5, &s5);
+  check("a new link's program runs", count(ops_seen, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) == 3);
+  close(link);
+  int c6, s6;
+  tcp_pair(&c6, &s6);
+  check("not once its fd is closed", count(ops_seen, BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) == 3);
+  int fds[] = {c3, s3, c4, s4, c5, s5, c6, s6};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) close(fds[i]);
   close(c);
   close(s);
   close(c2);
