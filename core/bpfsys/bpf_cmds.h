@@ -22,8 +22,6 @@ int cmd_prog_attach(const bpf_attr& attr) noexcept;
 int cmd_prog_detach(const bpf_attr& attr) noexcept;
 int cmd_link_create(const bpf_attr& attr) noexcept;
 int cmd_link_detach(const bpf_attr& attr) noexcept;
-// In a fork child: the attach lock may have been held.
-void attach_after_fork_child() noexcept;
 // uattr: the caller's attr, where info.info_len is written back.
 int cmd_obj_get_info_by_fd(const bpf_attr& attr, bpf_attr* uattr) noexcept;
 

@@ -10,7 +10,6 @@
 #include <unordered_map>
 #include <utility>
 
-#include "core/bpfsys/bpf_cmds.h"
 #include "core/sock/errno_saver.h"
 #include "core/sock/fork_reset.h"
 #include "core/sock/real.h"

@@ -121,5 +121,8 @@ std::vector<std::shared_ptr<MapObject>> map_objects();
 
 // In a fork child: the table's lock and the maps' locks may have been held.
 void after_fork_child() noexcept;
+// The same for the cgroup's attach lock (bpf_attach_cmds.cc), which
+// after_fork_child calls.
+void attach_after_fork_child() noexcept;
 
 }  // namespace sockshim::bpfsys
