@@ -77,30 +77,65 @@ uint64_t ret(long v) {
 
 // --- maps ---
 
-// A sockmap or sockhash lookup returns a referenced socket in the kernel,
-// which the program must release with bpf_sk_release, a helper none of these
-// program types may call; sk_storage maps take only the sk_storage helpers.
-// Neither has a value here to hand out: the run faults.
-uint64_t map_lookup_elem(Vm& vm, uint64_t map, uint64_t, uint64_t, uint64_t, uint64_t) {
-  uint32_t index;
-  if (map_arg(vm, map, &index)) vm.fault();
-  return 0;
+bool is_value_map(const MapSpec& spec) {
+  return spec.type == MapType::array || spec.type == MapType::hash;
 }
 
-// The verifier's may_update_sockmap: none of these program types may update
-// a sock map with bpf_map_update_elem (sockops has bpf_sock_map_update and
-// bpf_sock_hash_update), and only sockops may delete from one.
-uint64_t map_update_elem(Vm& vm, uint64_t map, uint64_t, uint64_t, uint64_t, uint64_t) {
-  uint32_t index;
-  if (map_arg(vm, map, &index)) vm.fault();
-  return 0;
+// BPF_F_RDONLY_PROG: the verifier refuses a program's writes to the map.
+bool prog_writable(const MapSpec& spec) {
+  return !(spec.flags & BPF_F_RDONLY_PROG);
 }
 
+// ARRAY and HASH: the value in place, a region of the run (writable unless
+// BPF_F_RDONLY_PROG), or NULL. A sockmap or sockhash lookup returns a
+// referenced socket in the kernel, which the program must release with
+// bpf_sk_release, a helper none of these program types may call; sk_storage
+// maps take only the sk_storage helpers: those runs fault.
+uint64_t map_lookup_elem(Vm& vm, uint64_t map, uint64_t key, uint64_t, uint64_t, uint64_t) {
+  uint32_t index;
+  const MapSpec* spec = map_arg(vm, map, &index);
+  if (!spec) return 0;
+  if (!is_value_map(*spec)) {
+    vm.fault();
+    return 0;
+  }
+  const uint8_t* k = arg_mem(vm, key, spec->key_size, false);
+  if (!k) return 0;
+  uint8_t* v = run_of(vm).helpers->map_lookup(index, {k, spec->key_size});
+  if (!v) return 0;
+  if (!vm.add_region(v, spec->value_size, prog_writable(*spec))) {
+    vm.fault();
+    return 0;
+  }
+  return reinterpret_cast<uint64_t>(v);
+}
+
+// ARRAY and HASH, with the maps' flag checks. The verifier's
+// may_update_sockmap lets none of these program types update a sock map
+// with it (sockops has bpf_sock_map_update and bpf_sock_hash_update).
+uint64_t map_update_elem(Vm& vm, uint64_t map, uint64_t key, uint64_t value, uint64_t flags,
+                         uint64_t) {
+  uint32_t index;
+  const MapSpec* spec = map_arg(vm, map, &index);
+  if (!spec) return 0;
+  if (!is_value_map(*spec) || !prog_writable(*spec)) {
+    vm.fault();
+    return 0;
+  }
+  const uint8_t* k = arg_mem(vm, key, spec->key_size, false);
+  const uint8_t* v = k ? arg_mem(vm, value, spec->value_size, false) : nullptr;
+  if (!v) return 0;
+  return ret(run_of(vm).helpers->map_update_value(index, {k, spec->key_size}, v, flags));
+}
+
+// Sock maps from sockops only (may_update_sockmap), ARRAY (-EINVAL) and HASH.
 uint64_t map_delete_elem(Vm& vm, uint64_t map, uint64_t key, uint64_t, uint64_t, uint64_t) {
   uint32_t index;
   const MapSpec* spec = map_arg(vm, map, &index);
   if (!spec) return 0;
-  if (!is_sock_map(*spec) || !run_of(vm).ops) {
+  const bool okay =
+      is_sock_map(*spec) ? run_of(vm).ops != nullptr : is_value_map(*spec) && prog_writable(*spec);
+  if (!okay) {
     vm.fault();
     return 0;
   }

@@ -5,6 +5,7 @@
 // Policy::maps.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -42,8 +43,22 @@ class Helpers {
   virtual long map_update(uint32_t map, std::span<const uint8_t> key, uint64_t flags) = 0;
 
   // bpf_map_delete_elem: 0 or -errno (sockmap: -EINVAL for an empty slot or an
-  // index out of range; sockhash: -ENOENT).
+  // index out of range; sockhash and hash: -ENOENT; array: always -EINVAL).
   virtual long map_delete(uint32_t map, std::span<const uint8_t> key) = 0;
+
+  // bpf_map_lookup_elem on an ARRAY or HASH map: the value of key in place
+  // (MapSpec::value_size bytes, the program's to read and write for the run),
+  // nullptr when there is none. Helpers without such maps have none.
+  virtual uint8_t* map_lookup(uint32_t /*map*/, std::span<const uint8_t> /*key*/) {
+    return nullptr;
+  }
+
+  // bpf_map_update_elem on an ARRAY or HASH map: 0 or the kernel's -errno
+  // (-EINVAL for flags, -EEXIST for BPF_NOEXIST, -ENOENT for BPF_EXIST, -E2BIG).
+  virtual long map_update_value(uint32_t /*map*/, std::span<const uint8_t> /*key*/,
+                                const uint8_t* /*value*/, uint64_t /*flags*/) {
+    return -EINVAL;
+  }
 
   // A `log` action: text from the policy, for a line naming the current socket.
   // Bytecode programs log their bpf_trace_printk lines and faults through it.

@@ -17,12 +17,18 @@ int cmd_map_get_next_key(const bpf_attr& attr) noexcept;
 int cmd_map_freeze(const bpf_attr& attr) noexcept;
 int cmd_prog_load(const bpf_attr& attr) noexcept;
 int cmd_prog_bind_map(const bpf_attr& attr) noexcept;
+int cmd_prog_test_run(const bpf_attr& attr) noexcept;
+int cmd_prog_attach(const bpf_attr& attr) noexcept;
+int cmd_prog_detach(const bpf_attr& attr) noexcept;
+int cmd_link_create(const bpf_attr& attr) noexcept;
+int cmd_link_detach(const bpf_attr& attr) noexcept;
 // uattr: the caller's attr, where info.info_len is written back.
 int cmd_obj_get_info_by_fd(const bpf_attr& attr, bpf_attr* uattr) noexcept;
 
 // The parts of BPF_OBJ_GET_INFO_BY_FD for each kind.
 int map_get_info(const MapObject& m, const bpf_attr& attr, bpf_attr* uattr) noexcept;
 int prog_get_info(ProgObject& p, const bpf_attr& attr, bpf_attr* uattr) noexcept;
+int link_get_info(const LinkObject& l, const bpf_attr& attr, bpf_attr* uattr) noexcept;
 
 // bpf_obj_name_cpy: name must be alphanumerics, '_' and '.', NUL-terminated
 // within BPF_OBJ_NAME_LEN; -EINVAL otherwise.

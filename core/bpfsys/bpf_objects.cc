@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/epoll.h>
 
 #include <algorithm>
 #include <cstring>
@@ -9,6 +10,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/sock/errno_saver.h"
 #include "core/sock/fork_reset.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
@@ -28,7 +30,7 @@ Table& table() noexcept {
   return *t;
 }
 
-std::atomic<uint32_t> g_next_id[2] = {1, 1};
+std::atomic<uint32_t> g_next_id[3] = {1, 1, 1};
 
 // Takes fd's entry out, under the table lock.
 std::shared_ptr<BpfObject> take(Table& t, int fd) noexcept {
@@ -60,6 +62,17 @@ int typed_at(int fd, BpfObject::Kind kind, std::shared_ptr<T>* out) noexcept {
 BpfObject::BpfObject(Kind kind, const char (&n)[BPF_OBJ_NAME_LEN]) noexcept
     : kind(kind), id(g_next_id[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed)) {
   std::memcpy(name, n, sizeof name);
+}
+
+int new_object_fd() noexcept {
+  ErrnoSaver saved;
+  int fd = real::epoll_create1(EPOLL_CLOEXEC);
+  return fd >= 0 ? fd : -errno;
+}
+
+void close_object_fd(int fd) noexcept {
+  ErrnoSaver saved;
+  real::close(fd);
 }
 
 int install(int fd, std::shared_ptr<BpfObject> obj) noexcept {
@@ -95,6 +108,10 @@ int map_at(int fd, std::shared_ptr<MapObject>* out) noexcept {
 
 int prog_at(int fd, std::shared_ptr<ProgObject>* out) noexcept {
   return typed_at(fd, BpfObject::Kind::prog, out);
+}
+
+int link_at(int fd, std::shared_ptr<LinkObject>* out) noexcept {
+  return typed_at(fd, BpfObject::Kind::link, out);
 }
 
 std::shared_ptr<BpfObject> untrack(int fd) noexcept {
@@ -160,13 +177,14 @@ std::vector<std::shared_ptr<MapObject>> map_objects() {
 }
 
 void after_fork_child() noexcept {
+  attach_after_fork_child();
   if (!may_hold()) return;
   Table& t = table();
   fork_reset_if_held(t.lock);
   for (const auto& [fd, obj] : t.by_fd) {
     if (obj->kind == BpfObject::Kind::map)
       static_cast<MapObject&>(*obj).map->after_fork_child();
-    else
+    else if (obj->kind == BpfObject::Kind::prog)
       fork_reset_if_held(static_cast<ProgObject&>(*obj).maps_lock);
   }
 }

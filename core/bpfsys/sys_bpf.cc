@@ -35,6 +35,8 @@ int cmd_obj_get_info_by_fd(const bpf_attr& attr, bpf_attr* uattr) noexcept {
     return r == -EBADF ? -EBADFD : r;  // this command says EBADFD for a closed fd
   if (obj->kind == BpfObject::Kind::map)
     return map_get_info(static_cast<const MapObject&>(*obj), attr, uattr);
+  if (obj->kind == BpfObject::Kind::link)
+    return link_get_info(static_cast<const LinkObject&>(*obj), attr, uattr);
   return prog_get_info(static_cast<ProgObject&>(*obj), attr, uattr);
 }
 
@@ -56,6 +58,16 @@ long sys_bpf(int cmd, void* uattr, unsigned size) noexcept {
       return cmd_map_freeze(attr);
     case BPF_PROG_LOAD:
       return cmd_prog_load(attr);
+    case BPF_PROG_ATTACH:
+      return cmd_prog_attach(attr);
+    case BPF_PROG_DETACH:
+      return cmd_prog_detach(attr);
+    case BPF_LINK_CREATE:
+      return cmd_link_create(attr);
+    case BPF_LINK_DETACH:
+      return cmd_link_detach(attr);
+    case BPF_PROG_TEST_RUN:
+      return cmd_prog_test_run(attr);
     case BPF_PROG_BIND_MAP:
       return cmd_prog_bind_map(attr);
     case BPF_OBJ_GET_INFO_BY_FD:

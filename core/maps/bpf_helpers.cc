@@ -7,6 +7,8 @@
 #include <mutex>
 #include <new>
 
+#include "core/maps/array_map.h"
+#include "core/maps/hash_map.h"
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_map_base.h"
 #include "core/sock/log.h"
@@ -84,11 +86,33 @@ long SockHelpers::map_update(uint32_t map, std::span<const uint8_t> key, uint64_
   return m->update_common(key.data(), sk_, flags, fd_);
 }
 
+// The maps programs delete from: sock maps (sockops), HASH (its delete) and
+// ARRAY (-EINVAL, arrays keep every element).
 long SockHelpers::map_delete(uint32_t map, std::span<const uint8_t> key) {
-  auto* m =
-      map < lp_.map_by_index.size() ? dynamic_cast<SockMapBase*>(lp_.map_by_index[map]) : nullptr;
-  if (!m || key.size() != m->key_size()) return -EINVAL;
+  BpfMap* m = map < lp_.map_by_index.size() ? lp_.map_by_index[map] : nullptr;
+  if (!m || m->type() == policy::MapType::sk_storage || key.size() != m->key_size()) return -EINVAL;
   return m->delete_sys(key.data());
+}
+
+uint8_t* SockHelpers::map_lookup(uint32_t map, std::span<const uint8_t> key) {
+  BpfMap* m = map < lp_.map_by_index.size() ? lp_.map_by_index[map] : nullptr;
+  if (!m || key.size() != m->key_size()) return nullptr;
+  if (m->type() == policy::MapType::array)
+    return static_cast<ArrayMap*>(m)->value(read_index(key.data()));
+  if (m->type() == policy::MapType::hash) return static_cast<HashMap*>(m)->value(key.data());
+  return nullptr;
+}
+
+// array_map_update_elem and htab_map_update_elem, as from user space but
+// without the syscall's checks (a frozen map stays writable by programs).
+long SockHelpers::map_update_value(uint32_t map, std::span<const uint8_t> key, const uint8_t* value,
+                                   uint64_t flags) {
+  BpfMap* m = map < lp_.map_by_index.size() ? lp_.map_by_index[map] : nullptr;
+  if (!m || key.size() != m->key_size() ||
+      (m->type() != policy::MapType::array && m->type() != policy::MapType::hash))
+    return -EINVAL;
+  if (flags & BPF_F_LOCK) return -EINVAL;  // no map here has a bpf_spin_lock
+  return m->update_sys(key.data(), value, flags);
 }
 
 const policy::MapSpec* SockHelpers::map_spec(uint32_t map) {

@@ -23,6 +23,9 @@ class SockHelpers final : public policy::Helpers {
   long storage_delete(uint32_t map) override;
   long map_update(uint32_t map, std::span<const uint8_t> key, uint64_t flags) override;
   long map_delete(uint32_t map, std::span<const uint8_t> key) override;
+  uint8_t* map_lookup(uint32_t map, std::span<const uint8_t> key) override;
+  long map_update_value(uint32_t map, std::span<const uint8_t> key, const uint8_t* value,
+                        uint64_t flags) override;
   void log(const policy::Program& program, std::string_view text) override;
   const policy::MapSpec* map_spec(uint32_t map) override;
   uint64_t socket_cookie() override { return sk_->cookie; }

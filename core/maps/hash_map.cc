@@ -122,6 +122,13 @@ int HashMap::lookup_sys(const void* key, void* value) noexcept {
   return 0;
 }
 
+unsigned char* HashMap::value(const void* key) noexcept {
+  uint32_t h = jhash(key, key_size(), seed_);
+  std::lock_guard g(lock_);
+  Elem* e = find(h, key);
+  return e ? value_of(e) : nullptr;
+}
+
 int HashMap::delete_sys(const void* key) noexcept {
   uint32_t h = jhash(key, key_size(), seed_);
   std::lock_guard g(lock_);

@@ -29,6 +29,10 @@ class HashMap final : public BpfMap {
   int get_next_key_sys(const void* key, void* next_key) noexcept override;
   void after_fork_child() noexcept override;
 
+  // The value of key in place (what a program's lookup returns), or null.
+  // It stays memory of the map; an update or delete may reuse it meanwhile.
+  unsigned char* value(const void* key) noexcept;
+
   uint32_t count() const noexcept { return count_.load(std::memory_order_relaxed); }
 
  private:

@@ -156,11 +156,22 @@ std::shared_ptr<const LoadedPolicy> policy_of(const policy::Program* prog) noexc
       if (p.get() == prog) return true;
     return false;
   };
-  if (!lp || owns(*lp)) return view(lp);
+  if (lp && owns(*lp)) return view(lp);
   std::lock_guard g(g_reload_lock);
   for (const auto& old : retired())
     if (owns(*old)) return view(old.get());
   return view(lp);
+}
+
+void keep_program_policy(std::shared_ptr<const LoadedPolicy> lp) noexcept {
+  std::lock_guard g(g_reload_lock);
+  for (const auto& kept : retired())
+    if (kept == lp) return;
+  try {
+    retired().push_back(std::move(lp));
+  } catch (const std::bad_alloc&) {
+    // Still held by its bpf() object: it lives as long as that does.
+  }
 }
 
 std::shared_ptr<const LoadedPolicy> current_policy() noexcept {

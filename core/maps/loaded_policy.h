@@ -21,6 +21,9 @@ struct LoadedPolicy {
   std::unique_ptr<policy::Policy> policy;
   std::shared_ptr<MapTable> maps;
   std::vector<BpfMap*> map_by_index;  // policy->maps[i] -> its map, for the helpers
+  // A bpf() program's (core/bpfsys): the maps map_by_index names, which live
+  // as long as it does; its policy has the program and no maps.
+  std::vector<std::shared_ptr<BpfMap>> held_maps;
 };
 
 // null when no policy is loaded. Lock-free: one atomic load.
@@ -32,6 +35,11 @@ void loaded_policy_after_fork_child() noexcept;
 // The policy prog belongs to: the current one, or one a reload replaced while
 // a run of prog was starting. Its maps are the ones prog's map indices mean.
 std::shared_ptr<const LoadedPolicy> policy_of(const policy::Program* prog) noexcept;
+
+// Keeps lp (a bpf() program's, see held_maps) for the life of the process,
+// as a replaced policy is kept: once attached, its program may run at any
+// time, and policy_of finds lp for it.
+void keep_program_policy(std::shared_ptr<const LoadedPolicy> lp) noexcept;
 
 // Loads and validates path, builds its maps and installs both. On failure
 // nothing changes and *errors holds one line per problem ("FILE:LINE:COL:

@@ -6,14 +6,22 @@
 // sockets enter maps.
 #pragma once
 
+#include <vector>
+
 #include "core/sock/socket.h"
 #include "policy/context.h"
+#include "policy/program.h"
 
 namespace sockshim {
 
-// Runs every sockops program of the loaded policy for op on sk (the caller holds
-// a reference; fd is one of its fds, or -1 when it has none left). Nothing happens without a policy
-// or for a socket that is not TCP.
+// The BPF_CGROUP_SOCK_OPS programs bpf() attached (core/bpfsys), in the order
+// they run, after the policy's. Each must stay allocated while the process
+// runs, and policy_of must find its maps (keep_program_policy).
+void set_cgroup_sock_ops(std::vector<const policy::Program*> progs) noexcept;
+
+// Runs every sockops program of the loaded policy, then the cgroup's, for op on sk (the caller
+// holds a reference; fd is one of its fds, or -1 when it has none left). Nothing happens without a
+// policy or for a socket that is not TCP.
 void sock_ops(policy::SockOp op, Socket* sk, int fd) noexcept;
 
 // Records what a successful call did to fd's socket (its addresses, its state)

@@ -66,4 +66,5 @@ def main():
     harness.note(f"ok: {len(kernel)} lines identical to the kernel's bpf() as root")
 
 
-main()
+if __name__ == "__main__":
+    main()

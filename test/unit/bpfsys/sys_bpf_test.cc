@@ -91,7 +91,7 @@ TEST_CASE("commands: unknown EINVAL, known but not emulated EPERM, BTF_LOAD EPER
   CHECK(sys_bpf(999, &a, sizeof a) == -EINVAL);
   CHECK(sys_bpf(-1, &a, sizeof a) == -EINVAL);
   CHECK(sys_bpf(BPF_PROG_GET_NEXT_ID, &a, sizeof a) == -EPERM);
-  CHECK(sys_bpf(BPF_LINK_CREATE, &a, sizeof a) == -EPERM);
+  CHECK(sys_bpf(BPF_LINK_UPDATE, &a, sizeof a) == -EPERM);
   CHECK(sys_bpf(BPF_BTF_LOAD, &a, sizeof a) == -EPERM);
 }
 
