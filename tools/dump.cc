@@ -20,7 +20,9 @@ constexpr const char kDumpUsage[] =
     "running under the shim. Sections (default: all):\n"
     "  maps      each map of the policy: type, size, attached programs, and its\n"
     "            entries (key decoded by the key layout, socket cookie, fds,\n"
-    "            addresses, state)\n"
+    "            addresses, state); then the domain's maps: every member's\n"
+    "            entries with the processes holding each socket (HOLDERS:\n"
+    "            PID:FD,...)\n"
     "  sockets   every tracked socket: its fds, cookie (SO_COOKIE), family, type,\n"
     "            state (a TCP socket's from the kernel), local and remote\n"
     "            address, psock\n"
@@ -80,6 +82,28 @@ void print_maps(const nlohmann::json& maps) {
       t.add({pairs(e["key"]), std::to_string(e.value("cookie", 0ULL)), fd_list(e["fds"]),
              or_dash(e.value("local", "")), or_dash(e.value("remote", "")),
              or_dash(e.value("state", ""))});
+    fputs(t.render("    ").c_str(), stdout);
+  }
+}
+
+// The domain's maps: every member's entries, with the processes holding each
+// socket as PID:FD.
+void print_domain_maps(const nlohmann::json& d) {
+  if (d.is_null()) return;
+  printf("domain maps (%s)\n", d.value("key", "").c_str());
+  if (d["maps"].empty()) printf("  (no socket entered a map yet)\n");
+  for (const auto& m : d["maps"]) {
+    printf("  %s  %s  max_entries %u  entries %u\n", m.value("name", "").c_str(),
+           m.value("type", "").c_str(), m.value("max_entries", 0u), m.value("count", 0u));
+    if (m["entries"].empty()) continue;
+    Table t({"KEY", "COOKIE", "HOLDERS"});
+    for (const auto& e : m["entries"]) {
+      std::string holders;
+      for (const auto& h : e["holders"])
+        holders += (holders.empty() ? "" : ",") + std::to_string(h.value("pid", 0)) + ":" +
+                   std::to_string(h.value("fd", -1));
+      t.add({pairs(e["key"]), std::to_string(e.value("cookie", 0ULL)), or_dash(holders)});
+    }
     fputs(t.render("    ").c_str(), stdout);
   }
 }
@@ -169,6 +193,7 @@ void print_text(const nlohmann::json& dump) {
          one_line(p.value("command", ""), 72).c_str(),
          p["policy"].is_string() ? p["policy"].get<std::string>().c_str() : "none");
   if (dump.contains("maps")) print_maps(dump["maps"]);
+  if (dump.contains("domain_maps")) print_domain_maps(dump["domain_maps"]);
   if (dump.contains("sockets")) print_sockets(dump["sockets"]);
   if (dump.contains("storage")) print_storage(dump["storage"]);
   if (dump.contains("psocks")) print_psocks(dump["psocks"]);

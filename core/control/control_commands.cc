@@ -164,7 +164,10 @@ json dump(const json& args) {
   json out = json::object();
   out["process"] = info();
   for (const std::string& s : sections) {
-    if (s == "maps") out["maps"] = dump_maps();
+    if (s == "maps") {
+      out["maps"] = dump_maps();
+      out["domain_maps"] = dump_domain_maps();
+    }
     if (s == "sockets") out["sockets"] = dump_sockets();
     if (s == "storage") out["storage"] = dump_storage();
     if (s == "stats") {

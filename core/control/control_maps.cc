@@ -8,6 +8,7 @@
 #include "core/control/control_programs.h"
 #include "core/control/map_text.h"
 #include "core/control/socket_index.h"
+#include "core/domain/domain_maps.h"
 #include "core/maps/bpf_syscall.h"
 #include "core/maps/loaded_policy.h"
 #include "core/maps/sk_storage.h"
@@ -114,6 +115,53 @@ json dump_maps() {
   }
   for (json& m : dump_bpf_maps(sockets)) out.push_back(std::move(m));
   return out;
+}
+
+json dump_domain_maps() {
+  std::vector<domain::SharedMap> maps;
+  std::string key, error;
+  if (!domain::domain_maps_read(&maps, &key, &error))
+    throw ControlError("EUCLEAN", "the domain's maps cannot be read: " + error);
+  if (key.empty()) return nullptr;
+  auto lp = current_policy();
+  json out = json::array();
+  for (const domain::SharedMap& m : maps) {
+    auto type = static_cast<MapType>(m.type);
+    // The key decoded by this process's definition of the map, if it has the same.
+    const policy::MapSpec* spec = nullptr;
+    int i = lp ? lp->policy->map_index(m.name) : -1;
+    if (i >= 0) {
+      const policy::MapSpec& s = lp->policy->maps[static_cast<size_t>(i)];
+      if (s.type == type && s.key_size == m.key_size && s.max_entries == m.max_entries) spec = &s;
+    }
+    json entries = json::array();
+    for (const domain::SharedEntry& e : m.entries) {
+      json k;
+      if (type == MapType::sockmap && e.key.size() == sizeof(uint32_t)) {
+        uint32_t idx;
+        std::memcpy(&idx, e.key.data(), sizeof idx);
+        k = idx;
+      } else if (spec) {
+        k = decode_key(*spec, e.key.data());
+      } else {
+        static const char kHex[] = "0123456789abcdef";
+        std::string hex;
+        for (unsigned char c : e.key) hex += {kHex[c >> 4], kHex[c & 15]};
+        k = hex;
+      }
+      json holders = json::array();
+      for (const domain::Holder& h : e.holders) holders.push_back({{"pid", h.pid}, {"fd", h.fd}});
+      entries.push_back({{"key", std::move(k)}, {"cookie", e.cookie}, {"holders", holders}});
+    }
+    bool known = m.type <= static_cast<uint32_t>(MapType::hash);  // from shared memory
+    out.push_back({{"name", m.name},
+                   {"type", known ? policy::map_type_name(type) : "unknown"},
+                   {"key_size", m.key_size},
+                   {"max_entries", m.max_entries},
+                   {"count", m.entries.size()},
+                   {"entries", std::move(entries)}});
+  }
+  return {{"key", key}, {"maps", std::move(out)}};
 }
 
 json dump_storage() {

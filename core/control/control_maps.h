@@ -7,6 +7,11 @@
 namespace sockshim::control {
 
 nlohmann::json dump_maps();
+// The domain's shared maps, every process's entries with their holders:
+// {"key", "maps": [{"name", "type", "key_size", "max_entries", "count",
+// "entries": [{"key", "cookie", "holders": [{"pid", "fd"}]}]}]}, null
+// without a domain. A domain that cannot be read throws EUCLEAN (why).
+nlohmann::json dump_domain_maps();
 nlohmann::json dump_storage();
 
 // args: {"op": "lookup"|"update"|"delete", "map": NAME, "key": TEXT,

@@ -91,7 +91,7 @@ int Arena::check(std::string_view key) noexcept {
   if (int r = check_header(key); r < 0) return r;
   const ArenaHeader* h = header();
   uint64_t used = 0, next_free = h->free_head;
-  bool root_found = h->root == 0;
+  bool root_found = h->root == 0, maps_found = h->maps_root == 0;
   for (uint64_t off = kHeapStart; off != size_;) {
     BlockHeader* b = block(off, "a block");
     if (!b) return -EUCLEAN;
@@ -101,6 +101,7 @@ int Arena::check(std::string_view key) noexcept {
                        static_cast<unsigned long long>(off));
       used += block_size(b);
       root_found |= h->root == off + sizeof(BlockHeader);
+      maps_found |= h->maps_root == off + sizeof(BlockHeader);
     } else {
       if (next_free != off)
         return corrupt("the free block at offset %llu is not where the free list goes (%llu)",
@@ -123,6 +124,9 @@ int Arena::check(std::string_view key) noexcept {
   if (!root_found)
     return corrupt("the root offset %llu is not a used block",
                    static_cast<unsigned long long>(h->root));
+  if (!maps_found)
+    return corrupt("the maps root offset %llu is not a used block",
+                   static_cast<unsigned long long>(h->maps_root));
   return 0;
 }
 

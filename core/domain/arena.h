@@ -25,8 +25,8 @@
 namespace sockshim::domain {
 
 inline constexpr uint64_t kArenaMagic = 0x4d49485348434f53;  // "SOCKSHIM" in memory
-inline constexpr uint32_t kArenaVersion = 1;
-inline constexpr size_t kMaxKeyBytes = 4200;  // "policy:" and a PATH_MAX path
+inline constexpr uint32_t kArenaVersion = 2;                 // 2: maps_root
+inline constexpr size_t kMaxKeyBytes = 4200;                 // "policy:" and a PATH_MAX path
 inline constexpr uint64_t kBlockAlign = 16;
 
 struct ArenaHeader {
@@ -41,6 +41,7 @@ struct ArenaHeader {
   uint64_t free_head;   // first free block, 0: none
   uint64_t used_bytes;  // in used blocks, headers included
   uint64_t root;        // the domain's root object (its member table), 0: none
+  uint64_t maps_root;   // its shared maps (shared_maps.h), 0: none yet
   uint32_t key_len;
   char key[kMaxKeyBytes];
 };
@@ -72,7 +73,7 @@ class Arena {
   // The header as a member must find it: magic, version, sizes, key. Reads
   // only the header, without the lock: safe on any memory of size() bytes.
   int check_header(std::string_view key) noexcept;
-  // The whole arena: header, tiling, free list, used bytes, root.
+  // The whole arena: header, tiling, free list, used bytes, the roots.
   int check(std::string_view key) noexcept;
   // After owner death: re-derives the free list and the used bytes from the
   // tiling, frees every used block whose payload offset is not in keep

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -43,17 +44,20 @@ std::string* g_key = nullptr;
 std::string* g_dir = nullptr;
 std::string* g_error = nullptr;  // why attach failed
 std::string* g_comm = nullptr;   // a fork child's is its parent's
+Holder g_self;                   // pid and start time, as joined
 
 // When this thread last began a fork: a fork child's start time lies after it.
 thread_local uint64_t t_fork_ns = 0;
 
-// fresh: a fork child, which has no slot yet.
-int join_self(Domain* d, bool fresh) noexcept {
+// fresh: a fork child, which has no slot yet; parent: its parent.
+int join_self(Domain* d, bool fresh, const Holder* parent = nullptr) noexcept {
   try {
     if (!g_comm) g_comm = new std::string(own_comm());
     uint64_t start = fresh ? start_time_between(t_fork_ns, boottime_ns()) : 0;
     if (!start) start = process_start_time(getpid());
-    return d->join(getpid(), start, g_policy ? *g_policy : "", g_comm->c_str(), fresh);
+    g_self = {getpid(), start, -1};
+    return d->join(g_self.pid, g_self.start_time, g_policy ? *g_policy : "", g_comm->c_str(), fresh,
+                   parent);
   } catch (const std::bad_alloc&) {
     return -ENOMEM;
   }
@@ -64,6 +68,25 @@ std::string join_error(Domain* d, int r) {
   if (r == -ENOSPC)
     return "its member table is full (" + std::to_string(kMaxMembers) + " live members)";
   return r == -EUCLEAN || r == -ETIMEDOUT ? d->why() : strerror(-r);
+}
+
+// Whether fd still refers to the socket cookie (not closed by an exec).
+bool holds(int fd, uint64_t cookie) {
+  uint64_t c = 0;
+  socklen_t len = sizeof c;
+  return fd >= 0 && real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len) == 0 && c == cookie;
+}
+
+// An exec'd image lets go of the sockets whose fds the exec closed
+// (O_CLOEXEC); at a first start it holds none.
+void after_exec(Domain* d) noexcept {
+  Holder self = g_self;
+  d->run(
+      [](Arena& a, void* ctx) {
+        auto* h = static_cast<Holder*>(ctx);
+        return sock_holders_after_exec(a, h->pid, h->start_time, holds);
+      },
+      &self);
 }
 
 void attach_failed(const std::string& key, const std::string& why) {
@@ -120,7 +143,10 @@ Domain* Domain::open(const std::string& dir, const std::string& key, std::string
     auto* d = new Domain(dir, key, file);
     int r = d->locked([d] {
       if (int c = d->arena_.check(d->key_); c < 0) return c;
-      return member_table_checked(d->arena_) ? 0 : -EUCLEAN;
+      std::vector<uint64_t> reached;
+      return member_table_checked(d->arena_) && shared_maps_check(d->arena_, false, &reached)
+                 ? 0
+                 : -EUCLEAN;
     });
     if (r < 0) {
       *why = d->why();
@@ -191,9 +217,19 @@ int Domain::locked(Op&& op) noexcept {
 }
 
 int Domain::join(pid_t pid, uint64_t start_time, const std::string& policy, const char* comm,
-                 bool fresh) noexcept {
-  int r = locked([&] { return member_join(arena_, pid, start_time, policy, comm, fresh); });
+                 bool fresh, const Holder* parent) noexcept {
+  int r = locked([&] {
+    int slot = member_join(arena_, pid, start_time, policy, comm, fresh);
+    if (slot < 0 || !parent) return slot;
+    // Short of arena memory the child still joins, holding fewer sockets.
+    int i = sock_holders_inherit(arena_, *parent, {pid, start_time, -1});
+    return i == -EUCLEAN ? i : slot;
+  });
   return r < 0 ? r : 0;
+}
+
+int Domain::run(int (*op)(Arena& arena, void* ctx), void* ctx) noexcept {
+  return locked([&] { return op(arena_, ctx); });
 }
 
 int Domain::members(std::vector<Member>* out) noexcept {
@@ -218,6 +254,7 @@ void attach(const std::string& runtime_dir, const char* policy_path) noexcept {
     if (!d) return attach_failed(key, why);
     if (int r = join_self(d, false); r < 0) return attach_failed(key, join_error(d, r));
     g_domain.store(d, std::memory_order_release);
+    after_exec(d);
     log::info("domain {} attached at {}", key, *g_dir);
   } catch (const std::bad_alloc&) {
   }
@@ -230,13 +267,22 @@ void before_fork() noexcept {
 void after_fork_child() noexcept {
   Domain* d = g_domain.load(std::memory_order_acquire);
   if (!d) return;
-  if (int r = join_self(d, true); r < 0) {
+  Holder parent = g_self;
+  if (int r = join_self(d, true, &parent); r < 0) {
     g_domain.store(nullptr, std::memory_order_release);
     try {
       attach_failed(d->key(), join_error(d, r));
     } catch (const std::bad_alloc&) {
     }
   }
+}
+
+Domain* own_domain() noexcept {
+  return g_domain.load(std::memory_order_acquire);
+}
+
+Holder own_holder() noexcept {
+  return g_self;
 }
 
 DomainState domain_state() {

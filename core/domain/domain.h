@@ -19,6 +19,7 @@
 #include "core/domain/arena.h"
 #include "core/domain/domain_files.h"
 #include "core/domain/members.h"
+#include "core/domain/shared_maps.h"
 
 namespace sockshim::domain {
 
@@ -44,8 +45,13 @@ class Domain {
   Domain& operator=(const Domain&) = delete;
 
   // Registers pid as a member (see member_join). Returns 0 or -errno.
+  // A fork child passes its parent: it then holds what the parent holds in
+  // the shared maps (sock_holders_inherit), under the same lock.
   int join(pid_t pid, uint64_t start_time, const std::string& policy, const char* comm,
-           bool fresh = false) noexcept;
+           bool fresh = false, const Holder* parent = nullptr) noexcept;
+  // Runs op(arena, ctx) under the lock, as every operation: 0 or -errno; a
+  // corrupt arena (-EUCLEAN) fails the domain closed.
+  int run(int (*op)(Arena& arena, void* ctx), void* ctx) noexcept;
   // The live members, dead ones reaped first. 0 or -errno.
   int members(std::vector<Member>* out) noexcept;
 
@@ -80,6 +86,11 @@ void attach(const std::string& runtime_dir, const char* policy_path) noexcept;
 void before_fork() noexcept;
 // In a fork child: joins the parent's domain as a member of its own.
 void after_fork_child() noexcept;
+
+// The process's attached domain, or nullptr; and the process as a holder of
+// sockets (pid and start time, no fd).
+Domain* own_domain() noexcept;
+Holder own_holder() noexcept;
 
 // The process's domain as `sockshim ps` shows it.
 struct DomainState {

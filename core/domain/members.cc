@@ -8,7 +8,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <new>
 
+#include "core/domain/shared_maps.h"
 #include "core/sock/real.h"
 
 namespace sockshim::domain {
@@ -147,11 +150,19 @@ int members_reap(Arena& arena) noexcept {
   MemberTable* t = member_table(arena);
   if (!t) return -EUCLEAN;
   int reaped = 0;
+  Holder dead[64];  // their sockets are let go of, in batches
+  size_t n_dead = 0;
   for (MemberSlot& s : t->slot) {
     if (!s.live || process_start_time(s.pid) == s.start_time) continue;
+    dead[n_dead++] = {s.pid, s.start_time, -1};
     free_slot(arena, t, s);
     ++reaped;
+    if (n_dead == std::size(dead)) {
+      if (int r = sock_holders_drop_dead(arena, dead, n_dead); r < 0) return r;
+      n_dead = 0;
+    }
   }
+  if (int r = sock_holders_drop_dead(arena, dead, n_dead); r < 0) return r;
   if (reaped) arena.header()->generation.fetch_add(1, std::memory_order_release);
   return reaped;
 }
@@ -180,18 +191,22 @@ bool members_repair(Arena& arena) noexcept {
   if (arena.rebuild(nullptr, 0) < 0) return false;  // the tiling first: the table lives in it
   MemberTable* t = member_table_checked(arena);
   if (!t) return false;
-  uint64_t keep[kMaxMembers + 1];
-  size_t n = 0;
-  keep[n++] = arena.header()->root;
-  uint32_t live = 0;
-  for (const MemberSlot& s : t->slot) {
-    if (!s.live) continue;
-    ++live;
-    if (s.policy) keep[n++] = s.policy;
+  std::vector<uint64_t> keep;  // every block the table and the shared maps reach
+  try {
+    keep.push_back(arena.header()->root);
+    uint32_t live = 0;
+    for (const MemberSlot& s : t->slot) {
+      if (!s.live) continue;
+      ++live;
+      if (s.policy) keep.push_back(s.policy);
+    }
+    t->live = live;
+  } catch (const std::bad_alloc&) {
+    return false;
   }
-  t->live = live;
-  std::sort(keep, keep + n);
-  return arena.rebuild(keep, n) == 0;
+  if (!shared_maps_check(arena, true, &keep)) return false;
+  std::sort(keep.begin(), keep.end());
+  return arena.rebuild(keep.data(), keep.size()) == 0;
 }
 
 }  // namespace sockshim::domain

@@ -66,12 +66,14 @@ MemberTable* member_table_checked(Arena& arena) noexcept;
 // index, -ENOSPC when the table is full of live members, -ENOMEM, -EUCLEAN.
 int member_join(Arena& arena, pid_t pid, uint64_t start_time, const std::string& policy,
                 const char* comm, bool fresh = false) noexcept;
-// Frees the slot of every member that is no longer alive. Returns how many.
+// Frees the slot of every member that is no longer alive, and its holds on
+// the shared maps' sockets (shared_maps.h). Returns how many.
 int members_reap(Arena& arena) noexcept;
 // The live members (after reaping), by pid.
 int members_list(Arena& arena, std::vector<Member>* out) noexcept;
-// After a member died holding the lock: checks the table and gives back every
-// block the table does not reach (one it had allocated but not yet linked).
+// After a member died holding the lock: checks and repairs the table and the
+// shared maps (shared_maps_check) and gives back every block neither reaches
+// (one it had allocated but not yet linked).
 bool members_repair(Arena& arena) noexcept;
 
 }  // namespace sockshim::domain

@@ -71,6 +71,8 @@ int MapTable::create(const std::vector<policy::MapSpec>& specs,
         *error = "map '" + spec.name + "': out of memory";
         return r;
       }
+      // The policy's socket maps are the domain's (bpf() ones stay the process's).
+      if (auto* sm = dynamic_cast<SockMapBase*>(m.get())) sm->share_in_domain();
     }
     t->order_.push_back(m.get());
     t->by_name_.emplace(spec.name, std::move(m));

@@ -89,11 +89,14 @@ int SockHash::update_common(const void* key, Socket* sk, uint64_t flags, int fd)
       e->next = b.head();  // hlist_add_head: the newest key of a bucket comes first
       b.set_head(e);
       if (old) remove(b, old);
-      return 0;
     } else {
       count_.fetch_sub(1, std::memory_order_relaxed);
       ret = -ENOMEM;
     }
+  }
+  if (ret == 0) {
+    shared_update(key, sk->cookie, fd);
+    return 0;
   }
   psock_put(psock);
   return ret;
@@ -117,10 +120,15 @@ int SockHash::lookup_sys(const void* key, void* value) noexcept {
 int SockHash::delete_sys(const void* key) noexcept {
   uint32_t h = hash(key);
   Bucket& b = bucket(h);
-  std::lock_guard g(b);
-  Elem* e = find(b, h, key);
-  if (!e) return -ENOENT;
-  remove(b, e);
+  uint64_t cookie;
+  {
+    std::lock_guard g(b);
+    Elem* e = find(b, h, key);
+    if (!e) return -ENOENT;
+    cookie = e->cookie;
+    remove(b, e);
+  }
+  shared_delete(key, cookie);
   return 0;
 }
 

@@ -54,8 +54,11 @@ int SockMap::update_common(const void* key, Socket* sk, uint64_t flags, int fd) 
         unref(old, &slot);
       else
         count_.fetch_add(1, std::memory_order_relaxed);
-      return 0;
     }
+  }
+  if (ret == 0) {
+    shared_update(&idx, sk->cookie, fd);
+    return 0;
   }
   psock_put(psock);
   return ret;
@@ -74,9 +77,14 @@ int SockMap::lookup_sys(const void* key, void* value) noexcept {
 int SockMap::delete_sys(const void* key) noexcept {
   uint32_t idx = read_index(key);
   if (idx >= max_entries()) return -EINVAL;
-  std::lock_guard g(lock_);
-  if (!slots_[idx].psock) return -EINVAL;
-  clear_slot(slots_[idx]);
+  uint64_t cookie;
+  {
+    std::lock_guard g(lock_);
+    if (!slots_[idx].psock) return -EINVAL;
+    cookie = slots_[idx].cookie.load(std::memory_order_relaxed);
+    clear_slot(slots_[idx]);
+  }
+  shared_delete(&idx, cookie);
   return 0;
 }
 

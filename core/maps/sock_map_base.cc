@@ -6,6 +6,7 @@
 #include <cstring>
 #include <new>
 
+#include "core/domain/domain_maps.h"
 #include "core/psock/sk_msg_queue.h"
 #include "core/sock/sock_query.h"
 #include "core/sock/socket.h"
@@ -201,6 +202,18 @@ void SockMapBase::unref(Psock* psock, const void* link_raw) noexcept {
   psock_put(psock);
 }
 
+void SockMapBase::shared_update(const void* key, uint64_t cookie, int fd) noexcept {
+  if (!shared_) return;
+  domain::domain_map_update({name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key,
+                            cookie, fd);
+}
+
+void SockMapBase::shared_delete(const void* key, uint64_t cookie) noexcept {
+  if (!shared_) return;
+  domain::domain_map_delete({name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key,
+                            cookie);
+}
+
 void SockMapBase::after_fork_child() noexcept {
   new (&progs_lock_) std::mutex();
 }
@@ -212,6 +225,7 @@ void SockMapBase::wait_unlinkers() const noexcept {
 void sock_map_close(Socket* sk) noexcept {
   if (!sk->psock.load(std::memory_order_acquire)) return;
   PsockRef psock;
+  bool shared = false;  // in a map of the domain: this process holds it no more
   {
     std::lock_guard g(sk->lock());
     psock = psock_get(sk);
@@ -225,6 +239,7 @@ void sock_map_close(Socket* sk) noexcept {
         if (psock->links.empty()) break;
         link = psock->links.back();
         psock->links.pop_back();
+        shared |= link.map->shared_;
         link.map->unlinkers_.fetch_add(1, std::memory_order_acq_rel);
       }
       link.map->unlink(psock.get(), link);
@@ -239,6 +254,7 @@ void sock_map_close(Socket* sk) noexcept {
     sk_psock_rx_reading(psock.get(), false);
     poll_link(sk);
   }
+  if (shared) domain::domain_sock_closed(sk->cookie);
   // The corked bytes are freed, outside the socket's lock (the lock order:
   // a sender takes socket locks under its tx_lock).
   std::lock_guard tg(psock->tx_lock);

@@ -53,7 +53,16 @@ class SockMapBase : public BpfMap {
   int update_sys(const void* key, const void* value, uint64_t flags) noexcept override;
   void after_fork_child() noexcept override;
 
+  // A map of the policy: its entries are recorded in the process's domain
+  // (core/domain/domain_maps.h), by the process that makes each change.
+  void share_in_domain() noexcept { shared_ = true; }
+
  protected:
+  // After the map's own change, outside its lock: the domain's table follows
+  // (an insertion through fd; a delete of the socket cookie at key).
+  void shared_update(const void* key, uint64_t cookie, int fd) noexcept;
+  void shared_delete(const void* key, uint64_t cookie) noexcept;
+
   // sock_map_link: finds or creates sk's psock, refuses role conflicts (EBUSY),
   // copies the map's programs into it. On success *out carries a new reference.
   int link(Socket* sk, int fd, Psock** out) noexcept;
@@ -76,6 +85,7 @@ class SockMapBase : public BpfMap {
   friend void sock_map_close(Socket* sk) noexcept;
   mutable std::mutex progs_lock_;
   MapProgs progs_;
+  bool shared_ = false;
   std::atomic<uint32_t> unlinkers_{0};
 };
 
