@@ -337,6 +337,7 @@ const std::vector<Row>& rows() {
        sockmap_rules},
       {"sockops_redir", "sockops", {"sockops_insert", "msg_to_peer"}, true, sockops_redir},
       {"sockops_link", "sockops", {"sockops_insert"}, true, sockops_link},
+      kSendMatrix,
   };
   return all;
 }

@@ -16,12 +16,15 @@ struct Ctx {
 
 struct Row {
   const char* name;
-  const char* object;                 // the .bpf.o it needs: "msg", "skb" or "sockops"
+  const char* object;                 // the .bpf.o it needs: "msg", "skb", "sockops" or "send"
   std::vector<const char*> programs;  // the programs it loads (the others are not)
   bool cgroup;                        // attaches to a cgroup
   void (*run)(Ctx&);
 };
 
 const std::vector<Row>& rows();
+
+// The test_sockmap send matrix through the bytecode backend (matrix.cc).
+extern const Row kSendMatrix;
 
 }  // namespace bpfrows

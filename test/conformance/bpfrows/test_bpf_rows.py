@@ -56,7 +56,7 @@ def main():
     if "bpf_object__load: 0" not in kernel_lines:
         harness.fail(f"{obj} does not load on the kernel:\n" + "\n".join(kernel_lines) +
                      "\n" + kernel.stderr.decode()[-3000:])
-    still_open = [line for line in kernel_lines if line.endswith('" open')]
+    still_open = [line for line in kernel_lines if line.endswith('" open') or ":open" in line]
     if still_open:
         harness.fail("the row leaves readers open on the kernel: " + "; ".join(still_open))
 

@@ -98,7 +98,7 @@ bool Reader::wait_bytes(size_t n) const {
   return got_ >= n;
 }
 
-void Reader::report() {
+Reader::Result Reader::result() {
   const auto deadline = Clock::now() + kLimit;
   for (;;) {
     {
@@ -109,10 +109,15 @@ void Reader::report() {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   stop_ = true;
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
   std::lock_guard<std::mutex> lock(mu_);
-  line(std::string(name_) + ": " + std::to_string(bytes_.size()) + " bytes \"" + show(bytes_) +
-       "\" " + (end_.empty() ? "open" : end_));
+  return {bytes_, end_.empty() ? "open" : end_};
+}
+
+void Reader::report() {
+  const Result r = result();
+  line(std::string(name_) + ": " + std::to_string(r.bytes.size()) + " bytes \"" + show(r.bytes) +
+       "\" " + r.end);
 }
 
 }  // namespace bpfrows

@@ -39,9 +39,14 @@ class Reader {
 
   // Waits (bounded) until at least n bytes came; false on the bound.
   bool wait_bytes(size_t n) const;
-  // Waits for the end, then prints "NAME: N bytes "BYTES" END" (END: EOF,
-  // "error ENAME", or "open" when neither came within the bound).
+  struct Result {
+    std::string bytes, end;  // end: EOF, "error ENAME", or "open" (neither within the bound)
+  };
+  // Waits (bounded) for the end; what came.
+  Result result();
+  // result() as a line: "NAME: N bytes "BYTES" END".
   void report();
+  const char* name() const { return name_; }
 
  private:
   void loop();
