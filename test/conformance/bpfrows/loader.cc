@@ -31,11 +31,7 @@ namespace {
 
 using bpfrows::call;
 using bpfrows::line;
-
-[[noreturn]] void fail(const std::string& what) {
-  std::fprintf(stderr, "bpf_rows_loader: %s: %s\n", what.c_str(), strerror(errno));
-  std::exit(2);
-}
+using bpfrows::setup_failed;
 
 // Where cgroup v2 is mounted ("/sys/fs/cgroup" or, hybrid, ".../unified").
 std::string cgroup2_mount() {
@@ -44,7 +40,7 @@ std::string cgroup2_mount() {
   while (mounts >> dev >> dir >> type && std::getline(mounts, rest))
     if (type == "cgroup2") return dir;
   errno = ENOENT;
-  fail("no cgroup2 mount");
+  setup_failed("no cgroup2 mount");
 }
 
 // This process's cgroup v2 directory, from its "0::PATH" line.
@@ -54,13 +50,13 @@ std::string own_cgroup() {
   while (std::getline(f, l))
     if (l.rfind("0::", 0) == 0) return cgroup2_mount() + l.substr(3);
   errno = ENOENT;
-  fail("no cgroup v2 line in /proc/self/cgroup");
+  setup_failed("no cgroup v2 line in /proc/self/cgroup");
 }
 
 void join(const std::string& dir) {
   std::ofstream procs(dir + "/cgroup.procs");
   procs << getpid() << std::endl;
-  if (!procs) fail("joining " + dir);
+  if (!procs) setup_failed("joining " + dir);
 }
 
 // The cgroup a sockops row attaches to, and (new) the one to go back to.
@@ -74,12 +70,12 @@ struct Cgroup {
     if (make) {
       made = parent + (parent.back() == '/' ? "" : "/") + "sockshim-bpfrows-" +
              std::to_string(getpid());
-      if (mkdir(made.c_str(), 0755)) fail("mkdir " + made);
+      if (mkdir(made.c_str(), 0755)) setup_failed("mkdir " + made);
       join(made);
       dir = made;
     }
     fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) fail("open " + dir);
+    if (fd < 0) setup_failed("open " + dir);
   }
   ~Cgroup() {
     if (fd >= 0) close(fd);

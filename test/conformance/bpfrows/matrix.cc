@@ -110,11 +110,6 @@ std::string digest(const std::string& b) {
   return s;
 }
 
-[[noreturn]] void setup_failed(const char* what) {
-  std::fprintf(stderr, "bpf_rows_loader: %s: %s\n", what, strerror(errno));
-  std::exit(2);
-}
-
 void connect_pair(test_support::LoopbackPair& pair) {
   if (!pair.connect()) setup_failed("a loopback TCP pair");
   const timeval bound{5, 0};  // a blocked send fails instead of hanging the row

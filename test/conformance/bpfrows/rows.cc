@@ -24,11 +24,6 @@ namespace {
 // The counters array of rows_common.bpf.h.
 enum { RUNS, BYTES, HELPER_RESULT, WINDOW, NR_COUNTERS };
 
-[[noreturn]] void setup_failed(const char* what) {
-  std::fprintf(stderr, "bpf_rows_loader: %s: %s\n", what, strerror(errno));
-  std::exit(2);
-}
-
 int prog_fd(Ctx& c, const char* name) {
   bpf_program* p = bpf_object__find_program_by_name(c.obj, name);
   return p ? bpf_program__fd(p) : -1;

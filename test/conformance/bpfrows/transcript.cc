@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 namespace bpfrows {
 namespace {
@@ -26,6 +27,11 @@ std::string errno_name(int e) {
 void line(const std::string& text) {
   std::printf("%s\n", text.c_str());
   std::fflush(stdout);
+}
+
+void setup_failed(const std::string& what) {
+  std::fprintf(stderr, "bpf_rows_loader: %s: %s\n", what.c_str(), strerror(errno));
+  std::exit(2);
 }
 
 int call(const std::string& what, int r, bool returns_fd) {

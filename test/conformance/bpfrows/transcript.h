@@ -27,6 +27,10 @@ std::string show(const std::string& bytes);
 // Prints a line of the transcript.
 void line(const std::string& text);
 
+// A step that is not the row's (a socket pair, the cgroup) failed: says so
+// with errno on stderr and exits 2.
+[[noreturn]] void setup_failed(const std::string& what);
+
 // Reads fd until EOF, an error or the deadline, retrying recv(MSG_DONTWAIT)
 // every millisecond: a row measures what the receive path delivers, not
 // readiness.
