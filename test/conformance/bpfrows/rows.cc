@@ -315,6 +315,7 @@ const std::vector<Row>& rows() {
       {"sockops_redir", "sockops", {"sockops_insert", "msg_to_peer"}, true, sockops_redir},
       {"sockops_link", "sockops", {"sockops_insert"}, true, sockops_link},
       kSendMatrix,
+      kRecvMatrix,
   };
   return all;
 }

@@ -16,7 +16,7 @@ struct Ctx {
 
 struct Row {
   const char* name;
-  const char* object;                 // the .bpf.o it needs: "msg", "skb", "sockops" or "send"
+  const char* object;  // the .bpf.o it needs: "msg", "skb", "sockops", "send" or "recv"
   std::vector<const char*> programs;  // the programs it loads (the others are not)
   bool cgroup;                        // attaches to a cgroup
   void (*run)(Ctx&);
@@ -26,5 +26,7 @@ const std::vector<Row>& rows();
 
 // The test_sockmap send matrix through the bytecode backend (matrix.cc).
 extern const Row kSendMatrix;
+// Receive-path scenarios of test/conformance/recv the same way (recv_matrix.cc).
+extern const Row kRecvMatrix;
 
 }  // namespace bpfrows
