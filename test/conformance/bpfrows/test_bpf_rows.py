@@ -53,7 +53,7 @@ def main():
     if probe.returncode == 77:
         skip(probe.stdout.decode().strip() + " (the kernel's side needs bpf() as root)")
 
-    kernel = harness.run("plain", [loader, row, obj, "--cgroup=new"], timeout=60)
+    kernel = harness.run("plain", [loader, row, obj, "--cgroup=new"], timeout=300)
     kernel_lines = kernel.stdout.decode().splitlines()
     if "bpf_object__load: 0" not in kernel_lines:
         harness.fail(f"{obj} does not load on the kernel:\n" + "\n".join(kernel_lines) +
@@ -62,7 +62,7 @@ def main():
     if still_open:
         harness.fail("the row leaves readers open on the kernel: " + "; ".join(still_open))
 
-    shim = harness.run("shim", as_nobody([loader, row, obj, "--cgroup=own"]), timeout=60)
+    shim = harness.run("shim", as_nobody([loader, row, obj, "--cgroup=own"]), timeout=300)
     shim_lines = shim.stdout.decode().splitlines()
 
     print("\n".join(kernel_lines), flush=True)

@@ -66,7 +66,8 @@ ssize_t send_bytes(const char* name, int fd, const std::string& bytes) {
   return r;
 }
 
-Reader::Reader(const char* name, int fd) : name_(name), fd_(fd), thread_([this] { loop(); }) {}
+Reader::Reader(const char* name, int fd)
+    : name_(name), fd_(fd), wait_limit_(Clock::now() + kLimit), thread_([this] { loop(); }) {}
 
 Reader::~Reader() {
   stop_ = true;
@@ -98,8 +99,7 @@ void Reader::loop() {
 }
 
 bool Reader::wait_bytes(size_t n) const {
-  const auto deadline = Clock::now() + kLimit;
-  while (got_ < n && Clock::now() < deadline)
+  while (got_ < n && Clock::now() < wait_limit_)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   return got_ >= n;
 }

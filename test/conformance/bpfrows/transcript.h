@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -41,7 +42,8 @@ class Reader {
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
-  // Waits (bounded) until at least n bytes came; false on the bound.
+  // Waits until at least n bytes came; false when not within 5 s of the
+  // reader's start (one bound for all the waits of a row, which may fail).
   bool wait_bytes(size_t n) const;
   struct Result {
     std::string bytes, end;  // end: EOF, "error ENAME", or "open" (neither within the bound)
@@ -57,6 +59,7 @@ class Reader {
 
   const char* name_;
   int fd_;
+  std::chrono::steady_clock::time_point wait_limit_;
   std::mutex mu_;
   std::string bytes_, end_;
   std::atomic<size_t> got_{0};
