@@ -78,9 +78,13 @@ int Checker::run() {
   starts_ = {0};
   out_->type = opts_.type;
   out_->layout = &context_layout(opts_.type);
+  out_->sock = &sock_layout(opts_.type);
   out_->code.assign(n, Decoded{});
   out_->maps.clear();
   out_->static_regions.clear();
+  out_->ctx_reads = 0;
+  static_assert(sizeof(__sk_buff) <= 64 * 4 && sizeof(bpf_sock_ops) <= 64 * 4,
+                "LoadedProgram::ctx_reads has a bit per context word");
   for (uint32_t i = 0; i < n; ++i) {
     if (int r = decode(i, &out_->code[i]); r < 0) return r;
     if (out_->code[i].op == LDDW) {
@@ -344,6 +348,12 @@ int Checker::decode_ldx(uint32_t i, const bpf_insn& x, Decoded* d) {
       d->aux = kCtxDenied;
     else
       d->aux = slot ? static_cast<uint8_t>(kCtxSlot + slot - 1) : uint8_t{kCtxPlain};
+    if (d->aux == kCtxPlain)
+      for (uint32_t w = off / 4; w <= (off + (1u << k) - 1) / 4; ++w) out_->ctx_reads |= 1ull << w;
+    if (d->aux >= kCtxPlain && mode == BPF_MEM) {
+      d->imm = d->op;
+      d->op = static_cast<uint8_t>(d->aux == kCtxPlain ? LDXC_B + k : LDXC_SLOT);
+    }
   }
   return 0;
 }

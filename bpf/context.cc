@@ -36,6 +36,16 @@ class Builder {
     bytes_[off].slot = static_cast<uint8_t>(slot + 1);
     return *this;
   }
+  // Loads of `sizes` at `off` only.
+  Builder& at(size_t off, uint8_t sizes) {
+    bytes_[off].read_sizes |= sizes;
+    return *this;
+  }
+  // No access at all in [from, to).
+  Builder& clear(size_t from, size_t to) {
+    for (size_t o = from; o < to; ++o) bytes_[o] = {};
+    return *this;
+  }
   const std::array<CtxByte, N>& bytes() const { return bytes_; }
 
  private:
@@ -112,6 +122,29 @@ const std::array<CtxByte, sizeof(bpf_sock_ops)>& sock_ops_bytes() {
   return b;
 }
 
+// bpf_sock_is_valid_access: `common` drops type .. priority, as
+// bpf_sock_common_is_valid_access does for a PTR_TO_SOCK_COMMON.
+std::array<CtxByte, sizeof(bpf_sock)> bpf_sock_bytes(bool common) {
+  Builder<sizeof(bpf_sock)> b;
+  // Narrow loads at the field's start only (the kernel's switch matches the
+  // start offset), the addresses at any aligned offset, the rest 4 bytes.
+  const size_t at_start[] = {offsetof(bpf_sock, state),    offsetof(bpf_sock, family),
+                             offsetof(bpf_sock, type),     offsetof(bpf_sock, protocol),
+                             offsetof(bpf_sock, src_port), offsetof(bpf_sock, rx_queue_mapping)};
+  for (size_t off : at_start) b.at(off, kNarrow4);
+  b.read(FIELD(bpf_sock, src_ip4), kNarrow4)
+      .read(FIELD(bpf_sock, src_ip6), kNarrow4)
+      .read(FIELD(bpf_sock, dst_ip4), kNarrow4)
+      .read(FIELD(bpf_sock, dst_ip6), kNarrow4)
+      .words(FIELD(bpf_sock, bound_dev_if))
+      .words(FIELD(bpf_sock, mark))
+      .words(FIELD(bpf_sock, priority))
+      .at(offsetof(bpf_sock, dst_port), 4)
+      .read(FIELD(bpf_sock, dst_port), 1 | 2);
+  if (common) b.clear(offsetof(bpf_sock, type), offsetof(bpf_sock, src_ip4));
+  return b.bytes();
+}
+
 #undef FIELD
 
 }  // namespace
@@ -133,6 +166,17 @@ const ContextLayout& context_layout(ProgType t) {
       {ProgType::sk_msg, sizeof(sk_msg_md), sk_msg_bytes().data()},
       {ProgType::sk_skb, sizeof(__sk_buff), sk_skb_bytes().data()},
       {ProgType::sock_ops, sizeof(bpf_sock_ops), sock_ops_bytes().data()},
+  };
+  return layouts[static_cast<int>(t)];
+}
+
+const ContextLayout& sock_layout(ProgType t) {
+  static const auto full = bpf_sock_bytes(false);
+  static const auto common = bpf_sock_bytes(true);
+  static const ContextLayout layouts[] = {
+      {ProgType::sk_msg, sizeof(bpf_sock), full.data()},
+      {ProgType::sk_skb, sizeof(bpf_sock), common.data()},
+      {ProgType::sock_ops, sizeof(bpf_sock), full.data()},
   };
   return layouts[static_cast<int>(t)];
 }

@@ -63,4 +63,15 @@ struct ContextLayout {
 // is the port; local_port holds the port in host order.
 const ContextLayout& context_layout(ProgType t);
 
+// The `struct bpf_sock` behind the context's `sk` pointer, read only, as
+// bpf_sock_is_valid_access allows it: 4-byte loads of every field; narrow
+// (1, 2) loads at the start of state, family, type, protocol, src_port and
+// rx_queue_mapping and at any aligned offset of the addresses; dst_port (a
+// __be16 plus zero padding) a 4-byte load or 1/2-byte loads of its two bytes.
+// sk_skb programs get a PTR_TO_SOCK_COMMON (bpf_sock_common_is_valid_access),
+// which refuses type, protocol, mark and priority; sk_msg and sock_ops get the
+// whole struct. Byte order: src_port host order, dst_port network order in the
+// low 16 bits of a 4-byte load, addresses network order.
+const ContextLayout& sock_layout(ProgType t);
+
 }  // namespace sockshim::bpf

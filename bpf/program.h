@@ -34,13 +34,17 @@ struct HelperTable {
 
 // The other operations, in enum order after the ALU and JMP ones. ATOMIC_*:
 // aux is the BPF_ADD / ... / BPF_CMPXCHG selector; LDDW_TAIL: the second slot
-// of an lddw, never reached. The VM's dispatch table follows this order.
+// of an lddw, never reached. LDXC_*: a BPF_MEM load whose offset and size the
+// context allows (plain bytes, or a pointer slot): when the source register
+// holds the context pointer it is one host load, otherwise it runs as the
+// LDX_* op in `imm`. The VM's dispatch table follows this order.
 // clang-format off
 #define SOCKSHIM_BPF_OTHER_OPS(X) \
   X(NEG64) X(NEG32) X(MOVSX64_8) X(MOVSX64_16) X(MOVSX64_32) X(MOVSX32_8) \
   X(MOVSX32_16) X(LE16) X(LE32) X(LE64) X(BE16) X(BE32) X(BE64) X(BSWAP16) \
   X(BSWAP32) X(BSWAP64) X(LDDW) X(LDX_B) X(LDX_H) X(LDX_W) X(LDX_DW) \
-  X(LDXSX_B) X(LDXSX_H) X(LDXSX_W) X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B) \
+  X(LDXSX_B) X(LDXSX_H) X(LDXSX_W) X(LDXC_B) X(LDXC_H) X(LDXC_W) X(LDXC_DW) \
+  X(LDXC_SLOT) X(ST_B) X(ST_H) X(ST_W) X(ST_DW) X(STX_B) \
   X(STX_H) X(STX_W) X(STX_DW) X(ATOMIC_W) X(ATOMIC_DW) X(JA) X(CALL_HELPER) \
   X(CALL_LOCAL) X(EXIT) X(LDDW_TAIL)
 // clang-format on
@@ -93,6 +97,10 @@ struct StaticRegion {
 struct LoadedProgram {
   ProgType type = ProgType::sk_msg;
   const ContextLayout* layout = nullptr;  // context_layout(type)
+  const ContextLayout* sock = nullptr;    // sock_layout(type)
+  // Bit n: a load through the context pointer itself reads plain bytes of the
+  // context's 4-byte word n (RunInput::complete says why it matters).
+  uint64_t ctx_reads = 0;
   std::vector<Decoded> code;
   std::vector<uint64_t> maps;  // map handles its lddw's resolved to, sorted
   std::vector<StaticRegion> static_regions;

@@ -87,6 +87,11 @@ uint8_t* Vm::find(uint64_t addr, uint64_t len, bool write) {
   return nullptr;
 }
 
+void Vm::complete() {
+  complete_ = true;
+  if (in_.complete) in_.complete(in_.user);
+}
+
 uint8_t* Vm::mem(uint64_t addr, uint64_t len, bool write) {
   if (len == 0) return nullptr;
   return find(addr, len, write);
@@ -184,6 +189,9 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   ctx_lo_ = ctx_lo;
   ctx_size_ = ctx_size;
   set_packet(in.ctx_ptrs[kSlotData], in.ctx_ptrs[kSlotDataEnd]);
+  sock_lo_ = reinterpret_cast<uint64_t>(in.sock);
+  sock_size_ = in.sock ? sizeof(bpf_sock) : 0;
+  complete_ = in.complete == nullptr;
   nregions_ = 0;
   helper_fault_ = false;
   fault_ = {};
@@ -199,7 +207,9 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   const Decoded* const code = prog.code.data();
   const Decoded* d = code;  // the instruction running
   int depth = 0;
-  uint64_t left = budget_;
+  // Signed: instructions running in sequence may take it below 0 (below).
+  int64_t left = budget_ > INT64_MAX ? INT64_MAX : static_cast<int64_t>(budget_);
+  const int64_t budget = left;
   RunResult res;
 
   static const void* const kDispatch[] = {
@@ -213,12 +223,19 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   static_assert(sizeof(kDispatch) / sizeof(kDispatch[0]) == kOpCount);
 
 // DISPATCH runs the instruction at d, NEXT the one after it, JUMP(t) the one
-// at index t; each charges the budget.
-#define DISPATCH                                     \
-  do {                                               \
-    if (__builtin_expect(left == 0, 0)) goto budget; \
-    --left;                                          \
-    goto* kDispatch[d->op];                          \
+// at index t; each charges the budget. Only CHECK_BUDGET compares it: before
+// a taken jump, a call, an exit, a store, an lddw and at the end, so that no
+// loop runs past it and no effect outside the registers happens past it.
+// Between two checks instructions run in sequence, which lets `budget:` name
+// the first one that ran without budget, as if each had been checked.
+#define DISPATCH            \
+  do {                      \
+    --left;                 \
+    goto* kDispatch[d->op]; \
+  } while (0)
+#define CHECK_BUDGET                                \
+  do {                                              \
+    if (__builtin_expect(left < 0, 0)) goto budget; \
   } while (0)
 #define NEXT  \
   do {        \
@@ -227,6 +244,7 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   } while (0)
 #define JUMP(t)     \
   do {              \
+    CHECK_BUDGET;   \
     d = code + (t); \
     DISPATCH;       \
   } while (0)
@@ -324,6 +342,7 @@ L_BSWAP64:
   DST = __builtin_bswap64(DST);
   NEXT;
 L_LDDW:
+  CHECK_BUDGET;  // the sequence breaks here
   DST = K;
   d += 2;
   DISPATCH;
@@ -352,9 +371,15 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
         DST = in_.ctx_ptrs[b.slot - 1];                                      \
         NEXT;                                                                \
       }                                                                      \
+      if (!complete_) complete();                                            \
       memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
     } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T) ||     \
                inside(addr, sizeof(T), pkt_lo_, pkt_hi_)) {                  \
+      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
+    } else if (addr - sock_lo_ < sock_size_) {                               \
+      if (!(prog.sock->bytes[addr - sock_lo_].read_sizes & sizeof(T)))       \
+        FAULT(FaultKind::ctx_load, addr);                                    \
+      if (!complete_) complete();                                            \
       memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
     } else {                                                                 \
       const uint8_t* p = find(addr, sizeof(T), false);                       \
@@ -372,14 +397,35 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
   LOAD(LDXSX_H, uint16_t, int16_t)
   LOAD(LDXSX_W, uint32_t, int32_t)
 #undef LOAD
+  // Through the context pointer, as compiled programs load context fields;
+  // through anything else, the general load in imm.
+#define LOAD_CTX(name, T)                                                                \
+  L_##name : if (__builtin_expect(SRC != ctx_lo || !ctx_lo, 0)) goto* kDispatch[d->imm]; \
+  {                                                                                      \
+    T v;                                                                                 \
+    memcpy(&v, reinterpret_cast<const void*>(ctx_lo + d->off), sizeof(T));               \
+    DST = v;                                                                             \
+    NEXT;                                                                                \
+  }
+  LOAD_CTX(LDXC_B, uint8_t)
+  LOAD_CTX(LDXC_H, uint16_t)
+  LOAD_CTX(LDXC_W, uint32_t)
+  LOAD_CTX(LDXC_DW, uint64_t)
+#undef LOAD_CTX
+L_LDXC_SLOT:
+  if (__builtin_expect(SRC != ctx_lo || !ctx_lo, 0)) goto* kDispatch[d->imm];
+  DST = in_.ctx_ptrs[d->aux - kCtxSlot];
+  NEXT;
   // The kernel takes context stores from registers only (BPF_STX).
 #define STORE(name, T, value, from_st)                                    \
   L_##name : {                                                            \
+    CHECK_BUDGET;                                                         \
     const uint64_t addr = DST + static_cast<int64_t>(d->off);             \
     const T t = static_cast<T>(value);                                    \
     if (addr - ctx_lo < ctx_size) {                                       \
       if (from_st || !(ctx_bytes[addr - ctx_lo].write_sizes & sizeof(T))) \
         FAULT(FaultKind::ctx_store, addr);                                \
+      if (!complete_) complete();                                         \
       memcpy(reinterpret_cast<void*>(addr), &t, sizeof(T));               \
     } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T)) {  \
       memcpy(reinterpret_cast<void*>(addr), &t, sizeof(T));               \
@@ -403,6 +449,7 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
   // Copies in and out, so that no register's address escapes the loop.
 #define ATOMIC(name, T)                                                              \
   L_##name : {                                                                       \
+    CHECK_BUDGET;                                                                    \
     uint64_t src = SRC, r0 = r[0];                                                   \
     if (!atomic<T>(DST + static_cast<int64_t>(d->off), d->aux, &src, &r0)) goto out; \
     SRC = src;                                                                       \
@@ -459,6 +506,7 @@ L_JA:
 #undef S32
 
 L_CALL_HELPER:
+  CHECK_BUDGET;
   r[0] = d->fn(*this, r[1], r[2], r[3], r[4], r[5]);
   if (helper_fault_) FAULT(FaultKind::helper, 0);
   NEXT;
@@ -484,20 +532,27 @@ L_EXIT:
     JUMP(f.ret_pc + 1);
   }
 
-budget:
-  fault_ = {FaultKind::budget, static_cast<uint32_t>(d - code), 0};
 out:
-  // Memory and helper faults stop at the instruction just fetched.
-  if (fault_.kind != FaultKind::none && fault_.kind != FaultKind::budget)
-    fault_.insn = static_cast<uint32_t>(d - code);
+  // Memory and helper faults stop at the instruction just fetched, unless
+  // the budget ran out before it.
+  if (__builtin_expect(left < 0, 0)) goto budget;
+  if (fault_.kind != FaultKind::none) fault_.insn = static_cast<uint32_t>(d - code);
+  goto done;
+budget:
+  // d was charged last, with left + 1 before it: the one -(left + 1) before
+  // it in the sequence was the first to find none.
+  fault_ = {FaultKind::budget, static_cast<uint32_t>(d - code + left + 1), 0};
+  left = 0;
+done:
   res.fault = fault_;
-  res.insns = budget_ - left;
+  res.insns = static_cast<uint64_t>(budget - left);
   // Zero what this run and its helpers wrote to the stack, so the next run
   // starts clean.
   if (dirty_lo_ < stack_hi) memset(reinterpret_cast<void*>(dirty_lo_), 0, stack_hi - dirty_lo_);
   dirty_lo_ = stack_hi;
   return res;
 #undef DISPATCH
+#undef CHECK_BUDGET
 #undef NEXT
 #undef JUMP
 #undef DST

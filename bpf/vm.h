@@ -47,6 +47,16 @@ struct RunInput {
   std::array<uint64_t, kCtxSlots> ctx_ptrs{};  // data, data_end, sk
   bool packet_writable = false;                // direct packet writes (sk_msg, sk_skb: yes)
   void* user = nullptr;                        // for the helpers: Vm::user()
+  // The struct bpf_sock ctx->sk points at (the caller puts the same address
+  // in ctx_ptrs[kSlotSk]), readable as sock_layout(type) allows; nullptr:
+  // loads through sk fault.
+  const void* sock = nullptr;
+  // Called with `user` once, before the run first touches the context other
+  // than by a load through the context pointer itself (whose offsets the
+  // check collected in LoadedProgram::ctx_reads), or touches *sock. A caller
+  // may then fill only the ctx_reads words of the context before the run and
+  // the rest, and the socket, here. nullptr: both are complete already.
+  void (*complete)(void* user) = nullptr;
 };
 
 inline constexpr uint64_t kDefaultBudget = 1'000'000;
@@ -96,6 +106,7 @@ class Vm {
   template <typename T>
   bool atomic(uint64_t addr, uint8_t op, uint64_t* src, uint64_t* r0);
   uint8_t* find(uint64_t addr, uint64_t len, bool write);
+  void complete();
 
   const LoadedProgram* prog_ = nullptr;
   RunInput in_;
@@ -106,6 +117,8 @@ class Vm {
   uint64_t stack_lo_ = 0, stack_hi_ = 0;  // the current frame and its callers
   uint64_t dirty_lo_ = 0;                 // lowest stack byte written this run
   uint64_t pkt_lo_ = 0, pkt_hi_ = 0;
+  uint64_t sock_lo_ = 0, sock_size_ = 0;  // *in_.sock, while complete
+  bool complete_ = true;                  // in_.complete has run (or is not needed)
   int nregions_ = 0;
   bool helper_fault_ = false;
   std::array<Region, kMaxDynamicRegions> regions_{};

@@ -13,6 +13,7 @@ namespace sockshim::policy {
 
 class Program;
 class Helpers;
+class Tracer;
 class SkMsg;
 struct SocketTuple;
 struct RunResult;
@@ -24,12 +25,13 @@ struct Bytecode {
   mutable std::atomic<bool> fault_logged{false};
 };
 
+// Each reports the run's end to `tracer` when there is one.
 RunResult bytecode_run_msg(const Program& p, const Bytecode& bc, SkMsg& msg, const SocketTuple& sk,
-                           Helpers& h);
+                           Helpers& h, Tracer* tracer);
 RunResult bytecode_run_skb(const Program& p, const Bytecode& bc, std::span<const uint8_t> frame,
-                           const SocketTuple& sk, Helpers& h);
+                           bool writable, const SocketTuple& sk, Helpers& h, Tracer* tracer);
 RunResult bytecode_run_sockops(const Program& p, const Bytecode& bc, SockOp op,
-                               const SocketTuple& sk, Helpers& h);
+                               const SocketTuple& sk, Helpers& h, Tracer* tracer);
 int64_t bytecode_parse(const Program& p, const Bytecode& bc, std::span<const uint8_t> buf) noexcept;
 
 }  // namespace sockshim::policy

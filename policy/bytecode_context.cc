@@ -6,7 +6,9 @@
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "policy/bytecode_run.h"
@@ -44,15 +46,29 @@ uint32_t op_state(SockOp op) noexcept {
 
 }  // namespace
 
-void msg_window(const SkMsg& msg, uint64_t* data, uint64_t* data_end) noexcept {
-  const auto base = reinterpret_cast<uint64_t>(msg.bytes().data());
-  *data = base + msg.data_start();
-  *data_end = base + msg.data_end();
-}
-
-void fill_sk_msg_md(sk_msg_md* md, const SkMsg& msg, const SocketTuple& sk) noexcept {
+void fill_sk_msg_md_all(sk_msg_md* md, const SkMsg& msg, const SocketTuple& sk) noexcept {
   fill_socket(md, sk);
   md->size = msg.size();
+}
+
+// bpf_sock_convert_ctx_access: src is the local end, dst the remote one;
+// protocol as the kernel's sk_protocol (TCP or UDP for an inet socket opened
+// with protocol 0); no bound device, mark, priority or rx queue (-1).
+void fill_bpf_sock(bpf_sock* s, const SocketTuple& sk, uint32_t state) noexcept {
+  memset(s, 0, sizeof *s);
+  s->family = sk.family;
+  s->type = sk.type;
+  s->protocol = sk.protocol;
+  if (!s->protocol && (sk.family == AF_INET || sk.family == AF_INET6))
+    s->protocol = sk.type == SOCK_STREAM ? IPPROTO_TCP : sk.type == SOCK_DGRAM ? IPPROTO_UDP : 0;
+  s->src_ip4 = sk.local_ip4;
+  memcpy(s->src_ip6, sk.local_ip6.data(), 16);
+  s->src_port = sk.local_port;
+  s->dst_port = htons(sk.remote_port);
+  s->dst_ip4 = sk.remote_ip4;
+  memcpy(s->dst_ip6, sk.remote_ip6.data(), 16);
+  s->state = state;
+  s->rx_queue_mapping = -1;
 }
 
 void fill_sk_buff(__sk_buff* skb, uint32_t len, const SocketTuple& sk) noexcept {

@@ -460,6 +460,7 @@ const bpf::HelperTable& bytecode_helpers() noexcept {
     t.fn[BPF_FUNC_msg_pop_data] = msg_pop_data;
     t.fn[BPF_FUNC_skb_pull_data] = skb_pull_data;
     t.fn[BPF_FUNC_skb_load_bytes] = skb_load_bytes;
+    t.fn[BPF_FUNC_skb_store_bytes] = skb_store_bytes;
     t.fn[BPF_FUNC_sk_storage_get] = sk_storage_get;
     t.fn[BPF_FUNC_sk_storage_delete] = sk_storage_delete;
     t.fn[BPF_FUNC_get_socket_cookie] = get_socket_cookie;

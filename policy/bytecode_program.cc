@@ -1,5 +1,7 @@
 #include "policy/bytecode_program.h"
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <memory>
@@ -13,11 +15,12 @@
 namespace sockshim::policy {
 namespace {
 
-// One Vm per thread. A helper never runs another program, but should one
-// ever, the nested run gets its own Vm instead of clobbering the outer one.
-bpf::RunResult execute(const Bytecode& bc, const bpf::RunInput& in) {
-  thread_local bpf::Vm vm;
-  thread_local bool busy = false;
+// One Vm per thread, constant-initialised so that reaching it costs no
+// guard. A helper never runs another program, but should one ever, the
+// nested run gets its own Vm instead of clobbering the outer one.
+[[gnu::always_inline]] inline bpf::RunResult execute(const Bytecode& bc, const bpf::RunInput& in) {
+  constinit thread_local bpf::Vm vm;
+  constinit thread_local bool busy = false;
   if (busy) return std::make_unique<bpf::Vm>()->run(bc.prog, in);
   busy = true;
   bpf::RunResult r = vm.run(bc.prog, in);
@@ -36,24 +39,58 @@ void note_fault(const Program& p, const Bytecode& bc, const bpf::RunResult& r, H
                 "; the run returns SK_DROP (logged once per program)");
 }
 
-bpf::RunInput input(void* ctx, uint64_t data, uint64_t data_end, BytecodeRun* run) {
+// The state ctx->sk shows: what the socket of a sockmap is in (a sockops run
+// says its op's own).
+uint32_t sock_state(const SocketTuple& sk) noexcept {
+  if (sk.type == SOCK_DGRAM && (sk.family == AF_INET || sk.family == AF_INET6) && !sk.remote_port)
+    return BPF_TCP_CLOSE;
+  return BPF_TCP_ESTABLISHED;
+}
+
+// RunInput::complete: the context fields the run did not fill up front and
+// the socket behind ctx->sk.
+void complete(void* user) noexcept {
+  auto* run = static_cast<BytecodeRun*>(user);
+  if (run->md) fill_sk_msg_md(run->md, *run->msg, *run->tuple, ~uint64_t{0});
+  if (run->sock)
+    fill_bpf_sock(run->sock, *run->tuple, run->ops ? run->ops->state : sock_state(*run->tuple));
+}
+
+[[gnu::always_inline]] inline bpf::RunInput input(void* ctx, uint64_t data, uint64_t data_end,
+                                                  BytecodeRun* run) {
   bpf::RunInput in;
   in.ctx = ctx;
   in.ctx_ptrs[bpf::kSlotData] = data;
   in.ctx_ptrs[bpf::kSlotDataEnd] = data_end;
-  in.ctx_ptrs[bpf::kSlotSk] = run->helpers ? run->sk_token() : 0;
+  in.ctx_ptrs[bpf::kSlotSk] = run->sk_token();
+  in.sock = run->sock;
+  in.complete = complete;
   in.user = run;
   return in;
 }
 
+// The run's instruction count and fault, for the caller and a tracer.
+[[gnu::always_inline]] inline void report(const bpf::RunResult& r, RunResult* res, Tracer* tracer) {
+  res->insns = r.insns;
+  if (__builtin_expect(!r.ok(), 0))
+    res->fault = {bpf::fault_kind_name(r.fault.kind), r.fault.insn, r.fault.addr};
+  if (tracer) tracer->bytecode_run(res->insns, res->fault);
+}
+
 // sk_psock_map_verd: SK_PASS with a redirect target is a redirect, SK_PASS a
 // pass, anything else (a fault's SK_DROP included) a drop.
-RunResult verdict(const Program& p, const Bytecode& bc, const bpf::RunResult& r,
-                  const BytecodeRun& run) {
+[[gnu::always_inline]] inline RunResult verdict(const Program& p, const Bytecode& bc,
+                                                const bpf::RunResult& r, const BytecodeRun& run,
+                                                Tracer* tracer) {
   RunResult res;
-  res.insns = r.insns;
-  if (!r.ok()) note_fault(p, bc, r, run.helpers);
-  res.ret = r.ok() ? static_cast<int>(static_cast<uint32_t>(r.r0)) : SK_DROP;
+  report(r, &res, tracer);
+  if (__builtin_expect(!r.ok(), 0)) {
+    note_fault(p, bc, r, run.helpers);
+    res.ret = SK_DROP;
+    res.verdict = Verdict::drop;
+    return res;
+  }
+  res.ret = static_cast<int>(static_cast<uint32_t>(r.r0));
   res.verdict = res.ret != SK_PASS ? Verdict::drop
                 : run.redirected   ? Verdict::redirect
                                    : Verdict::pass;
@@ -95,46 +132,58 @@ int load_bytecode_program(std::string name, ProgramType type, bpf::InsnSpan insn
 }
 
 RunResult bytecode_run_msg(const Program& p, const Bytecode& bc, SkMsg& msg, const SocketTuple& sk,
-                           Helpers& h) {
-  // Not zeroed: fill_sk_msg_md sets every field but the pointer slots, which
-  // the VM answers from RunInput::ctx_ptrs without reading the struct.
+                           Helpers& h, Tracer* tracer) {
+  // Neither is zeroed: the fields the program loads through ctx are filled
+  // now, the rest and the socket only if the run reaches them otherwise
+  // (complete()); the pointer slots the VM answers from RunInput::ctx_ptrs.
   sk_msg_md md;
-  fill_sk_msg_md(&md, msg, sk);
+  bpf_sock sock;
+  fill_sk_msg_md(&md, msg, sk, bc.prog.ctx_reads);
   BytecodeRun run{&p, &h};
   run.msg = &msg;
   run.md = &md;
+  run.tuple = &sk;
+  run.sock = &sock;
   uint64_t data, data_end;
   msg_window(msg, &data, &data_end);
   bpf::RunInput in = input(&md, data, data_end, &run);
   in.packet_writable = true;
-  return verdict(p, bc, execute(bc, in), run);
+  return verdict(p, bc, execute(bc, in), run, tracer);
 }
 
-// Core hands the frame over read-only: a direct packet write faults (see
-// bpf/README.md).
+// A writable frame is the program's to rewrite (direct writes,
+// bpf_skb_store_bytes): what it leaves there is what the reader gets.
 RunResult bytecode_run_skb(const Program& p, const Bytecode& bc, std::span<const uint8_t> frame,
-                           const SocketTuple& sk, Helpers& h) {
+                           bool writable, const SocketTuple& sk, Helpers& h, Tracer* tracer) {
   __sk_buff skb{};
+  bpf_sock sock;
   const auto len = static_cast<uint32_t>(frame.size());
   fill_sk_buff(&skb, len, sk);
   BytecodeRun run{&p, &h};
   run.skb_len = len;
+  run.tuple = &sk;
+  run.sock = &sock;
   const auto data = reinterpret_cast<uint64_t>(frame.data());
-  return verdict(p, bc, execute(bc, input(&skb, data, data + len, &run)), run);
+  bpf::RunInput in = input(&skb, data, data + len, &run);
+  in.packet_writable = writable;
+  return verdict(p, bc, execute(bc, in), run, tracer);
 }
 
 // The return value and reply are not used: core's sockops runs have no
 // caller that reads them (the kernel's are for TCP options and timers).
 RunResult bytecode_run_sockops(const Program& p, const Bytecode& bc, SockOp op,
-                               const SocketTuple& sk, Helpers& h) {
+                               const SocketTuple& sk, Helpers& h, Tracer* tracer) {
   bpf_sock_ops ops{};
+  bpf_sock sock;
   fill_sock_ops(&ops, op, sk);
   BytecodeRun run{&p, &h};
   run.ops = &ops;
+  run.tuple = &sk;
+  run.sock = &sock;
   const bpf::RunResult r = execute(bc, input(&ops, 0, 0, &run));
   if (!r.ok()) note_fault(p, bc, r, &h);
   RunResult res;
-  res.insns = r.insns;
+  report(r, &res, tracer);
   res.ret = 1;
   return res;
 }

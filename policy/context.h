@@ -31,6 +31,8 @@ struct SocketTuple {
   std::array<uint8_t, 16> remote_ip6{};
   uint16_t local_port = 0;   // host order
   uint16_t remote_port = 0;  // host order
+  uint32_t type = 0;         // SOCK_STREAM, SOCK_DGRAM, ... (0: unknown)
+  uint32_t protocol = 0;     // as passed to socket(); 0: the family's default
 };
 
 // sock_ops callbacks a policy may name; values are the kernel's BPF_SOCK_OPS_*_CB.

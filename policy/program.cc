@@ -511,7 +511,7 @@ const FrameSpec& Program::frame() const noexcept {
 
 RunResult Program::run_msg(SkMsg& msg, const SocketTuple& sk, Helpers& helpers,
                            Tracer* tracer) const {
-  if (bytecode_) return bytecode_run_msg(*this, *bytecode_, msg, sk, helpers);
+  if (bytecode_) return bytecode_run_msg(*this, *bytecode_, msg, sk, helpers, tracer);
   Run r{*this, sk, helpers, tracer};
   const auto window = msg.data();
   r.data = window.data();
@@ -522,9 +522,15 @@ RunResult Program::run_msg(SkMsg& msg, const SocketTuple& sk, Helpers& helpers,
   return run_rules(r, *compiled_);
 }
 
+RunResult Program::run_skb(std::span<uint8_t> frame, const SocketTuple& sk, Helpers& helpers,
+                           Tracer* tracer) const {
+  if (bytecode_) return bytecode_run_skb(*this, *bytecode_, frame, true, sk, helpers, tracer);
+  return run_skb(std::span<const uint8_t>(frame), sk, helpers, tracer);
+}
+
 RunResult Program::run_skb(std::span<const uint8_t> frame, const SocketTuple& sk, Helpers& helpers,
                            Tracer* tracer) const {
-  if (bytecode_) return bytecode_run_skb(*this, *bytecode_, frame, sk, helpers);
+  if (bytecode_) return bytecode_run_skb(*this, *bytecode_, frame, false, sk, helpers, tracer);
   Run r{*this, sk, helpers, tracer};
   r.data = frame.data();
   r.data_len = frame.size();
@@ -535,7 +541,7 @@ RunResult Program::run_skb(std::span<const uint8_t> frame, const SocketTuple& sk
 
 RunResult Program::run_sockops(SockOp op, const SocketTuple& sk, Helpers& helpers,
                                Tracer* tracer) const {
-  if (bytecode_) return bytecode_run_sockops(*this, *bytecode_, op, sk, helpers);
+  if (bytecode_) return bytecode_run_sockops(*this, *bytecode_, op, sk, helpers, tracer);
   Run r{*this, sk, helpers, tracer};
   r.op = static_cast<uint32_t>(op);
   r.load_fields();

@@ -20,20 +20,31 @@ const char* program_type_name(ProgramType t) noexcept;
 
 const char* verdict_name(Verdict v) noexcept;
 
+// A bytecode run's fault (bpf::Fault in words): what the run did wrong and at
+// which instruction; the run returned SK_DROP.
+struct BytecodeFault {
+  const char* kind = nullptr;  // "invalid memory read", ... (bpf::fault_kind_name); null: none
+  uint32_t insn = 0;           // the instruction's index
+  uint64_t addr = 0;           // the address accessed, for memory faults; else 0
+};
+
 struct RunResult {
   int ret = SK_PASS;  // the program's return value (SK_PASS / SK_DROP; 1 for sockops)
   Verdict verdict = Verdict::pass;
-  int32_t rule = -1;   // index of the rule whose `if` held; -1 when none did
-  uint64_t insns = 0;  // bytecode: instructions the run executed
+  int32_t rule = -1;    // index of the rule whose `if` held; -1 when none did
+  uint64_t insns = 0;   // bytecode: instructions the run executed
+  BytecodeFault fault;  // bytecode: the fault, if the run had one
 };
 
 // Optional observer of each action a run performs (test-run prints them; core
-// passes nullptr; bytecode runs report no actions). ret is the helper's return
-// value (0 / -errno / SK_PASS / SK_DROP).
+// passes nullptr). ret is the helper's return value (0 / -errno / SK_PASS /
+// SK_DROP). A bytecode run reports no actions, but its end: the instructions
+// it executed and its fault (kind null when none).
 class Tracer {
  public:
   virtual ~Tracer() = default;
   virtual void action(size_t rule, size_t index, std::string_view name, long ret) = 0;
+  virtual void bytecode_run(uint64_t /*insns*/, const BytecodeFault& /*fault*/) {}
 };
 
 struct CompiledProgram;  // policy/compiled.h
@@ -71,8 +82,12 @@ class Program {
   RunResult run_msg(SkMsg& msg, const SocketTuple& sk, Helpers& helpers,
                     Tracer* tracer = nullptr) const;
   // sk_skb/stream_verdict and sk_skb/verdict: frame is the parsed message (or
-  // the chunk read, without a parser); `len` is its length.
+  // the chunk read, without a parser); `len` is its length. A bytecode
+  // program may rewrite a writable frame's bytes, as the kernel lets it; in a
+  // read-only one such a write faults.
   RunResult run_skb(std::span<const uint8_t> frame, const SocketTuple& sk, Helpers& helpers,
+                    Tracer* tracer = nullptr) const;
+  RunResult run_skb(std::span<uint8_t> frame, const SocketTuple& sk, Helpers& helpers,
                     Tracer* tracer = nullptr) const;
   // sockops: runs the first rule that holds for this op. ret is 1.
   RunResult run_sockops(SockOp op, const SocketTuple& sk, Helpers& helpers,

@@ -185,6 +185,9 @@ void print_programs(const nlohmann::json& programs) {
              num(r, "hits"), num(r, "passed"), num(r, "dropped"), num(r, "redirected"),
              one_line(r.value("if", ""), 60), one_line(r.value("do", ""), 60)});
   fputs(t.render("  ").c_str(), stdout);
+  for (const auto& p : programs)
+    if (p.value("bytecode", false))
+      printf("  %s: bytecode, %s faults\n", p.value("name", "").c_str(), num(p, "faults").c_str());
 }
 
 void print_text(const nlohmann::json& dump) {

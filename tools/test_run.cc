@@ -12,12 +12,14 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "policy/bytecode_program.h"
 #include "policy/policy.h"
 #include "policy/vocabulary.h"
 #include "tools/commands.h"
@@ -31,7 +33,8 @@ using json = nlohmann::ordered_json;
 using namespace sockshim::policy;
 
 constexpr const char kTestRunUsage[] =
-    "usage: sockshim test-run POLICY PROGRAM [--input FILE|-] [--ctx JSON] [--repeat N] [--json]\n"
+    "usage: sockshim test-run POLICY PROGRAM [--input FILE|-] [--ctx JSON] [--repeat N]\n"
+    "                         [--bytecode FILE] [--json]\n"
     "\n"
     "Runs one program of POLICY (a file, or - for standard input) once, on the bytes\n"
     "of --input and the context of --ctx, against fake sockets, as BPF_PROG_TEST_RUN\n"
@@ -62,6 +65,13 @@ constexpr const char kTestRunUsage[] =
     "                and a redirect to a key it does not hold drops (SK_DROP).\n"
     "  --repeat N    also run N more times and print the mean time per run (the\n"
     "                message is reset each time, storage is not)\n"
+    "  --bytecode FILE  run the eBPF instructions in FILE (struct bpf_insn, 8 bytes\n"
+    "                each, as `llvm-objcopy -O binary --only-section=SEC prog.o FILE`\n"
+    "                extracts a program) instead of PROGRAM's rules, as a program of\n"
+    "                PROGRAM's type with POLICY's maps: an lddw of BPF_PSEUDO_MAP_IDX\n"
+    "                or BPF_PSEUDO_MAP_FD names the map by its index in POLICY. The\n"
+    "                output then also has the instructions the run executed and its\n"
+    "                fault (what, at which instruction index), if any\n"
     "  --json        one JSON object on standard output instead of text\n"
     "  -h, --help    this text\n"
     "\n"
@@ -72,7 +82,9 @@ constexpr const char kTestRunUsage[] =
     "\n"
     "errors (exit status 2): unknown option, missing argument, no program named P,\n"
     "--ctx not a JSON object or a bad value in it (named by its JSON pointer),\n"
-    "--repeat not a positive integer, unreadable --input. A policy that does not\n"
+    "--repeat not a positive integer, unreadable --input, --bytecode unreadable, not\n"
+    "whole instructions or refused by the load check (its message: \"insn N: ...\").\n"
+    "A policy that does not\n"
     "load prints its errors as `sockshim check` does and exits 1. Otherwise 0,\n"
     "whatever the verdict.\n";
 
@@ -385,15 +397,20 @@ std::string dump(const json& j) {
 
 struct ActionLog : Tracer {
   json actions = json::array();
+  json bytecode;  // a bytecode run: {"insns", "fault"}
   void action(size_t rule, size_t index, std::string_view name, long ret) override {
     actions.push_back({{"rule", rule}, {"action", index}, {"name", name}, {"ret", ret}});
   }
+  void bytecode_run(uint64_t insns, const BytecodeFault& f) override {
+    bytecode = {{"insns", insns}, {"fault", nullptr}};
+    if (f.kind) bytecode["fault"] = {{"kind", f.kind}, {"insn", f.insn}, {"addr", f.addr}};
+  }
 };
 
-std::string read_input(const std::string& path) {
+std::string read_input(const std::string& path, const char* option = "--input") {
   if (path == "-") return std::string((std::istreambuf_iterator<char>(std::cin)), {});
   std::ifstream in(path, std::ios::binary);
-  if (!in) usage_error("--input: cannot read " + path + ": " + strerror(errno));
+  if (!in) usage_error(std::string(option) + ": cannot read " + path + ": " + strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -434,14 +451,19 @@ json run_once(const Policy& pol, const Program& prog, const Ctx& ctx, const std:
   k.reset_run();
   RunResult res;
   SkMsg msg(bytes);
+  std::vector<uint8_t> frame(bytes.begin(), bytes.end());  // a verdict may rewrite it
   if (prog.type() == ProgramType::sk_msg) {
     res = prog.run_msg(msg, ctx.sk, k, &trace);
   } else if (prog.type() == ProgramType::sockops) {
     res = prog.run_sockops(*ctx.op, ctx.sk, k, &trace);
   } else {
-    res = prog.run_skb(bytes, ctx.sk, k, &trace);
+    res = prog.run_skb(std::span<uint8_t>(frame), ctx.sk, k, &trace);
   }
   out["rule"] = res.rule;
+  if (!trace.bytecode.is_null()) {
+    out["insns"] = trace.bytecode["insns"];
+    out["fault"] = trace.bytecode["fault"];
+  }
   if (prog.is_verdict()) {
     out["verdict"] = verdict_name(res.verdict);
     out["ret"] = res.ret == SK_PASS ? "SK_PASS" : "SK_DROP";
@@ -460,6 +482,8 @@ json run_once(const Policy& pol, const Program& prog, const Ctx& ctx, const std:
     out["size_before"] = input.size();
     out["size"] = msg.size();
     out["bytes"] = printable(msg.bytes());
+  } else if (prog.type() != ProgramType::sockops) {
+    out["bytes"] = printable(frame);  // after the run: a bytecode verdict may write the frame
   }
   for (json& a : trace.actions) {
     const std::string n = a["name"].get<std::string>();
@@ -522,7 +546,21 @@ void print_text(const json& r) {
       std::cout << "rest: " << r["rest"].get<size_t>() << " bytes wait for more\n";
   } else {
     const int rule = r["rule"].get<int>();
-    std::cout << "rule: " << (rule < 0 ? std::string("none held") : std::to_string(rule)) << "\n";
+    if (r.contains("insns")) {
+      std::cout << "bytecode: " << r["insns"].get<uint64_t>() << " instructions\n";
+      if (const json& f = r["fault"]; !f.is_null()) {
+        std::cout << "fault: insn " << f["insn"].get<uint32_t>() << ": "
+                  << f["kind"].get<std::string>();
+        if (f["addr"].get<uint64_t>()) {
+          char addr[32];
+          snprintf(addr, sizeof addr, " at 0x%llx", (unsigned long long)f["addr"].get<uint64_t>());
+          std::cout << addr;
+        }
+        std::cout << "\n";
+      }
+    } else {
+      std::cout << "rule: " << (rule < 0 ? std::string("none held") : std::to_string(rule)) << "\n";
+    }
     if (r.contains("verdict"))
       std::cout << "verdict: " << r["verdict"].get<std::string>() << " ("
                 << r["ret"].get<std::string>() << ")\n";
@@ -533,9 +571,10 @@ void print_text(const json& r) {
     }
     if (r.contains("size")) {
       std::cout << "apply_bytes: " << r["apply_bytes"] << "\ncork_bytes: " << r["cork_bytes"]
-                << "\nsize: " << r["size"] << " (was " << r["size_before"] << ")\n"
-                << "bytes: " << shorten(r["bytes"].get<std::string>()) << "\n";
+                << "\nsize: " << r["size"] << " (was " << r["size_before"] << ")\n";
     }
+    if (r.contains("bytes"))
+      std::cout << "bytes: " << shorten(r["bytes"].get<std::string>()) << "\n";
     for (const json& a : r["actions"])
       std::cout << "action: rule " << a["rule"] << " #" << a["action"] << " "
                 << a["name"].get<std::string>() << " -> " << a["ret_text"].get<std::string>()
@@ -553,11 +592,34 @@ void print_text(const json& r) {
               << " runs)\n";
 }
 
+// --bytecode: the instructions of `path` as a program named and typed as
+// `like`, with pol's maps by index.
+std::unique_ptr<Program> load_bytecode(const std::string& path, const Policy& pol,
+                                       const Program& like) {
+  const std::string bytes = read_input(path, "--bytecode");
+  if (bytes.empty() || bytes.size() % sizeof(bpf_insn))
+    usage_error("--bytecode: " + path + ": " + std::to_string(bytes.size()) +
+                " bytes, not a whole number of 8-byte instructions");
+  std::vector<bpf_insn> insns(bytes.size() / sizeof(bpf_insn));
+  memcpy(insns.data(), bytes.data(), bytes.size());
+  auto resolve = [&](uint8_t pseudo, int32_t fd, uint32_t, bpf::MapRef* r) {
+    if (pseudo != BPF_PSEUDO_MAP_IDX && pseudo != BPF_PSEUDO_MAP_FD) return -EINVAL;
+    if (fd < 0 || static_cast<size_t>(fd) >= pol.maps.size()) return -EBADF;
+    r->value = static_cast<uint64_t>(fd);
+    return 0;
+  };
+  std::unique_ptr<Program> out;
+  std::string log;
+  if (load_bytecode_program(like.name(), like.type(), insns, resolve, &out, &log) != 0)
+    usage_error("--bytecode: " + path + ": " + log);
+  return out;
+}
+
 }  // namespace
 
 int test_run_main(int argc, char** argv) {
   std::vector<std::string> pos;
-  std::optional<std::string> input_path, ctx_text;
+  std::optional<std::string> input_path, ctx_text, bytecode_path;
   uint64_t repeat = 0;
   bool json_out = false;
   try {
@@ -576,6 +638,8 @@ int test_run_main(int argc, char** argv) {
         input_path = value();
       } else if (a == "--ctx") {
         ctx_text = value();
+      } else if (a == "--bytecode") {
+        bytecode_path = value();
       } else if (a == "--repeat") {
         const std::string v = value();
         char* end = nullptr;
@@ -593,6 +657,8 @@ int test_run_main(int argc, char** argv) {
     if (pos.size() != 2) usage_error("expected POLICY and PROGRAM");
     if (pos[0] == "-" && input_path == "-")
       usage_error("POLICY and --input cannot both be standard input");
+    if (bytecode_path == "-" && (pos[0] == "-" || input_path == "-"))
+      usage_error("--bytecode cannot be standard input when POLICY or --input is");
 
     const std::string name = policy_display_name(pos[0]);
     const LoadResult lr = load_policy_arg(pos[0]);
@@ -610,6 +676,11 @@ int test_run_main(int argc, char** argv) {
       usage_error("no program named '" + pos[1] + "' in " + name +
                   " (programs: " + (names.empty() ? "none" : names) + ")");
     }
+    std::unique_ptr<Program> bytecode;
+    if (bytecode_path) {
+      bytecode = load_bytecode(*bytecode_path, pol, *prog);
+      prog = bytecode.get();
+    }
     const Ctx ctx = parse_ctx(ctx_text.value_or(""));
     if (prog->type() == ProgramType::sockops && !ctx.op)
       usage_error("--ctx: a sockops program needs \"op\"");
@@ -624,6 +695,7 @@ int test_run_main(int argc, char** argv) {
       const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(input.data()),
                                            input.size());
       SkMsg msg;
+      std::vector<uint8_t> frame;
       uint64_t sink = 0;
       const auto t0 = std::chrono::steady_clock::now();
       for (uint64_t i = 0; i < repeat; ++i) {
@@ -639,7 +711,8 @@ int test_run_main(int argc, char** argv) {
             sink += static_cast<uint64_t>(prog->parse(bytes));
             break;
           default:
-            sink += prog->run_skb(bytes, ctx.sk, bench).ret;
+            frame.assign(bytes.begin(), bytes.end());
+            sink += prog->run_skb(std::span<uint8_t>(frame), ctx.sk, bench).ret;
         }
       }
       const auto t1 = std::chrono::steady_clock::now();

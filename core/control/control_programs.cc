@@ -1,7 +1,9 @@
 #include "core/control/control_programs.h"
 
+#include <algorithm>
 #include <vector>
 
+#include "core/bpfsys/bpf_objects.h"
 #include "core/control/rule_text.h"
 #include "core/maps/loaded_policy.h"
 #include "core/psock/psock_stats.h"
@@ -36,10 +38,24 @@ json program_stats(const policy::Program& prog, const policy::Policy& pol) {
                 {"redirected", r.redirected}};
     out.push_back(std::move(row));
   }
-  return {{"name", prog.name()},
-          {"type", policy::program_type_name(prog.type())},
-          {"runs", runs},
-          {"rules", std::move(out)}};
+  json p = {{"name", prog.name()},
+            {"type", policy::program_type_name(prog.type())},
+            {"runs", runs},
+            {"rules", std::move(out)}};
+  if (prog.is_bytecode()) {
+    // No rules: its one row counts every run, as its return value decided.
+    p["rules"][0]["if"] = "bytecode";
+    p["rules"][0]["do"] = "its return value";
+    p["bytecode"] = true;
+    p["faults"] = prog.faults();
+  }
+  return p;
+}
+
+// The verdict programs attached to a sockmap, each once.
+void add_attached(const MapProgs& progs, std::vector<const policy::Program*>* seen) {
+  for (const policy::Program* p : {progs.msg_parser, progs.stream_verdict, progs.skb_verdict})
+    if (p && std::find(seen->begin(), seen->end(), p) == seen->end()) seen->push_back(p);
 }
 
 }  // namespace
@@ -57,8 +73,16 @@ json dump_programs() {
   json out = json::array();
   auto lp = current_policy();
   if (!lp) return out;
+  std::vector<const policy::Program*> progs;
   for (const auto& prog : lp->policy->programs)
-    if (prog->is_verdict()) out.push_back(program_stats(*prog, *lp->policy));
+    if (prog->is_verdict()) progs.push_back(prog.get());
+  // Programs attached to the maps that are not the policy's own: bytecode
+  // ones, loaded through bpf() or attached by the C API.
+  for (BpfMap* m : lp->map_by_index)
+    if (auto* sm = dynamic_cast<SockMapBase*>(m)) add_attached(sm->progs(), &progs);
+  for (const auto& obj : bpfsys::map_objects())
+    if (auto* sm = dynamic_cast<SockMapBase*>(obj->map.get())) add_attached(sm->progs(), &progs);
+  for (const policy::Program* p : progs) out.push_back(program_stats(*p, *lp->policy));
   return out;
 }
 

@@ -8,7 +8,8 @@
 
 namespace sockshim::control {
 
-// The current policy's verdict programs with their counters per rule.
+// The current policy's verdict programs with their counters per rule, then
+// the bytecode programs attached to its maps or bpf()'s, with their faults.
 nlohmann::json dump_programs();
 
 // The names of the programs attached, by attach role.

@@ -30,6 +30,8 @@ bool redirect_allowed(Socket& target) noexcept {
 policy::SocketTuple socket_tuple(Socket& s) noexcept {
   policy::SocketTuple t;
   t.family = static_cast<uint32_t>(s.family);
+  t.type = static_cast<uint32_t>(s.type);
+  t.protocol = static_cast<uint32_t>(s.protocol);
   std::lock_guard g(s.lock());
   auto fill = [&](const SockAddr& a, uint32_t* ip4, std::array<uint8_t, 16>* ip6, uint16_t* port) {
     if (a.addr.ss_family == AF_INET) {

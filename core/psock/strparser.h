@@ -26,6 +26,8 @@ class Strparser {
 
   // The first len buffered bytes (len <= buffered()).
   std::span<const uint8_t> head(size_t len) const noexcept { return {buf_.data() + off_, len}; }
+  // The same bytes for a verdict program to rewrite.
+  std::span<uint8_t> head(size_t len) noexcept { return {buf_.data() + off_, len}; }
   void consume(size_t len) noexcept;
 
   // Bytes read and not yet consumed: a partial frame and what follows it.

@@ -420,7 +420,7 @@ bool run_frames(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
       len = static_cast<size_t>(r);
       disarm_timer(st);
     }
-    std::span<const uint8_t> frame = st.strp.head(len);
+    std::span<uint8_t> frame = st.strp.head(len);  // the verdict may rewrite it
     SkbVerdict v = skb_verdict_run(p, *verdict, frame);
     size_t done = 0;
     Applied r = apply(p, e, v.verdict, v.target.get(), v.ingress, frame, &done, &st.name);

@@ -10,7 +10,7 @@
 namespace sockshim {
 
 SkbVerdict skb_verdict_run(Psock* psock, const policy::Program& prog,
-                           std::span<const uint8_t> frame) noexcept {
+                           std::span<uint8_t> frame) noexcept {
   SkbVerdict out;
   Socket* sk = psock->sk();
   // Its own policy, also mid-reload: the map indices the program names are its.

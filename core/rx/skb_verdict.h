@@ -17,10 +17,11 @@ struct SkbVerdict {
   bool ingress = false;
 };
 
-// Runs prog (the psock's stream or skb verdict) on frame. A redirect whose
+// Runs prog (the psock's stream or skb verdict) on frame, which a bytecode
+// program may rewrite in place (the kernel's sk_skb programs may). A redirect whose
 // helper found no allowed target is the drop the kernel makes of it; a program
 // that throws is a drop, logged. The caller holds a reference on psock.
 SkbVerdict skb_verdict_run(Psock* psock, const policy::Program& prog,
-                           std::span<const uint8_t> frame) noexcept;
+                           std::span<uint8_t> frame) noexcept;
 
 }  // namespace sockshim

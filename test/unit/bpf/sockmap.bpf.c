@@ -28,6 +28,8 @@ static long (*bpf_sock_hash_update)(struct bpf_sock_ops* ops, void* map, void* k
                                     __u64 flags) = (void*)BPF_FUNC_sock_hash_update;
 static void* (*bpf_sk_storage_get)(void* map, void* sk, void* value,
                                    __u64 flags) = (void*)BPF_FUNC_sk_storage_get;
+static long (*bpf_skb_store_bytes)(struct __sk_buff* skb, __u32 off, const void* from, __u32 len,
+                                   __u64 flags) = (void*)BPF_FUNC_skb_store_bytes;
 static __u64 (*bpf_get_socket_cookie)(void* ctx) = (void*)BPF_FUNC_get_socket_cookie;
 static long (*bpf_sock_ops_cb_flags_set)(struct bpf_sock_ops* ops,
                                          int flags) = (void*)BPF_FUNC_sock_ops_cb_flags_set;
@@ -186,6 +188,23 @@ int skb_verdict(struct __sk_buff* skb) {
   __u8* data_end = (__u8*)(long)skb->data_end;
   if (data + 1 > data_end) return SK_DROP;
   return data[0] == 'x' ? SK_DROP : SK_PASS;
+}
+
+// Rewrites each chunk for the reader when ctx->sk agrees with the context
+// (its ports, in their byte orders): the first byte upper-cased in place, the
+// last one replaced by '!' with bpf_skb_store_bytes. Drops it otherwise.
+SEC("sk_skb/rewrite")
+int skb_rewrite(struct __sk_buff* skb) {
+  __u8* data = (__u8*)(long)skb->data;
+  __u8* data_end = (__u8*)(long)skb->data_end;
+  struct bpf_sock* sk = skb->sk;
+  char bang = '!';
+  if (!sk || data + 1 > data_end) return SK_DROP;
+  if (sk->src_port != skb->local_port || sk->dst_port != skb->remote_port >> 16) return SK_DROP;
+  if (sk->family != skb->family || sk->dst_ip4 != skb->remote_ip4) return SK_DROP;
+  if (data[0] >= 'a' && data[0] <= 'z') data[0] -= 'a' - 'A';
+  if (bpf_skb_store_bytes(skb, skb->len - 1, &bang, 1, 0)) return SK_DROP;
+  return SK_PASS;
 }
 
 // Puts every established socket into `hash` under its own address and port;

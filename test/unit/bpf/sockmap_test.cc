@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/control/control_programs.h"
 #include "core/control/control_psocks.h"
 #include "core/maps/bpf_helpers.h"
 #include "core/maps/loaded_policy.h"
@@ -294,6 +295,15 @@ TEST_CASE("bytecode sk_msg: a fault drops the run and is counted once", "[byteco
   CHECK(quiet(pr.p));
   CHECK(l.prog->faults() == 1);
   CHECK(stats_of(pr.c, "tx")["dropped"] == 3);
+  // dump's programs list it, attached though not the policy's, with its faults.
+  nlohmann::json found;
+  for (const auto& p : control::dump_programs())
+    if (p["name"] == "sk_msg/fault") found = p;
+  REQUIRE(found.is_object());
+  CHECK(found["bytecode"] == true);
+  CHECK(found["faults"] == 1);
+  CHECK(found["runs"] == 1);
+  CHECK(found["rules"][0]["dropped"] == 1);
 }
 
 TEST_CASE("bytecode sk_skb: stream parser and verdict redirect frames", "[bytecode]") {
@@ -331,6 +341,19 @@ TEST_CASE("bytecode sk_skb: verdict without a parser", "[bytecode]") {
   CHECK(test_support::eventually([&] { return stats_of(pr.p, "rx")["dropped"] == 3; }));
   CHECK(quiet(pr.p));
   CHECK(stats_of(pr.p, "rx")["passed"] == 5);
+}
+
+TEST_CASE("bytecode sk_skb: the reader gets the bytes the verdict rewrote", "[bytecode]") {
+  load_policy_text(kPolicy);
+  Loaded& l = load("sk_skb/rewrite", ProgramType::skb_verdict);
+  attach(l, "rx", AttachType::sk_skb_verdict);
+  LoopbackPair pr;
+  REQUIRE(pr.connect());
+  insert("rx", 0, pr.p);
+  CHECK(send_str(pr.c, "hello?") == 6);
+  CHECK(read_some(pr.p, 6) == "Hello!");
+  CHECK(stats_of(pr.p, "rx")["passed"] == 6);
+  CHECK(l.prog->faults() == 0);
 }
 
 TEST_CASE("bytecode sockops: bpf_sock_hash_update, then redirect by hash key", "[bytecode]") {

@@ -2,6 +2,7 @@
 """sockshim check and test-run as a user runs them: outputs, exit statuses, errors."""
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -291,6 +292,92 @@ class TestRun(unittest.TestCase):
         for word in ("--input", "--ctx", "--repeat", "--json", "local_port", "storage", "maps",
                      "op", "exit status", "no program named", "BPF_PROG_TEST_RUN"):
             self.assertIn(word, out)
+
+
+def insn(code, dst=0, src=0, off=0, imm=0):
+    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+
+
+EXIT = insn(0x95)
+MOV_IMM = 0xb7  # BPF_ALU64 | BPF_MOV | BPF_K
+MOV_REG = 0xbf
+ADD_IMM = 0x07
+LDX_W = 0x61
+ST_B = 0x72
+JGT_REG = 0x2d
+CALL = 0x85
+SKB_DATA, SKB_DATA_END, SKB_LEN = 76, 80, 0
+BPF_FUNC_SKB_STORE_BYTES = 9
+
+# Upper-cases nothing: writes 'Q' over the frame's first byte in place and '!'
+# over its last with bpf_skb_store_bytes, then passes.
+REWRITE = b"".join([
+    insn(MOV_REG, 6, 1),
+    insn(LDX_W, 2, 1, SKB_DATA), insn(LDX_W, 3, 1, SKB_DATA_END),
+    insn(MOV_REG, 4, 2), insn(ADD_IMM, 4, 0, 0, 1), insn(JGT_REG, 4, 3, 1),
+    insn(ST_B, 2, 0, 0, ord("Q")),
+    insn(ST_B, 10, 0, -1, ord("!")),
+    insn(MOV_REG, 1, 6), insn(LDX_W, 2, 6, SKB_LEN), insn(ADD_IMM, 2, 0, 0, -1),
+    insn(MOV_REG, 3, 10), insn(ADD_IMM, 3, 0, 0, -1), insn(MOV_IMM, 4, 0, 0, 1),
+    insn(MOV_IMM, 5), insn(CALL, 0, 0, 0, BPF_FUNC_SKB_STORE_BYTES),
+    insn(MOV_IMM, 0, 0, 0, 1), EXIT])
+# r0 = *(u32 *)(0 + 16): a fault at instruction 1.
+FAULT = insn(MOV_IMM) + insn(LDX_W, 0, 0, 16) + EXIT
+PASS = insn(MOV_IMM, 0, 0, 0, 1) + EXIT
+
+VERDICTS = json.dumps({"version": 1, "programs": {
+    "v": {"type": "sk_skb/verdict", "rules": [{"do": ["drop"]}]},
+    "m": {"type": "sk_msg", "rules": [{"do": ["drop"]}]}}})
+
+
+class TestRunBytecode(unittest.TestCase):
+    def run_bytecode(self, program, code, *args, stdin=None):
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as pol, \
+                tempfile.NamedTemporaryFile("wb", suffix=".bin") as bc:
+            pol.write(VERDICTS)
+            pol.flush()
+            bc.write(code)
+            bc.flush()
+            return run("test-run", pol.name, program, "--bytecode", bc.name, *args, stdin=stdin)
+
+    def test_rewritten_frame(self):
+        rc, out, _ = self.run_bytecode("v", REWRITE, "--input", "-", stdin=b"hello?")
+        self.assertEqual(rc, 0)
+        self.assertIn("program: v (sk_skb/verdict)\nbytecode: 18 instructions\n", out)
+        self.assertIn("verdict: pass (SK_PASS)\n", out)
+        self.assertIn('bytes: "Qello!"\n', out)
+        self.assertNotIn("rule:", out)
+
+    def test_instructions_counted(self):
+        rc, out, _ = self.run_bytecode("m", PASS, "--input", "-", stdin=b"abc")
+        self.assertEqual(rc, 0)
+        self.assertIn("bytecode: 2 instructions\nverdict: pass (SK_PASS)\n", out)
+        rc, out, _ = self.run_bytecode("m", PASS, "--json")
+        r = json.loads(out)
+        self.assertEqual((r["insns"], r["fault"], r["ret"]), (2, None, "SK_PASS"))
+
+    def test_fault(self):
+        rc, out, _ = self.run_bytecode("v", FAULT, "--input", "-", stdin=b"abc")
+        self.assertEqual(rc, 0)
+        self.assertIn("bytecode: 2 instructions\nfault: insn 1: invalid memory read at 0x10\n"
+                      "verdict: drop (SK_DROP)\n", out)
+        rc, out, _ = self.run_bytecode("v", FAULT, "--json")
+        r = json.loads(out)
+        self.assertEqual(r["fault"], {"kind": "invalid memory read", "insn": 1, "addr": 16})
+        self.assertEqual(r["verdict"], "drop")
+
+    def test_errors(self):
+        rc, _, err = self.run_bytecode("m", PASS[:5])
+        self.assertEqual(rc, 2)
+        self.assertIn("5 bytes, not a whole number of 8-byte instructions", err)
+        rc, _, err = self.run_bytecode("m", insn(0xff) + EXIT)
+        self.assertEqual(rc, 2)
+        self.assertRegex(err, r"--bytecode: .*\.bin: insn 0: unknown opcode")
+        rc, _, err = run("test-run", ex("forwarder.json"), "forward", "--bytecode", "/nonexistent")
+        self.assertEqual(rc, 2)
+        self.assertIn("--bytecode: cannot read /nonexistent", err)
+        rc, out, _ = run("test-run", "--help")
+        self.assertIn("--bytecode FILE", out)
 
 
 if __name__ == "__main__":
