@@ -32,6 +32,7 @@ RunResult bytecode_run_skb(const Program& p, const Bytecode& bc, std::span<const
                            bool writable, const SocketTuple& sk, Helpers& h, Tracer* tracer);
 RunResult bytecode_run_sockops(const Program& p, const Bytecode& bc, SockOp op,
                                const SocketTuple& sk, Helpers& h, Tracer* tracer);
-int64_t bytecode_parse(const Program& p, const Bytecode& bc, std::span<const uint8_t> buf) noexcept;
+int64_t bytecode_parse(const Program& p, const Bytecode& bc, std::span<const uint8_t> buf,
+                       const SocketTuple* sk, Helpers* h) noexcept;
 
 }  // namespace sockshim::policy

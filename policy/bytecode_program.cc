@@ -189,21 +189,29 @@ RunResult bytecode_run_sockops(const Program& p, const Bytecode& bc, SockOp op,
 }
 
 // strparser: the program's return is the frame length, 0 for more bytes, or a
-// negative errno for the socket. Core's parser has no socket or Helpers to
-// give: the context has len and data only, helpers that act on a socket or a
-// map fault, and a fault (counted, not logged) is -EFAULT.
-int64_t bytecode_parse(const Program& p, const Bytecode& bc,
-                       std::span<const uint8_t> buf) noexcept {
+// negative errno for the socket. Without a socket and Helpers (a caller that
+// has none) the context has len and data only and helpers that act on a
+// socket or a map fault. A fault is -EFAULT, logged when there are Helpers.
+int64_t bytecode_parse(const Program& p, const Bytecode& bc, std::span<const uint8_t> buf,
+                       const SocketTuple* sk, Helpers* h) noexcept {
   try {
     __sk_buff skb{};
+    bpf_sock sock;
     const auto len = static_cast<uint32_t>(buf.size());
-    skb.len = len;
-    BytecodeRun run{&p, nullptr};
+    if (sk)
+      fill_sk_buff(&skb, len, *sk);
+    else
+      skb.len = len;
+    BytecodeRun run{&p, h};
     run.skb_len = len;
+    if (sk) {
+      run.tuple = sk;
+      run.sock = &sock;
+    }
     const auto data = reinterpret_cast<uint64_t>(buf.data());
     const bpf::RunResult r = execute(bc, input(&skb, data, data + len, &run));
     if (!r.ok()) {
-      note_fault(p, bc, r, nullptr);
+      note_fault(p, bc, r, h);
       return -EFAULT;
     }
     return static_cast<int32_t>(static_cast<uint32_t>(r.r0));

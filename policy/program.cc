@@ -551,8 +551,9 @@ RunResult Program::run_sockops(SockOp op, const SocketTuple& sk, Helpers& helper
   return res;
 }
 
-int64_t Program::parse(std::span<const uint8_t> buf) const noexcept {
-  if (bytecode_) return bytecode_parse(*this, *bytecode_, buf);
+int64_t Program::parse(std::span<const uint8_t> buf, const SocketTuple* sk,
+                       Helpers* helpers) const noexcept {
+  if (bytecode_) return bytecode_parse(*this, *bytecode_, buf, sk, helpers);
   return parse_frame(compiled_->frame, buf);
 }
 

@@ -92,8 +92,11 @@ class Program {
   // sockops: runs the first rule that holds for this op. ret is 1.
   RunResult run_sockops(SockOp op, const SocketTuple& sk, Helpers& helpers,
                         Tracer* tracer = nullptr) const;
-  // sk_skb/stream_parser: parse_frame() with this program's frame spec.
-  int64_t parse(std::span<const uint8_t> buf) const noexcept;
+  // sk_skb/stream_parser: parse_frame() with this program's frame spec. A
+  // bytecode parser also gets the socket and helpers when the caller has
+  // them (its maps; the kernel's parser context is the socket's __sk_buff).
+  int64_t parse(std::span<const uint8_t> buf, const SocketTuple* sk = nullptr,
+                Helpers* helpers = nullptr) const noexcept;
   const FrameSpec& frame() const noexcept;
 
   const CompiledProgram& compiled() const noexcept { return *compiled_; }

@@ -14,10 +14,11 @@ void Strparser::feed(std::span<const uint8_t> bytes) {
   buf_.insert(buf_.end(), bytes.begin(), bytes.end());
 }
 
-int64_t Strparser::parse(const policy::Program& parser, size_t rcvbuf) noexcept {
+int64_t Strparser::parse(const policy::Program& parser, size_t rcvbuf,
+                         const policy::SocketTuple* sk, policy::Helpers* helpers) noexcept {
   const size_t avail = buffered();
   if (avail == 0) return 0;
-  int64_t len = parser.parse(head(avail));
+  int64_t len = parser.parse(head(avail), sk, helpers);
   if (len < 0) return len;
   if (len == 0) {
     // A frame longer than what is buffered is over rcvbuf once that is.

@@ -22,7 +22,10 @@ class Strparser {
   // or a negative errno that stops the parser for good (strp_abort_strp): the
   // parser's own error, EMSGSIZE for a frame over rcvbuf, EPROTO for a length
   // that does not reach past the bytes the parser already found too short.
-  int64_t parse(const policy::Program& parser, size_t rcvbuf) noexcept;
+  // sk and helpers go to a bytecode parser (Program::parse).
+  int64_t parse(const policy::Program& parser, size_t rcvbuf,
+                const policy::SocketTuple* sk = nullptr,
+                policy::Helpers* helpers = nullptr) noexcept;
 
   // The first len buffered bytes (len <= buffered()).
   std::span<const uint8_t> head(size_t len) const noexcept { return {buf_.data() + off_, len}; }

@@ -408,7 +408,7 @@ bool run_frames(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
     if (!verdict || !e.rx_on.load(std::memory_order_acquire)) return false;
     size_t len = st.strp.buffered();  // verdict only: each chunk read is one message
     if (parser) {
-      int64_t r = st.strp.parse(*parser, st.rcvbuf);
+      int64_t r = stream_parser_run(p, *parser, st.strp, st.rcvbuf);
       if (r < 0) {
         abort_strp(p, e, st, static_cast<int>(-r));
         return false;

@@ -36,4 +36,15 @@ SkbVerdict skb_verdict_run(Psock* psock, const policy::Program& prog,
   return out;
 }
 
+int64_t stream_parser_run(Psock* psock, const policy::Program& parser, Strparser& strp,
+                          size_t rcvbuf) noexcept {
+  Socket* sk = psock->sk();
+  if (!parser.is_bytecode() || !sk) return strp.parse(parser, rcvbuf);
+  std::shared_ptr<const LoadedPolicy> lp = policy_of(&parser);
+  if (!lp) return strp.parse(parser, rcvbuf);
+  SockHelpers helpers(*lp, parser.type(), sk, -1);
+  const policy::SocketTuple tuple = socket_tuple(*sk);
+  return strp.parse(parser, rcvbuf, &tuple, &helpers);
+}
+
 }  // namespace sockshim

@@ -7,6 +7,7 @@
 #include <span>
 
 #include "core/psock/psock.h"
+#include "core/psock/strparser.h"
 #include "policy/program.h"
 
 namespace sockshim {
@@ -23,5 +24,11 @@ struct SkbVerdict {
 // that throws is a drop, logged. The caller holds a reference on psock.
 SkbVerdict skb_verdict_run(Psock* psock, const policy::Program& prog,
                            std::span<uint8_t> frame) noexcept;
+
+// Runs the psock's stream parser on strp's head (Strparser::parse). A
+// bytecode parser gets the socket and its policy's helpers, so it can read
+// its maps as in the kernel; a rule parser needs neither.
+int64_t stream_parser_run(Psock* psock, const policy::Program& parser, Strparser& strp,
+                          size_t rcvbuf) noexcept;
 
 }  // namespace sockshim

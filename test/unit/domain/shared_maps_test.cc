@@ -238,7 +238,10 @@ TEST_CASE("shared maps: a holder killed at any instruction leaves them whole") {
           uint32_t key, what;
           uint64_t cookie;
           Holder h;
-        } op{r() % 32, r() % 4, 1 + r() % 48, {getpid(), 5, static_cast<int>(n % 100)}};
+        } op{static_cast<uint32_t>(r() % 32),
+             static_cast<uint32_t>(r() % 4),
+             1 + r() % 48,
+             {getpid(), 5, static_cast<int>(n % 100)}};
         ops[1].store(1);  // from here to the store of 0: killed mid-operation
         mine->run(
             [](Arena& a, void* ctx) {
