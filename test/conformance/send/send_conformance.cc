@@ -24,25 +24,14 @@
 
 #include "../kernel_side.h"
 #include "core/maps/loaded_policy.h"
+#include "send_matrix.h"
 #include "shim/sockshim.h"
 #include "test/support/redirect.h"
 
 namespace {
 
-struct Cfg {
-  uint32_t apply = 0, cork = 0, pull_start = 0, pull_end = 0, push_start = 0, push_len = 0,
-           pop_start = 0, pop_len = 0;
-  uint32_t drop = 0, redirect = 0, ingress = 0;
-};
-
-struct Shape {
-  const char* name;
-  size_t iov_len, iov_count, sends;
-};
-
-const Shape kOne[] = {{"1x1", 1, 1, 1}, {"1x1024iov", 1, 1024, 1}, {"1024x1", 1, 1, 1024}};
-const Shape kMany[] = {{"3Bx512", 3, 1, 512}, {"5Bx100", 5, 1, 100}};
-const Shape kLarge[] = {{"8192x32iov_x2", 8192, 32, 2}};
+using send_matrix::Cfg;
+using send_matrix::Shape;
 
 struct Outcome {
   std::vector<ssize_t> sends;  // each send()'s result, -errno on failure
@@ -217,14 +206,6 @@ std::string summary(const Outcome& o) {
          " c2=" + std::to_string(o.c2.size());
 }
 
-struct Row {
-  std::string name;
-  Cfg cfg;
-  std::vector<Shape> shapes;
-  bool hanging = false;       // cork rows whose tail never arrives
-  bool close_target = false;  // "redirect wait send mem"
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -237,68 +218,8 @@ int main(int argc, char** argv) {
   std::string why;
   const conformance::KernelOpen opened = k.open(argv[1], &why);
   if (opened != conformance::KernelOpen::ok) return conformance::exit_without_kernel(opened, why);
-  std::vector<Shape> all, one_many;
-  for (auto& s : kOne) all.push_back(s), one_many.push_back(s);
-  for (auto& s : kMany) all.push_back(s), one_many.push_back(s);
-  for (auto& s : kLarge) all.push_back(s);
-  std::vector<Shape> large(std::begin(kLarge), std::end(kLarge));
-  std::vector<Shape> one(std::begin(kOne), std::end(kOne));
-  std::vector<Shape> many(std::begin(kMany), std::end(kMany));
-
-  auto cfg = [](auto f) {
-    Cfg c;
-    f(c);
-    return c;
-  };
-  std::vector<Row> rows = {
-      {"pass", Cfg{}, all},
-      {"drop", cfg([](Cfg& c) { c.drop = 1; }), all},
-      {"redirect", cfg([](Cfg& c) { c.redirect = 1; }), all},
-      {"ingress redirect", cfg([](Cfg& c) { c.redirect = c.ingress = 1; }), all},
-      {"apply 1", cfg([](Cfg& c) { c.apply = 1; }), one},
-      {"apply 1 redirect", cfg([](Cfg& c) { c.apply = 1, c.redirect = 1; }), one},
-      {"apply 1024", cfg([](Cfg& c) { c.apply = 1024; }), large},
-      {"apply 1024 redirect", cfg([](Cfg& c) { c.apply = 1024, c.redirect = 1; }), large},
-      {"cork 1", cfg([](Cfg& c) { c.cork = 1; }), all},
-      {"apply 1 + cork 1", cfg([](Cfg& c) { c.apply = 1, c.cork = 1; }), one_many},
-      {"cork 512", cfg([](Cfg& c) { c.cork = 512; }), many},
-      {"cork 4097 (hanging)", cfg([](Cfg& c) { c.cork = 4097; }), one_many, true},
-      {"cork 4097 redirect (hanging)", cfg([](Cfg& c) { c.cork = 4097, c.redirect = 1; }), one_many,
-       true},
-      {"push 1,1", cfg([](Cfg& c) { c.push_start = 1, c.push_len = 1; }), all},
-      {"push 4096,4096", cfg([](Cfg& c) { c.push_start = 4096, c.push_len = 4096; }), large},
-      {"push 1,2 redirect", cfg([](Cfg& c) { c.push_start = 1, c.push_len = 2, c.redirect = 1; }),
-       all},
-      {"pull 1..2", cfg([](Cfg& c) { c.pull_start = 1, c.pull_end = 2; }), all},
-      {"pull 4096..9182", cfg([](Cfg& c) { c.pull_start = 4096, c.pull_end = 9182; }), large},
-      {"pull 1..2 redirect", cfg([](Cfg& c) { c.pull_start = 1, c.pull_end = 2, c.redirect = 1; }),
-       all},
-      {"pop 1,2", cfg([](Cfg& c) { c.pop_start = 1, c.pop_len = 2; }), many},
-      {"pop 4096,4096", cfg([](Cfg& c) { c.pop_start = 4096, c.pop_len = 4096; }), large},
-      {"pop 1,2 redirect", cfg([](Cfg& c) { c.pop_start = 1, c.pop_len = 2, c.redirect = 1; }),
-       many},
-      {"pop 1,2 + cork 512", cfg([](Cfg& c) { c.pop_start = 1, c.pop_len = 2, c.cork = 512; }),
-       many},
-      {"push 1,2 + cork 512", cfg([](Cfg& c) { c.push_start = 1, c.push_len = 2, c.cork = 512; }),
-       many},
-      {"pull 1..2 + cork 512", cfg([](Cfg& c) { c.pull_start = 1, c.pull_end = 2, c.cork = 512; }),
-       many},
-      {"pull 1..2 + cork 512 redirect",
-       cfg([](Cfg& c) { c.pull_start = 1, c.pull_end = 2, c.cork = 512, c.redirect = 1; }), many},
-      {"pop 1,2 + cork 4 redirect",
-       cfg([](Cfg& c) { c.pop_start = 1, c.pop_len = 2, c.cork = 4, c.redirect = 1; }), many},
-      {"apply 1 ingress redirect", cfg([](Cfg& c) { c.apply = 1, c.redirect = c.ingress = 1; }),
-       one},
-      {"cork 512 ingress redirect", cfg([](Cfg& c) { c.cork = 512, c.redirect = c.ingress = 1; }),
-       many},
-      {"redirect wait send mem", cfg([](Cfg& c) { c.redirect = 1; }), large, false, true},
-      {"push 1,10 + pop 5,4",
-       cfg([](Cfg& c) { c.push_start = 1, c.push_len = 10, c.pop_start = 5, c.pop_len = 4; }),
-       large},
-  };
-
   int pass = 0, fail = 0;
-  for (const Row& row : rows) {
+  for (const send_matrix::Row& row : send_matrix::rows()) {
     for (const Shape& shape : row.shapes) {
       for (bool sf : {false, true}) {
         std::string name = row.name + " " + shape.name + (sf ? " sendfile" : " sendmsg");
