@@ -37,7 +37,7 @@ json sock_map_entries(SockMapBase& sm, const SocketIndex& sockets) {
     prev = key.data();
     PsockRef p = sm.lookup_psock(key.data());
     if (!p) continue;
-    json e = sockets.describe(p->sk()->cookie);
+    json e = sockets.describe(p->sk_cookie());
     if (sm.type() == policy::MapType::sockmap) {
       uint32_t index;
       memcpy(&index, key.data(), sizeof index);

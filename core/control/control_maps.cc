@@ -90,7 +90,7 @@ json dump_maps() {
       m["count"] = sm->count();
       auto add = [&](const unsigned char* key, json decoded) {
         if (PsockRef p = sm->lookup_psock(key)) {
-          json e = sockets.describe(p->sk()->cookie);
+          json e = sockets.describe(p->sk_cookie());
           e["key"] = std::move(decoded);
           entries.push_back(std::move(e));
         }

@@ -66,8 +66,7 @@ class PsockPool {
     }
     for (size_t i = 0; i < s.made && out->size() < s.live; ++i) {
       Psock* p = made(s, i);
-      if (p->refcnt() && p->sk() && p->sk()->type == SOCK_DGRAM && psock_try_get(p))
-        out->emplace_back(p);
+      if (p->refcnt() && p->sk_dgram() && psock_try_get(p)) out->emplace_back(p);
     }
   }
   static void after_fork_child() noexcept {
@@ -158,6 +157,9 @@ Psock* psock_init(Socket* sk) noexcept {
   if (!p) return nullptr;
   p->reset();
   p->sk_ = sk;
+  p->sk_cookie_ = sk->cookie;
+  p->sk_family_ = sk->family;
+  p->sk_type_ = sk->type;
   p->generation.fetch_add(1, std::memory_order_relaxed);
   // Release: a stale callback that gets a reference sees the new generation.
   p->refcnt_.store(1, std::memory_order_release);

@@ -41,6 +41,7 @@
 // psock out of the pool is reset by psock_init before anyone can reach it.
 #pragma once
 
+#include <sys/socket.h>
 #include <atomic>
 #include <cassert>
 #include <cstdint>
@@ -164,9 +165,18 @@ class Psock {
  public:
   Socket* sk() const noexcept { return sk_; }
   uint32_t refcnt() const noexcept { return refcnt_.load(std::memory_order_relaxed); }
+  // What the socket was when this psock was made. Its record may already be
+  // recycled for another socket while a callback still holds the psock, so
+  // these are read here, never through sk().
+  uint64_t sk_cookie() const noexcept { return sk_cookie_; }
+  int sk_family() const noexcept { return sk_family_; }
+  bool sk_dgram() const noexcept { return sk_type_ == SOCK_DGRAM; }
 
  private:
   Socket* sk_ = nullptr;
+  uint64_t sk_cookie_ = 0;
+  int sk_family_ = 0;
+  int sk_type_ = 0;
 
  public:
   // The send path (tcp_bpf_sendmsg), under tx_lock.

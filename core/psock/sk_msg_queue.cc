@@ -42,11 +42,6 @@ const TcpRmem& tcp_rmem() noexcept {
   return r;
 }
 
-// A datagram socket's reader reads one queued message per call.
-bool sk_is_dgram(Psock* p) noexcept {
-  return p->sk() && p->sk()->type == SOCK_DGRAM;
-}
-
 size_t queue_room(Psock* p, size_t limit) noexcept {
   std::lock_guard g(p->ingress_lock);
   return p->ingress_bytes < limit ? limit - p->ingress_bytes : 0;
@@ -123,7 +118,7 @@ int sk_psock_space_fd(Psock* p) noexcept {
 
 size_t sk_psock_msg_room(Psock* p, size_t limit, size_t bytes) noexcept {
   size_t room = queue_room(p, limit);
-  if (!sk_is_dgram(p) || room >= bytes) return room;
+  if (!p->sk_dgram() || room >= bytes) return room;
   std::lock_guard g(p->ingress_lock);
   return p->ingress_bytes == 0 ? bytes : 0;
 }
@@ -281,7 +276,7 @@ void sk_psock_ingress_discard(Psock* p) noexcept {
 }
 
 void sk_msg_fork_claims(Psock* p) noexcept {
-  if (!sk_is_dgram(p)) return;
+  if (!p->sk_dgram()) return;
   ErrnoSaver saved;
   std::lock_guard g(p->ingress_lock);
   for (SkMsgIngress& m : p->ingress_msg) {

@@ -220,7 +220,7 @@ Applied egress(Psock* source, Psock* target, std::span<const uint8_t> bytes, siz
 Applied apply_empty(Psock* p, Psock& e, Verdict v, Psock* target, bool ingress,
                     const SockAddr* name) noexcept {
   int err = 0;
-  const bool dgram_target = target->sk() && target->sk()->type == SOCK_DGRAM;
+  const bool dgram_target = target->sk_dgram();
   if (!dgram_target) {
     // Nothing moves.
   } else if (ingress) {
@@ -346,8 +346,8 @@ bool flush_pending(Psock* p, Psock& e, SkPsockWorkState& st) noexcept {
 }
 
 void abort_strp(Psock* p, Psock& e, SkPsockWorkState& st, int err) noexcept {
-  log::info("receive engine: stream parser stopped on socket cookie {}: {}",
-            p->sk() ? p->sk()->cookie : 0, strerror(err));
+  log::info("receive engine: stream parser stopped on socket cookie {}: {}", p->sk_cookie(),
+            strerror(err));
   st.aborted = true;
   size_t n = st.strp.buffered();
   if (n) {
@@ -529,8 +529,7 @@ void work(Psock* p) noexcept {
   // The loop thread's read buffer (only that thread reads).
   static uint8_t* buf = new (std::nothrow) uint8_t[kReadChunk];
   if (!buf) {
-    log::error("receive engine: out of memory; socket cookie {} is not read",
-               p->sk() ? p->sk()->cookie : 0);
+    log::error("receive engine: out of memory; socket cookie {} is not read", p->sk_cookie());
     return;
   }
   SkPsockWorkState& st = e.work_state;
@@ -555,7 +554,7 @@ void work(Psock* p) noexcept {
   if (!flush_pending(p, e, st) || !run_frames(p, e, st)) return;
   if (st.rcvbuf == 0) {
     st.rcvbuf = source_rcvbuf(e);
-    st.dgram = p->sk() && p->sk()->type == SOCK_DGRAM;
+    st.dgram = p->sk_dgram();
   }
   // Without a parser each chunk is one message; with one, `whole` frames what
   // one read gives, which must stay within rcvbuf as an skb does. A datagram
@@ -574,7 +573,7 @@ void work(Psock* p) noexcept {
     std::vector<uint8_t> big;
     uint8_t* into = buf;
     size_t cap = chunk;
-    if (st.dgram && p->sk() && p->sk()->family == AF_UNIX) {
+    if (st.dgram && p->sk_family() == AF_UNIX) {
       if (size_t need = next_dgram_len(e); need > cap) {
         try {
           big.resize(need);
@@ -597,7 +596,7 @@ void work(Psock* p) noexcept {
       log::warn(
           "receive engine: out of memory: a datagram of {} bytes on socket cookie {} was "
           "cut to {}",
-          r, p->sk() ? p->sk()->cookie : 0, cap);
+          r, p->sk_cookie(), cap);
       r = static_cast<ssize_t>(cap);
     }
     if (r <= 0) {
@@ -640,8 +639,7 @@ void on_event(Psock* p, uint64_t gen, uint32_t events) noexcept {
   // never says so, MSG_DONTWAIT gives EAGAIN): its reader gets 0 once the
   // queue is empty, as from udp_recvmsg, while datagrams that still arrive
   // are read first.
-  if ((events & EPOLLRDHUP) && p->sk() && p->sk()->type == SOCK_DGRAM &&
-      e.rx_on.load(std::memory_order_acquire))
+  if ((events & EPOLLRDHUP) && p->sk_dgram() && e.rx_on.load(std::memory_order_acquire))
     sk_psock_rx_report(p, true, 0, false);
 }
 
@@ -742,7 +740,7 @@ void sk_psock_start_rx(Psock* psock, int fd) noexcept {
   } else {
     // The application keeps reading its socket itself.
     log::error("receive engine: cannot watch socket cookie {}; its programs do not run",
-               psock->sk() ? psock->sk()->cookie : 0);
+               psock->sk_cookie());
     e.rx_on.store(false, std::memory_order_release);
     sk_psock_rx_reading(psock, false);
   }
@@ -812,7 +810,7 @@ bool sk_psock_rx_active(Psock* psock, int fd) noexcept {
     // A datagram socket inherited with datagrams to claim (sk_msg_fork_claims)
     // reads those first: a child that reads only the datagram it was forked
     // for starts no engine, which would take datagrams from its parent's.
-    if (psock->sk() && psock->sk()->type == SOCK_DGRAM && sk_psock_msg_queued(psock)) return true;
+    if (psock->sk_dgram() && sk_psock_msg_queued(psock)) return true;
     // Inherited over fork: this process's engine takes over now.
     e.rx_on.store(false, std::memory_order_release);
     sk_psock_start_rx(psock, fd);

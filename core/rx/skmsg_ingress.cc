@@ -28,11 +28,6 @@ namespace sockshim {
 
 namespace {
 
-// A datagram socket's reader reads one queued message per call.
-bool sk_is_dgram(Psock* p) noexcept {
-  return p->sk() && p->sk()->type == SOCK_DGRAM;
-}
-
 // Whether this process may have the datagram claim c guards: one without a
 // claim is its own; a peek leaves an untaken one for others; a read takes it
 // (and the others will find it taken). An error other than EAGAIN (the
@@ -77,7 +72,7 @@ ssize_t copy_dgram_locked(Psock* p, msghdr* msg, int flags) noexcept {
   // redirected from another family has none for it); namelen is its full
   // length, as the kernel's move_addr_to_user gives it.
   const SockAddr* src = it->name.get();
-  if (src && src->addr.ss_family != p->sk()->family) src = nullptr;
+  if (src && src->addr.ss_family != p->sk_family()) src = nullptr;
   if (msg->msg_name && src) {
     memcpy(msg->msg_name, &src->addr, std::min<size_t>(msg->msg_namelen, src->len));
     msg->msg_namelen = src->len;
@@ -171,7 +166,7 @@ void psock_fionread(int fd, int* value) noexcept {
   // The engine reads the socket: what the kernel holds has not passed the
   // verdict yet and is not the reader's (tcp_bpf_ioctl counts the queue only).
   std::lock_guard g(p->ingress_lock);
-  if (sk_is_dgram(p.get())) {
+  if (p->sk_dgram()) {
     // A datagram socket's FIONREAD is the size of the next datagram (the
     // queue's first; the kernel's own when the queue is empty and the socket
     // is not the engine's).
@@ -304,7 +299,7 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
     return real_recvmsg(fd, msg, flags);
   // A datagram socket reads one message per call, whole (§7), and ignores
   // MSG_WAITALL as udp_recvmsg does; a zero-length read still takes one.
-  const bool dgram = sk_is_dgram(p);
+  const bool dgram = p->sk_dgram();
   if (want == 0 && !dgram) return engine_reads ? 0 : real_recvmsg(fd, msg, flags);
   const bool peek = flags & MSG_PEEK;
   const bool waitall = (flags & MSG_WAITALL) && !peek && !dgram;
