@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "bpf/fuse.h"
+
 namespace sockshim::bpf {
 
 using namespace op;
@@ -102,6 +104,7 @@ int Checker::run() {
                   starts_[function_of(i)], starts_[function_of(t)]);
   }
   if (int r = check_functions(); r < 0) return r;
+  fuse_sequences(out_->code);
   std::sort(out_->maps.begin(), out_->maps.end());
   out_->maps.erase(std::unique(out_->maps.begin(), out_->maps.end()), out_->maps.end());
   return 0;

@@ -49,16 +49,31 @@ struct HelperTable {
   X(CALL_LOCAL) X(EXIT) X(LDDW_TAIL)
 // clang-format on
 
+// Fused operations (bpf/fuse.h): one decoded entry standing for a run of two
+// or three instructions compilers emit together. It replaces the run's first
+// slot; the others keep their decoding (a jump landing on one runs it alone,
+// and the fused operation reads its jump target there). LDXCW_J*: LDXC_W,
+// then a compare of its register with an immediate (imm) and a jump; when
+// the source register is not the context pointer it runs as LDX_W and goes
+// on to the next slot. MOVADD: mov64 reg, then add64 imm (imm) to the same
+// register; MOVADD_JGT: the same, then a jgt64 of that register against a
+// register. LDDW_JEQ/JNE: an lddw, then a jeq/jne64 of it against register
+// src. MOV_EXIT: mov r0, imm (imm: the value r0 gets), then exit.
+#define SOCKSHIM_BPF_FUSED_OPS(X) X(MOVADD) X(MOVADD_JGT) X(LDDW_JEQ) X(LDDW_JNE) X(MOV_EXIT)
+
 // Kept in their own namespace: the names are short and common.
 namespace op {
 enum Op : uint8_t {
 #define SOCKSHIM_OP4(n) n##64_K, n##64_X, n##32_K, n##32_X,
 #define SOCKSHIM_OP1(n) n,
+#define SOCKSHIM_OPLJ(n) LDXCW_##n##64, LDXCW_##n##32,
   SOCKSHIM_BPF_ALU_OPS(SOCKSHIM_OP4) SOCKSHIM_BPF_JMP_OPS(SOCKSHIM_OP4)
-      SOCKSHIM_BPF_OTHER_OPS(SOCKSHIM_OP1)
+      SOCKSHIM_BPF_OTHER_OPS(SOCKSHIM_OP1) SOCKSHIM_BPF_JMP_OPS(SOCKSHIM_OPLJ)
+          SOCKSHIM_BPF_FUSED_OPS(SOCKSHIM_OP1)
 #undef SOCKSHIM_OP4
 #undef SOCKSHIM_OP1
-          kOpCount
+#undef SOCKSHIM_OPLJ
+              kOpCount
 };
 }  // namespace op
 

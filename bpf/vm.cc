@@ -13,6 +13,22 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
+// The dispatch table of a run without a context: the context loads' entries
+// go to the general loads.
+struct NoCtxDispatch {
+  NoCtxDispatch(const void* const* all, const void* ldx_b, const void* ldx_h, const void* ldx_w,
+                const void* ldx_dw, const void* general) {
+    std::copy(all, all + kOpCount, table.begin());
+    table[LDXC_B] = ldx_b;
+    table[LDXC_H] = ldx_h;
+    table[LDXC_W] = ldx_w;
+    table[LDXC_DW] = ldx_dw;
+    table[LDXC_SLOT] = general;
+    for (int o = LDXCW_JEQ64; o <= LDXCW_JSLE32; ++o) table[o] = ldx_w;
+  }
+  std::array<const void*, kOpCount> table;
+};
+
 // [a, a + len) inside [lo, hi), without overflow.
 inline bool inside(uint64_t a, uint64_t len, uint64_t lo, uint64_t hi) {
   return a >= lo && a < hi && hi - a >= len;
@@ -188,9 +204,8 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   const uint64_t ctx_size = ctx_lo ? layout.size : 0;
   ctx_lo_ = ctx_lo;
   ctx_size_ = ctx_size;
-  set_packet(in.ctx_ptrs[kSlotData], in.ctx_ptrs[kSlotDataEnd]);
-  sock_lo_ = reinterpret_cast<uint64_t>(in.sock);
-  sock_size_ = in.sock ? sizeof(bpf_sock) : 0;
+  pkt_lo_ = in.ctx_ptrs[kSlotData];
+  pkt_hi_ = std::max(in.ctx_ptrs[kSlotDataEnd], pkt_lo_);
   complete_ = in.complete == nullptr;
   nregions_ = 0;
   helper_fault_ = false;
@@ -210,17 +225,28 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
   // Signed: instructions running in sequence may take it below 0 (below).
   int64_t left = budget_ > INT64_MAX ? INT64_MAX : static_cast<int64_t>(budget_);
   const int64_t budget = left;
-  RunResult res;
+  uint64_t r0 = 0;  // the result, at the outermost exit
 
   static const void* const kDispatch[] = {
 #define SOCKSHIM_L4(n) &&L_##n##64_K, &&L_##n##64_X, &&L_##n##32_K, &&L_##n##32_X,
 #define SOCKSHIM_L1(n) &&L_##n,
+#define SOCKSHIM_LLJ(n) &&L_LDXCW_##n##64, &&L_LDXCW_##n##32,
       SOCKSHIM_BPF_ALU_OPS(SOCKSHIM_L4) SOCKSHIM_BPF_JMP_OPS(SOCKSHIM_L4)
-          SOCKSHIM_BPF_OTHER_OPS(SOCKSHIM_L1)
+          SOCKSHIM_BPF_OTHER_OPS(SOCKSHIM_L1) SOCKSHIM_BPF_JMP_OPS(SOCKSHIM_LLJ)
+              SOCKSHIM_BPF_FUSED_OPS(SOCKSHIM_L1)
 #undef SOCKSHIM_L4
 #undef SOCKSHIM_L1
+#undef SOCKSHIM_LLJ
   };
   static_assert(sizeof(kDispatch) / sizeof(kDispatch[0]) == kOpCount);
+  // Without a context no register holds its pointer, so the context loads
+  // take the general way; their handlers then need not test for it.
+  const void* const* dispatch = kDispatch;
+  if (__builtin_expect(!ctx_lo, 0)) {
+    static const NoCtxDispatch kNoCtx(kDispatch, &&L_LDX_B, &&L_LDX_H, &&L_LDX_W, &&L_LDX_DW,
+                                      &&L_LDXC_GENERAL);
+    dispatch = kNoCtx.table.data();
+  }
 
 // DISPATCH runs the instruction at d, NEXT the one after it, JUMP(t) the one
 // at index t; each charges the budget. Only CHECK_BUDGET compares it: before
@@ -228,10 +254,10 @@ RunResult Vm::run(const LoadedProgram& prog, const RunInput& in) {
 // loop runs past it and no effect outside the registers happens past it.
 // Between two checks instructions run in sequence, which lets `budget:` name
 // the first one that ran without budget, as if each had been checked.
-#define DISPATCH            \
-  do {                      \
-    --left;                 \
-    goto* kDispatch[d->op]; \
+#define DISPATCH           \
+  do {                     \
+    --left;                \
+    goto* dispatch[d->op]; \
   } while (0)
 #define CHECK_BUDGET                                \
   do {                                              \
@@ -354,40 +380,40 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
   // from the check (Decoded::aux); other context loads consult the layout.
   // Context pointer slots answer from in_.ctx_ptrs, which helpers may change
   // (set_packet). Packet loads are tried inline before find().
-#define LOAD(name, T, Ext)                                                   \
-  L_##name : {                                                               \
-    const uint64_t addr = SRC + static_cast<int64_t>(d->off);                \
-    T v;                                                                     \
-    if (SRC == ctx_lo && d->aux >= kCtxPlain && ctx_lo) {                    \
-      if (d->aux != kCtxPlain) {                                             \
-        DST = in_.ctx_ptrs[d->aux - kCtxSlot];                               \
-        NEXT;                                                                \
-      }                                                                      \
-      memcpy(&v, reinterpret_cast<const void*>(ctx_lo + d->off), sizeof(T)); \
-    } else if (addr - ctx_lo < ctx_size) {                                   \
-      const CtxByte& b = ctx_bytes[addr - ctx_lo];                           \
-      if (!(b.read_sizes & sizeof(T))) FAULT(FaultKind::ctx_load, addr);     \
-      if (b.slot) {                                                          \
-        DST = in_.ctx_ptrs[b.slot - 1];                                      \
-        NEXT;                                                                \
-      }                                                                      \
-      if (!complete_) complete();                                            \
-      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
-    } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T) ||     \
-               inside(addr, sizeof(T), pkt_lo_, pkt_hi_)) {                  \
-      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
-    } else if (addr - sock_lo_ < sock_size_) {                               \
-      if (!(prog.sock->bytes[addr - sock_lo_].read_sizes & sizeof(T)))       \
-        FAULT(FaultKind::ctx_load, addr);                                    \
-      if (!complete_) complete();                                            \
-      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));            \
-    } else {                                                                 \
-      const uint8_t* p = find(addr, sizeof(T), false);                       \
-      if (!p) FAULT(FaultKind::load, addr);                                  \
-      memcpy(&v, p, sizeof(T));                                              \
-    }                                                                        \
-    DST = static_cast<uint64_t>(static_cast<Ext>(v));                        \
-    NEXT;                                                                    \
+#define LOAD(name, T, Ext)                                                                         \
+  L_##name : {                                                                                     \
+    const uint64_t addr = SRC + static_cast<int64_t>(d->off);                                      \
+    T v;                                                                                           \
+    if (SRC == ctx_lo && d->aux >= kCtxPlain && ctx_lo) {                                          \
+      if (d->aux != kCtxPlain) {                                                                   \
+        DST = in_.ctx_ptrs[d->aux - kCtxSlot];                                                     \
+        NEXT;                                                                                      \
+      }                                                                                            \
+      memcpy(&v, reinterpret_cast<const void*>(ctx_lo + d->off), sizeof(T));                       \
+    } else if (addr - ctx_lo < ctx_size) {                                                         \
+      const CtxByte& b = ctx_bytes[addr - ctx_lo];                                                 \
+      if (!(b.read_sizes & sizeof(T))) FAULT(FaultKind::ctx_load, addr);                           \
+      if (b.slot) {                                                                                \
+        DST = in_.ctx_ptrs[b.slot - 1];                                                            \
+        NEXT;                                                                                      \
+      }                                                                                            \
+      if (!complete_) complete();                                                                  \
+      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));                                  \
+    } else if (addr - stack_hi + stack_span <= stack_span - sizeof(T) ||                           \
+               inside(addr, sizeof(T), pkt_lo_, pkt_hi_)) {                                        \
+      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));                                  \
+    } else if (addr - reinterpret_cast<uint64_t>(in_.sock) < sizeof(bpf_sock) && in_.sock) {       \
+      if (!(prog.sock->bytes[addr - reinterpret_cast<uint64_t>(in_.sock)].read_sizes & sizeof(T))) \
+        FAULT(FaultKind::ctx_load, addr);                                                          \
+      if (!complete_) complete();                                                                  \
+      memcpy(&v, reinterpret_cast<const void*>(addr), sizeof(T));                                  \
+    } else {                                                                                       \
+      const uint8_t* p = find(addr, sizeof(T), false);                                             \
+      if (!p) FAULT(FaultKind::load, addr);                                                        \
+      memcpy(&v, p, sizeof(T));                                                                    \
+    }                                                                                              \
+    DST = static_cast<uint64_t>(static_cast<Ext>(v));                                              \
+    NEXT;                                                                                          \
   }
   LOAD(LDX_B, uint8_t, uint8_t)
   LOAD(LDX_H, uint16_t, uint16_t)
@@ -399,13 +425,13 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
 #undef LOAD
   // Through the context pointer, as compiled programs load context fields;
   // through anything else, the general load in imm.
-#define LOAD_CTX(name, T)                                                                \
-  L_##name : if (__builtin_expect(SRC != ctx_lo || !ctx_lo, 0)) goto* kDispatch[d->imm]; \
-  {                                                                                      \
-    T v;                                                                                 \
-    memcpy(&v, reinterpret_cast<const void*>(ctx_lo + d->off), sizeof(T));               \
-    DST = v;                                                                             \
-    NEXT;                                                                                \
+#define LOAD_CTX(name, T)                                                    \
+  L_##name : if (__builtin_expect(SRC != ctx_lo, 0)) goto* dispatch[d->imm]; \
+  {                                                                          \
+    T v;                                                                     \
+    memcpy(&v, reinterpret_cast<const void*>(ctx_lo + d->off), sizeof(T));   \
+    DST = v;                                                                 \
+    NEXT;                                                                    \
   }
   LOAD_CTX(LDXC_B, uint8_t)
   LOAD_CTX(LDXC_H, uint16_t)
@@ -413,7 +439,10 @@ L_LDDW_TAIL:  // never reached: the check rejects jumps into an lddw
   LOAD_CTX(LDXC_DW, uint64_t)
 #undef LOAD_CTX
 L_LDXC_SLOT:
-  if (__builtin_expect(SRC != ctx_lo || !ctx_lo, 0)) goto* kDispatch[d->imm];
+  if (__builtin_expect(SRC != ctx_lo, 0)) {
+  L_LDXC_GENERAL:
+    goto* dispatch[d->imm];
+  }
   DST = in_.ctx_ptrs[d->aux - kCtxSlot];
   NEXT;
   // The kernel takes context stores from registers only (BPF_STX).
@@ -495,6 +524,88 @@ L_JA:
   JMP(JSLT, S64(<), S32(<))
   JMP(JSLE, S64(<=), S32(<=))
 #undef JMP
+
+  // Fused operations (program.h). Each charges the budget for every
+  // instruction it stands for and, when it jumps, leaves d on the jump's
+  // slot first, so that the budget and the counts come out as unfused.
+#define LDXCW_JMP(name, cond64, cond32)                                      \
+  L_LDXCW_##name##64 : if (__builtin_expect(SRC != ctx_lo, 0)) goto L_LDX_W; \
+  {                                                                          \
+    uint32_t v;                                                              \
+    memcpy(&v, reinterpret_cast<const void*>(ctx_lo + d->off), sizeof v);    \
+    DST = v;                                                                 \
+    --left;                                                                  \
+    if (cond64(uint64_t{v}, K)) {                                            \
+      ++d;                                                                   \
+      JUMP(d->off);                                                          \
+    }                                                                        \
+    d += 2;                                                                  \
+    DISPATCH;                                                                \
+  }                                                                          \
+  L_LDXCW_##name##32 : if (__builtin_expect(SRC != ctx_lo, 0)) goto L_LDX_W; \
+  {                                                                          \
+    uint32_t v;                                                              \
+    memcpy(&v, reinterpret_cast<const void*>(ctx_lo + d->off), sizeof v);    \
+    DST = v;                                                                 \
+    --left;                                                                  \
+    if (cond32(v, static_cast<uint32_t>(K))) {                               \
+      ++d;                                                                   \
+      JUMP(d->off);                                                          \
+    }                                                                        \
+    d += 2;                                                                  \
+    DISPATCH;                                                                \
+  }
+  LDXCW_JMP(JEQ, U_EQ, U_EQ)
+  LDXCW_JMP(JNE, U_NE, U_NE)
+  LDXCW_JMP(JGT, U_GT, U_GT)
+  LDXCW_JMP(JGE, U_GE, U_GE)
+  LDXCW_JMP(JLT, U_LT, U_LT)
+  LDXCW_JMP(JLE, U_LE, U_LE)
+  LDXCW_JMP(JSET, U_SET, U_SET)
+  LDXCW_JMP(JSGT, S64(>), S32(>))
+  LDXCW_JMP(JSGE, S64(>=), S32(>=))
+  LDXCW_JMP(JSLT, S64(<), S32(<))
+  LDXCW_JMP(JSLE, S64(<=), S32(<=))
+#undef LDXCW_JMP
+L_MOVADD:
+  DST = SRC + K;
+  --left;
+  d += 2;
+  DISPATCH;
+L_MOVADD_JGT:
+  DST = SRC + K;
+  left -= 2;
+  if (DST > r[d[2].src]) {
+    d += 2;
+    JUMP(d->off);
+  }
+  d += 3;
+  DISPATCH;
+L_LDDW_JEQ:
+  CHECK_BUDGET;  // as L_LDDW
+  DST = K;
+  --left;
+  if (SRC == DST) {
+    d += 2;
+    JUMP(d->off);
+  }
+  d += 3;
+  DISPATCH;
+L_LDDW_JNE:
+  CHECK_BUDGET;
+  DST = K;
+  --left;
+  if (SRC != DST) {
+    d += 2;
+    JUMP(d->off);
+  }
+  d += 3;
+  DISPATCH;
+L_MOV_EXIT:
+  r[0] = K;
+  --left;
+  ++d;
+  goto L_EXIT;
 #undef U_EQ
 #undef U_NE
 #undef U_GT
@@ -522,7 +633,7 @@ L_CALL_LOCAL : {
 }
 L_EXIT:
   if (depth == 0) {
-    res.r0 = r[0];
+    r0 = r[0];
     goto out;
   } else {
     const Frame& f = frames_[--depth];
@@ -544,8 +655,7 @@ budget:
   fault_ = {FaultKind::budget, static_cast<uint32_t>(d - code + left + 1), 0};
   left = 0;
 done:
-  res.fault = fault_;
-  res.insns = static_cast<uint64_t>(budget - left);
+  const RunResult res{r0, static_cast<uint64_t>(budget - left), fault_};
   // Zero what this run and its helpers wrote to the stack, so the next run
   // starts clean.
   if (dirty_lo_ < stack_hi) memset(reinterpret_cast<void*>(dirty_lo_), 0, stack_hi - dirty_lo_);

@@ -117,8 +117,7 @@ class Vm {
   uint64_t stack_lo_ = 0, stack_hi_ = 0;  // the current frame and its callers
   uint64_t dirty_lo_ = 0;                 // lowest stack byte written this run
   uint64_t pkt_lo_ = 0, pkt_hi_ = 0;
-  uint64_t sock_lo_ = 0, sock_size_ = 0;  // *in_.sock, while complete
-  bool complete_ = true;                  // in_.complete has run (or is not needed)
+  bool complete_ = true;  // in_.complete has run (or is not needed)
   int nregions_ = 0;
   bool helper_fault_ = false;
   std::array<Region, kMaxDynamicRegions> regions_{};
