@@ -16,6 +16,9 @@ class SocketPool {
   static void release(Socket* s) noexcept;
 
   // Calls fn on every record ever allocated, live or free (for fork handling).
+  // In a fork child one of them may be a record whose allocating thread was
+  // between taking its index and constructing it: still zero-filled, which is
+  // what a default-constructed Socket holds (an unlocked mutex, no state).
   template <typename Fn>
   static void for_each_slot(Fn&& fn) noexcept;
 

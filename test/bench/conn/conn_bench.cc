@@ -6,6 +6,11 @@
 // Each shape runs without the shim, with the shim and no policy (pass-through),
 // and with the shim and a sockops + sk_msg policy (conn_policy.json: every
 // passive_established socket enters a sockhash whose sk_msg program passes).
+// Three more runs of the policy split its cost: without the control socket
+// (SOCKSHIM_CONTROL=off: no event-loop thread, so glibc's single-threaded
+// fork) and without a domain (SOCKSHIM_DOMAIN set to a name the shim refuses,
+// which leaves the process out of every domain; SOCKSHIM_LOG=off keeps the
+// error that says so off the output), and without either.
 // The client is this process, without the shim, one connection at a time, so
 // the figure is the whole set-up latency a client sees. Every repetition
 // starts a fresh server, repetitions are interleaved (the machine is shared)
@@ -34,6 +39,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -42,11 +48,20 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 enum Shape { kAccept, kFork, kShapes };
-enum Mode { kNoShim, kPassThrough, kPolicy, kModes };
+enum Mode {
+  kNoShim,
+  kPassThrough,
+  kPolicy,
+  kPolicyNoControl,
+  kPolicyNoDomain,
+  kPolicyNoEither,
+  kModes
+};
 
 const char* const kShapeArg[kShapes] = {"accept", "fork"};
 const char* const kShapeName[kShapes] = {"accept loop", "fork per connection"};
-const char* const kModeName[kModes] = {"no shim", "pass-through", "sockops+sk_msg"};
+const char* const kModeName[kModes] = {"no shim",           "pass-through",     "sockops+sk_msg",
+                                       "  without control", "  without domain", "  without either"};
 // Timed connections per measurement, after a warm-up of kWarmUp.
 const int kConnections[kShapes] = {3000, 800};
 constexpr int kWarmUp = 50;
@@ -170,11 +185,18 @@ Server start_server(const char* self, const char* lib, const std::string& policy
     unsetenv("LD_PRELOAD");
     unsetenv("SOCKSHIM_POLICY");
     unsetenv("SOCKSHIM_CONTROL");
+    unsetenv("SOCKSHIM_DOMAIN");
+    unsetenv("SOCKSHIM_LOG");
     if (mode != kNoShim) {
       setenv("LD_PRELOAD", lib, 1);
       setenv("SOCKSHIM_RUNTIME_DIR", runtime_dir.c_str(), 1);
     }
-    if (mode == kPolicy) setenv("SOCKSHIM_POLICY", policy.c_str(), 1);
+    if (mode >= kPolicy) setenv("SOCKSHIM_POLICY", policy.c_str(), 1);
+    if (mode == kPolicyNoControl || mode == kPolicyNoEither) setenv("SOCKSHIM_CONTROL", "off", 1);
+    if (mode == kPolicyNoDomain || mode == kPolicyNoEither) {
+      setenv("SOCKSHIM_DOMAIN", "\x01", 1);  // not printable: refused
+      setenv("SOCKSHIM_LOG", "off", 1);
+    }
     execl(self, self, "--serve", kShapeArg[shape], nullptr);
     _exit(127);
   }
@@ -271,7 +293,8 @@ int main(int argc, char** argv) {
         cpus[shape][mode].push_back(f.cpu_per_conn);
         faults[shape][mode].push_back(f.faults_per_conn);
       }
-  rmdir(dir);  // control sockets are removed by the processes that made them
+  std::error_code ignored;  // control sockets went with their processes; domains stay
+  std::filesystem::remove_all(dir, ignored);
   bool ok = true;
   printf("medians of %d interleaved repetitions (min..max); slowdown = no-shim figure / figure\n",
          reps);
@@ -284,7 +307,7 @@ int main(int argc, char** argv) {
       const std::vector<double>& v = rates[shape][mode];
       double m = median(v), cpu = median(cpus[shape][mode]), pf = median(faults[shape][mode]);
       ok = ok && m > 0;
-      printf("%-20s %-15s %6.0f conn/s (%.0f..%.0f)", kShapeName[shape], kModeName[mode], m,
+      printf("%-20s %-18s %6.0f conn/s (%.0f..%.0f)", kShapeName[shape], kModeName[mode], m,
              *std::min_element(v.begin(), v.end()), *std::max_element(v.begin(), v.end()));
       if (mode != kNoShim && m > 0) printf(" slowdown %.2fx", base_rate / m);
       printf(", server CPU %.1f us/conn", cpu * 1e6);
