@@ -29,12 +29,11 @@ void Loader::load_program(const std::string& name, const json& v, const std::str
   }
   const ProgramType t = find_name(kProgramTypes, *type)->type;
   program_types_[name] = t;
+  cur_type_ = t;
   if (v.contains("object") || v.contains("program")) {
-    cur_type_ = t;
     load_object_program(name, v, ptr);
     return;
   }
-  cur_type_ = t;
   needs_data_ = false;
   auto compiled = std::make_unique<CompiledProgram>();
   if (t == ProgramType::stream_parser) {

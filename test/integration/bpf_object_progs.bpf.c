@@ -2,6 +2,7 @@
 // what a rule program of bpf_object_json.json does, so the bytes at every
 // reader must be the same under both policies.
 #include <linux/bpf.h>
+
 #include <bpf/bpf_helpers.h>
 
 // Messages seen by route: the object's own map, not the policy's.
@@ -14,9 +15,9 @@ struct {
 
 // sk_msg: a message starting with 'D' is dropped, any other passes.
 SEC("sk_msg")
-int route(struct sk_msg_md *msg) {
+int route(struct sk_msg_md* msg) {
   __u32 zero = 0;
-  __u64 *n = bpf_map_lookup_elem(&seen, &zero);
+  __u64* n = bpf_map_lookup_elem(&seen, &zero);
   if (n) __sync_fetch_and_add(n, 1);
   char *data = msg->data, *end = msg->data_end;
   if (data + 1 > end) return SK_PASS;
@@ -25,7 +26,7 @@ int route(struct sk_msg_md *msg) {
 
 // Frames of a 1-byte length, then that many bytes.
 SEC("sk_skb/stream_parser")
-int frames(struct __sk_buff *skb) {
+int frames(struct __sk_buff* skb) {
   __u8 len;
   if (bpf_skb_load_bytes(skb, 0, &len, 1)) return 0;
   return 1 + len;
@@ -33,7 +34,7 @@ int frames(struct __sk_buff *skb) {
 
 // A frame whose payload starts with 'X' is dropped.
 SEC("sk_skb/stream_verdict")
-int verdict(struct __sk_buff *skb) {
+int verdict(struct __sk_buff* skb) {
   __u8 first;
   if (bpf_skb_load_bytes(skb, 1, &first, 1)) return SK_DROP;
   return first == 'X' ? SK_DROP : SK_PASS;
@@ -41,7 +42,7 @@ int verdict(struct __sk_buff *skb) {
 
 // For the type checks: a sockops program.
 SEC("sockops")
-int ops(struct bpf_sock_ops *skops) {
+int ops(struct bpf_sock_ops* skops) {
   return 1;
 }
 
