@@ -229,7 +229,7 @@ std::string Loader::unavailable(std::string_view field_name, CtxField f) const {
          " programs";
 }
 
-LoadResult load_policy_text(std::string_view text) {
+LoadResult load_policy_text(std::string_view text, const std::string& base_dir) {
   LoadResult result;
   const JsonDoc doc = JsonDoc::parse(text);
   for (const JsonIssue& issue : doc.issues()) {
@@ -237,7 +237,7 @@ LoadResult load_policy_text(std::string_view text) {
     result.errors.push_back({issue.pointer, lc.line, lc.column, issue.message});
   }
   if (!doc.ok()) return result;
-  std::unique_ptr<Policy> policy = Loader(doc, result.errors).load();
+  std::unique_ptr<Policy> policy = Loader(doc, result.errors, base_dir).load();
   if (result.errors.empty()) {
     result.policy = std::move(policy);
     return result;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "policy/json_pos.h"
+#include "policy/object_file.h"
 #include "policy/policy.h"
 #include "policy/vocabulary.h"
 
@@ -33,7 +34,8 @@ const char* type_word(const json& v);
 
 class Loader {
  public:
-  Loader(const JsonDoc& doc, std::vector<LoadError>& errors) : doc_(doc), errors_(errors) {}
+  Loader(const JsonDoc& doc, std::vector<LoadError>& errors, std::string base_dir)
+      : doc_(doc), errors_(errors), base_dir_(std::move(base_dir)) {}
 
   std::unique_ptr<Policy> load();
 
@@ -104,6 +106,10 @@ class Loader {
   void load_length_prefix(const json& v, const std::string& ptr, FrameSpec& out);
   void load_rules(const json& v, const std::string& ptr, CompiledProgram& out);
 
+  // ---- programs from BPF objects (loader_objects.cc) ----
+  void load_object_program(const std::string& name, const json& v, const std::string& ptr);
+  void load_objects();
+
   // ---- conditions (loader_conditions.cc) ----
   bool load_cond_object(const json& v, const std::string& ptr, std::vector<Cond>& out);
   bool load_cond(const std::string& key, const json& v, const std::string& ptr,
@@ -166,6 +172,13 @@ class Loader {
   std::map<std::string, ProgramType> program_types_;
   std::set<std::string> broken_programs_;
   ProgramType cur_type_ = ProgramType::sk_msg;  // of the program being loaded
+  // "object" programs, loaded together per file once every program is read.
+  struct PendingObject {
+    std::string name, ptr, path, object;  // object: as written; path: resolved
+    ObjectProgramRef ref;
+  };
+  std::vector<PendingObject> pending_objects_;
+  const std::string base_dir_;
   bool needs_data_ = false;
 };
 

@@ -10,6 +10,7 @@ void Loader::load_programs(const json& v, const std::string& ptr) {
   // the order of definitions do not matter.
   for (auto it = v.begin(); it != v.end(); ++it)
     load_program(it.key(), it.value(), at(ptr, it.key()));
+  load_objects();
 }
 
 void Loader::load_program(const std::string& name, const json& v, const std::string& ptr) {
@@ -22,13 +23,17 @@ void Loader::load_program(const std::string& name, const json& v, const std::str
   std::optional<std::string> type;
   if (require(v, ptr, "type")) type = get_enum(v["type"], at(ptr, "type"), names_of(kProgramTypes));
   if (!type) {
-    check_keys(v, ptr, {"type", "rules", "default", "frame", "sticky_drop"});
+    check_keys(v, ptr, {"type", "rules", "default", "frame", "sticky_drop", "object", "program"});
     broken_programs_.insert(name);
     return;
   }
   const ProgramType t = find_name(kProgramTypes, *type)->type;
   program_types_[name] = t;
   cur_type_ = t;
+  if (v.contains("object") || v.contains("program")) {
+    load_object_program(name, v, ptr);
+    return;
+  }
   needs_data_ = false;
   auto compiled = std::make_unique<CompiledProgram>();
   if (t == ProgramType::stream_parser) {

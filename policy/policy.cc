@@ -14,6 +14,8 @@ namespace sockshim::policy {
 const Program* Policy::program(std::string_view name) const noexcept {
   for (const auto& p : programs)
     if (p->name() == name) return p.get();
+  for (const ObjectProgram& o : objects)
+    if (o.name == name) return o.program.get();
   return nullptr;
 }
 
@@ -82,7 +84,8 @@ LoadResult load_policy_file(const std::string& path) {
     r.errors.push_back({"", 0, 0, read_error(path, why)});
     return r;
   }
-  return load_policy_text(text);
+  const size_t slash = path.rfind('/');
+  return load_policy_text(text, slash == std::string::npos ? "" : path.substr(0, slash + 1));
 }
 
 }  // namespace sockshim::policy

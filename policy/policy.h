@@ -19,13 +19,23 @@ struct Attachment {
   AttachType type = AttachType::sk_msg_verdict;
 };
 
+// A program taken from a BPF object file ("object"): its maps are the
+// object's, not the policy's, so the policy does not own it; the pointer
+// holds what it runs with.
+struct ObjectProgram {
+  std::string name;  // the policy's name for it (the program's own may differ)
+  std::shared_ptr<const Program> program;
+};
+
 struct Policy {
   std::string description;
   std::vector<MapSpec> maps;                       // in file order
   std::vector<std::unique_ptr<Program>> programs;  // in file order; addresses are stable
+  std::vector<ObjectProgram> objects;              // in file order, not in `programs`
   std::vector<Attachment> attach;                  // in file order
   std::vector<const Program*> sockops;             // in the order they run
 
+  // By the policy's name, in `programs` or `objects`.
   const Program* program(std::string_view name) const noexcept;
   // Index in maps, or -1.
   int map_index(std::string_view name) const noexcept;
@@ -66,9 +76,12 @@ std::string read_policy_file(const std::string& path, std::string* text);
 // "cannot read policy PATH: WHY": the one message for a policy that cannot be read.
 std::string read_error(std::string_view path, std::string_view why);
 
-LoadResult load_policy_text(std::string_view text);
-// Reads path with read_policy_file (no other I/O); an unreadable file is one
-// error, line 0 and no pointer, whose message is read_error's.
+// base_dir: where relative "object" paths start ("" for the working directory).
+LoadResult load_policy_text(std::string_view text, const std::string& base_dir = "");
+// Reads path with read_policy_file; an unreadable file is one error, line 0
+// and no pointer, whose message is read_error's. Relative "object" paths
+// start in path's directory; object files are opened through the hook
+// (policy/object_file.h), the only other I/O.
 LoadResult load_policy_file(const std::string& path);
 
 }  // namespace sockshim::policy

@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "core/bpfsys/bpf_objects.h"
+#include "core/bpfsys/sys_bpf.h"
 #include "core/control/control_server.h"
 #include "core/control/protocol.h"
 #include "core/domain/domain.h"
@@ -99,6 +100,7 @@ void ensure_initialised() noexcept {
   g_init_state.store(2, std::memory_order_release);
   log::start();
   log::info("loaded");
+  bpfsys::install_object_loader();  // before the policy: its "object" programs
   bool policy_loaded = load_policy_from_env();
   control::configure(policy_loaded);
   domain::attach(control::runtime_dir(), policy_loaded ? getenv("SOCKSHIM_POLICY") : nullptr);

@@ -52,7 +52,9 @@ std::vector<std::shared_ptr<const LoadedPolicy>>& retired() noexcept {
   static auto* r = new std::vector<std::shared_ptr<const LoadedPolicy>>;
   return *r;
 }
-std::mutex g_reload_lock;
+// Recursive: a reload builds the new policy under it, and loading its
+// "object" programs runs bpf(), which keeps their policies (keep_program_policy).
+std::recursive_mutex g_reload_lock;
 
 // Loads path and builds its maps (sharing keep's unchanged ones); null and
 // *errors on failure.
@@ -180,7 +182,7 @@ std::shared_ptr<const LoadedPolicy> current_policy() noexcept {
 
 void loaded_policy_after_fork_child() noexcept {
   new (&slot().lock) std::mutex();
-  new (&g_reload_lock) std::mutex();
+  new (&g_reload_lock) std::recursive_mutex();
 }
 
 bool load_policy(const std::string& path, std::vector<std::string>* errors) noexcept {

@@ -225,7 +225,8 @@ bool policy_may_queue() noexcept {
         if (a.kind == policy::Action::Kind::redirect && (a.flags & policy::BPF_F_INGRESS))
           may = true;
   }
-  may = may || g_ingress_used.load(std::memory_order_relaxed);
+  // Bytecode from a BPF object may redirect to ingress at any time.
+  may = may || !lp->policy->objects.empty() || g_ingress_used.load(std::memory_order_relaxed);
   cached_answer.store(may, std::memory_order_relaxed);
   cached.store(lp.get(), std::memory_order_release);
   return may;
