@@ -15,10 +15,13 @@
 #include "core/maps/loaded_policy.h"
 #include "core/maps/map_table.h"
 #include "core/maps/maps_init.h"
+#include "core/maps/sock_map_exec.h"
 #include "core/psock/psock_stats.h"
 #include "core/readiness/epoll_watch.h"
 #include "core/readiness/poll_wake.h"
+#include "core/readiness/skmsg_epoll.h"
 #include "core/readiness/skmsg_poll.h"
+#include "core/rx/sk_psock_rx.h"
 #include "core/sock/event_loop.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
@@ -104,6 +107,12 @@ void ensure_initialised() noexcept {
   bool policy_loaded = load_policy_from_env();
   control::configure(policy_loaded);
   domain::attach(control::runtime_dir(), policy_loaded ? getenv("SOCKSHIM_POLICY") : nullptr);
+  // Before the library's static initialisers ran (this constructor comes
+  // first): the psock operations a readopted socket's link uses.
+  sk_psock_rx_install_ops();
+  skmsg_poll_install_ops();
+  // Sockets in maps: served as once a program makes its first socket.
+  if (sock_maps_readopt() > 0) control::ensure_started();
 }
 
 }  // namespace sockshim::shim

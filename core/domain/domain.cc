@@ -1,5 +1,6 @@
 #include "core/domain/domain.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/mman.h>
@@ -70,23 +71,61 @@ std::string join_error(Domain* d, int r) {
   return r == -EUCLEAN || r == -ETIMEDOUT ? d->why() : strerror(-r);
 }
 
-// Whether fd still refers to the socket cookie (not closed by an exec).
-bool holds(int fd, uint64_t cookie) {
+uint64_t cookie_of(int fd) noexcept {
   uint64_t c = 0;
   socklen_t len = sizeof c;
-  return fd >= 0 && real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len) == 0 && c == cookie;
+  return fd >= 0 && real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c, &len) == 0 ? c : 0;
 }
 
-// An exec'd image lets go of the sockets whose fds the exec closed
-// (O_CLOEXEC); at a first start it holds none.
+// The process's sockets by cookie (the lowest fd of each), read from
+// /proc/self/fd once an exec'd image finds a recorded fd moved or closed.
+struct ExecFds {
+  bool scanned = false;
+  std::vector<std::pair<uint64_t, int>> by_cookie;
+
+  void scan() noexcept {
+    scanned = true;
+    DIR* dir = opendir("/proc/self/fd");
+    if (!dir) return;
+    int own = dirfd(dir);
+    try {
+      while (dirent* e = readdir(dir)) {
+        char* end = nullptr;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd == own) continue;
+        if (uint64_t c = cookie_of(static_cast<int>(fd)))
+          by_cookie.emplace_back(c, static_cast<int>(fd));
+      }
+    } catch (const std::bad_alloc&) {
+    }
+    closedir(dir);
+  }
+  // fd if it still refers to cookie, else the process's lowest fd of it, else -1.
+  static int fd_of(int fd, uint64_t cookie, void* ctx) noexcept {
+    if (cookie_of(fd) == cookie) return fd;
+    auto* self = static_cast<ExecFds*>(ctx);
+    if (!self->scanned) self->scan();
+    int best = -1;
+    for (auto [c, f] : self->by_cookie)
+      if (c == cookie && (best < 0 || f < best)) best = f;
+    return best;
+  }
+};
+
+// An exec'd image keeps holding the sockets it inherited, at the fds they
+// now have, and lets go of the ones the exec closed (O_CLOEXEC); at a first
+// start it holds none.
 void after_exec(Domain* d) noexcept {
-  Holder self = g_self;
+  struct Ctx {
+    Holder self;
+    ExecFds fds;
+  } ctx{g_self, {}};
   d->run(
-      [](Arena& a, void* ctx) {
-        auto* h = static_cast<Holder*>(ctx);
-        return sock_holders_after_exec(a, h->pid, h->start_time, holds);
+      [](Arena& a, void* p) {
+        auto* c = static_cast<Ctx*>(p);
+        return sock_holders_after_exec(a, c->self.pid, c->self.start_time, ExecFds::fd_of, &c->fds);
       },
-      &self);
+      &ctx);
 }
 
 void attach_failed(const std::string& key, const std::string& why) {

@@ -175,6 +175,11 @@ int unlink_entry(Arena& a, uint64_t* l, uint64_t off, bool sock_chain) noexcept 
   return 0;
 }
 
+// An entry entered or left map d: lock-free readers of its generation see it.
+void map_changed(MapDesc& d) noexcept {
+  __atomic_store_n(&d.gen, d.gen + 1, __ATOMIC_RELEASE);
+}
+
 // Takes the entry at off out of its map bucket (the truth), counted.
 int unlink_from_map(Arena& a, SharedMapsRoot* r, EntryRec* e, uint64_t off) noexcept {
   if (e->map >= r->n_maps)
@@ -187,6 +192,7 @@ int unlink_from_map(Arena& a, SharedMapsRoot* r, EntryRec* e, uint64_t off) noex
           unlink_entry(a, &buckets[key_hash(e->key, d.key_size) & (d.n_buckets - 1)], off, false))
     return rc;
   d.count -= d.count ? 1 : 0;
+  map_changed(d);
   return 0;
 }
 
@@ -355,6 +361,7 @@ int shared_map_update(Arena& a, const MapDef& def, const void* key, uint64_t coo
   e->next = bucket;
   bucket = off;  // the entry is in the map from here on
   d.count += 1;
+  map_changed(d);
   if (old) {  // after the new one is in: a reader never finds the key empty
     if (int rc = remove_entry(a, r, old, old_off)) return rc;
   }
@@ -450,18 +457,75 @@ int sock_holders_inherit(Arena& a, const Holder& parent, const Holder& child) no
 }
 
 int sock_holders_after_exec(Arena& a, pid_t pid, uint64_t start_time,
-                            bool (*holds)(int fd, uint64_t cookie)) noexcept {
+                            int (*fd_of)(int fd, uint64_t cookie, void* ctx), void* ctx) noexcept {
   int err = 0;
   SharedMapsRoot* r = maps_root(a, false, &err);
   if (!r) return err;
   int rc = each_sock(a, r, [&](SockRec* s, uint64_t* link, uint32_t) {
     uint64_t cookie = s->cookie;
-    return drop_holders(a, r, s, link, [&](const HolderRec& h) {
-      return h.pid == pid && h.start_time == start_time && !holds(h.fd, cookie);
+    return drop_holders(a, r, s, link, [&](HolderRec& h) {
+      if (h.pid != pid || h.start_time != start_time) return false;
+      int fd = fd_of(h.fd, cookie, ctx);
+      if (fd >= 0) h.fd = fd;
+      return fd < 0;
     });
   });
   bump(a);
   return rc;
+}
+
+int shared_entries_held(Arena& a, pid_t pid, uint64_t start_time,
+                        std::vector<HeldEntry>* out) noexcept {
+  int err = 0;
+  out->clear();
+  SharedMapsRoot* r = maps_root(a, false, &err);
+  if (!r) return err;
+  try {
+    return each_sock(a, r, [&](SockRec* s, uint64_t*, uint32_t) {
+      Steps steps(a);
+      int fd = -1;
+      for (uint64_t h = s->holders; h && fd < 0;) {
+        auto* hr =
+            steps.next(a, "holder") ? rec<HolderRec>(a, h, kHolderMagic, "holder record") : nullptr;
+        if (!hr) return -EUCLEAN;
+        if (hr->pid == pid && hr->start_time == start_time) fd = hr->fd;
+        h = hr->next;
+      }
+      if (fd < 0) return 0;
+      for (uint64_t off = s->entries; off;) {
+        auto* e = steps.next(a, "socket's entry") ? rec<EntryRec>(a, off, kEntryMagic, "map entry")
+                                                  : nullptr;
+        if (!e) return -EUCLEAN;
+        if (e->map >= r->n_maps || !map_buckets(a, r, e->map))
+          return a.corrupt("the map entry at offset %llu names map %u of %u", static_cast<ull>(off),
+                           e->map, r->n_maps);
+        const MapDesc& d = r->map[e->map];
+        out->push_back({d.name,
+                        d.type,
+                        d.key_size,
+                        d.max_entries,
+                        {e->key, e->key + d.key_size},
+                        s->cookie,
+                        fd});
+        off = e->sock_next;
+      }
+      return 0;
+    });
+  } catch (const std::bad_alloc&) {
+    return -ENOMEM;
+  }
+}
+
+const uint32_t* shared_map_gen_word(Arena& a, const MapDef& def, int* err) noexcept {
+  *err = 0;
+  SharedMapsRoot* r = maps_root(a, false, err);
+  if (!r) return nullptr;
+  int mi = find_map(a, r, def, false);
+  if (mi < 0) {
+    *err = mi == -ENOENT ? 0 : mi;
+    return nullptr;
+  }
+  return &r->map[mi].gen;
 }
 
 int shared_maps_read(Arena& a, std::vector<SharedMap>* out) noexcept {
@@ -536,6 +600,7 @@ bool repair(Arena& a, SharedMapsRoot* r) noexcept {
         if (err) return false;
         if (!s) {  // its socket was being dropped
           *l = e->next;
+          map_changed(d);
           continue;
         }
         e->sock_next = s->entries;

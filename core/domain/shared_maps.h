@@ -54,8 +54,8 @@ struct Holder {
 struct MapDesc {
   char name[kMaxMapName];
   uint32_t type, key_size, max_entries, n_buckets;
-  uint32_t count;  // entries; recounted by the repair
-  uint32_t reserved;
+  uint32_t count;    // entries; recounted by the repair
+  uint32_t gen;      // bumped by every entry that enters or leaves: read without the lock
   uint64_t buckets;  // uint64_t[n_buckets]; set last: a descriptor is in use once it is
 };
 
@@ -105,6 +105,15 @@ struct SharedMap {
   std::vector<SharedEntry> entries;  // by key bytes
 };
 
+// An entry of a process, for an exec'd image to put back in its own maps.
+struct HeldEntry {
+  std::string map;
+  uint32_t type, key_size, max_entries;
+  std::vector<unsigned char> key;
+  uint64_t cookie;
+  int fd;  // the process's fd of the socket
+};
+
 // Puts cookie at key in the map def (created on first use; -ENOSPC after
 // kMaxSharedMaps definitions, -EINVAL for a name or key too long) and makes
 // holder one of its holders (a process already holding it keeps its record).
@@ -123,10 +132,23 @@ int sock_holder_drop(Arena& arena, uint64_t cookie, pid_t pid, uint64_t start_ti
 int sock_holders_drop_dead(Arena& arena, const Holder* dead, size_t n) noexcept;
 // A fork child: holds what its parent holds, with the same fds.
 int sock_holders_inherit(Arena& arena, const Holder& parent, const Holder& child) noexcept;
-// An exec'd image (pid, start_time): drops its holder records whose fd no
-// longer refers to the socket (closed by the exec: O_CLOEXEC).
+// An exec'd image (pid, start_time): each of its holder records takes the fd
+// fd_of(recorded fd, cookie, ctx) gives (the socket may have moved, as an
+// inetd child's dup2 to 0 and 1), or is dropped when that is -1 (the exec
+// closed it: O_CLOEXEC).
 int sock_holders_after_exec(Arena& arena, pid_t pid, uint64_t start_time,
-                            bool (*holds)(int fd, uint64_t cookie)) noexcept;
+                            int (*fd_of)(int fd, uint64_t cookie, void* ctx), void* ctx) noexcept;
+// The entries of every map whose socket (pid, start_time) holds, with its fd.
+int shared_entries_held(Arena& arena, pid_t pid, uint64_t start_time,
+                        std::vector<HeldEntry>* out) noexcept;
+// Where the generation word of the map def is: stable for the arena's life,
+// read it lock-free with shared_map_gen. nullptr while def has no descriptor
+// (nothing entered it yet) or on error (*err).
+const uint32_t* shared_map_gen_word(Arena& arena, const MapDef& def, int* err) noexcept;
+// A map's generation, without the lock.
+inline uint32_t shared_map_gen(const uint32_t* gen_word) noexcept {
+  return __atomic_load_n(gen_word, __ATOMIC_ACQUIRE);
+}
 // Every map and its entries, for dump. 0, -ENOMEM or -EUCLEAN.
 int shared_maps_read(Arena& arena, std::vector<SharedMap>* out) noexcept;
 

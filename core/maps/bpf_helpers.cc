@@ -54,7 +54,7 @@ int SockHelpers::redirect(uint32_t map, std::span<const uint8_t> key, uint64_t f
   auto* m =
       map < lp_.map_by_index.size() ? dynamic_cast<SockMapBase*>(lp_.map_by_index[map]) : nullptr;
   if (!m || (flags & ~policy::BPF_F_INGRESS) || key.size() != m->key_size()) return policy::SK_DROP;
-  PsockRef target = m->lookup_psock(key.data());
+  PsockRef target = m->lookup_redirect(key.data());
   if (!target || !redirect_allowed(*target->sk())) return policy::SK_DROP;
   // bpf_msg_redirect_*: egress only to TCP; the skb helpers may leave by any.
   bool ingress = flags & policy::BPF_F_INGRESS;

@@ -65,7 +65,7 @@ void SockHash::remove(Bucket& b, Elem* e) noexcept {
   free_elem(e);
 }
 
-int SockHash::update_common(const void* key, Socket* sk, uint64_t flags, int fd) noexcept {
+int SockHash::update_elem(const void* key, Socket* sk, uint64_t flags, int fd) noexcept {
   if (flags > BPF_EXIST) return -EINVAL;
   PsockLinks new_link;
   if (int r = init_link(&new_link)) return r;

@@ -20,7 +20,7 @@ class SockHash final : public SockMapBase {
   explicit SockHash(policy::MapSpec spec);
   ~SockHash() override;  // sock_hash_free
 
-  int update_common(const void* key, Socket* sk, uint64_t flags, int fd) noexcept override;
+  int update_elem(const void* key, Socket* sk, uint64_t flags, int fd) noexcept override;
   int lookup_sys(const void* key, void* value) noexcept override;
   int delete_sys(const void* key) noexcept override;
   int get_next_key_sys(const void* key, void* next_key) noexcept override;

@@ -29,7 +29,7 @@ void SockMap::clear_slot(Slot& slot) noexcept {
   unref(psock, &slot);
 }
 
-int SockMap::update_common(const void* key, Socket* sk, uint64_t flags, int fd) noexcept {
+int SockMap::update_elem(const void* key, Socket* sk, uint64_t flags, int fd) noexcept {
   uint32_t idx = read_index(key);
   if (flags > BPF_EXIST) return -EINVAL;
   if (idx >= max_entries()) return -E2BIG;

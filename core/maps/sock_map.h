@@ -15,7 +15,7 @@ class SockMap final : public SockMapBase {
   explicit SockMap(policy::MapSpec spec);
   ~SockMap() override;  // sock_map_free: every slot lets go of its psock
 
-  int update_common(const void* key, Socket* sk, uint64_t flags, int fd) noexcept override;
+  int update_elem(const void* key, Socket* sk, uint64_t flags, int fd) noexcept override;
   int lookup_sys(const void* key, void* value) noexcept override;
   int delete_sys(const void* key) noexcept override;
   int get_next_key_sys(const void* key, void* next_key) noexcept override;

@@ -92,6 +92,54 @@ int SockMapBase::update_sys(const void* key, const void* value, uint64_t flags) 
   return update_common(key, sock.get(), flags, fd);
 }
 
+int SockMapBase::update_common(const void* key, Socket* sk, uint64_t flags, int fd) noexcept {
+  updating_.fetch_add(1, std::memory_order_acq_rel);
+  int r = update_elem(key, sk, flags, fd);
+  updating_.fetch_sub(1, std::memory_order_acq_rel);
+  return r;
+}
+
+int SockMapBase::readopt(const void* key, int fd) noexcept {
+  SocketRef sock;
+  if (int r = sockfd_lookup(fd, &sock, true)) return r;
+  if (!sock_map_sk_is_suitable(*sock.get())) return -EOPNOTSUPP;
+  std::lock_guard g(sock->lock());
+  if (!sock_map_sk_state_allowed(fd, *sock.get())) return -EOPNOTSUPP;
+  return update_common(key, sock.get(), BPF_ANY, fd);
+}
+
+PsockRef SockMapBase::lookup_redirect(const void* key) noexcept {
+  PsockRef local = lookup_psock(key);
+  if (!shared_) return local;
+  const uint32_t* w = gen_word_.load(std::memory_order_acquire);
+  if (w ? domain::shared_map_gen(w) == synced_.load(std::memory_order_acquire) : count() == 0)
+    return local;  // nothing changed in the domain since this map matched it
+  return checked_lookup(key, std::move(local));
+}
+
+PsockRef SockMapBase::checked_lookup(const void* key, PsockRef local) noexcept {
+  domain::DomainEntry e;
+  if (!domain::domain_map_lookup({name(), static_cast<uint32_t>(type()), key_size(), max_entries()},
+                                 key, &e))
+    return local;  // no domain (or it failed closed): the process's maps are all there is
+  if (e.gen_word) gen_word_.store(e.gen_word, std::memory_order_release);
+  if (count() == 0) synced_.store(e.gen, std::memory_order_release);
+  uint64_t mine = local ? local->sk()->cookie : 0;
+  if (e.cookie == mine || updating_.load(std::memory_order_acquire) != 0) return local;
+  // Replaced or deleted by another process since this one put it there.
+  if (mine) {
+    PsockRef again = lookup_psock(key);
+    if (again && again->sk()->cookie == mine) delete_sys(key);
+  }
+  return {};  // what is at key now, if anything, only another process holds
+}
+
+void SockMapBase::follow(domain::MapGenStep step) noexcept {
+  uint64_t before = step.before;
+  if (step.after != step.before)
+    synced_.compare_exchange_strong(before, step.after, std::memory_order_acq_rel);
+}
+
 int SockMapBase::link(Socket* sk, int fd, Psock** out) noexcept {
   MapProgs mp = progs();
   Psock* psock = nullptr;
@@ -204,14 +252,14 @@ void SockMapBase::unref(Psock* psock, const void* link_raw) noexcept {
 
 void SockMapBase::shared_update(const void* key, uint64_t cookie, int fd) noexcept {
   if (!shared_) return;
-  domain::domain_map_update({name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key,
-                            cookie, fd);
+  follow(domain::domain_map_update(
+      {name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key, cookie, fd));
 }
 
 void SockMapBase::shared_delete(const void* key, uint64_t cookie) noexcept {
   if (!shared_) return;
-  domain::domain_map_delete({name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key,
-                            cookie);
+  follow(domain::domain_map_delete(
+      {name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key, cookie));
 }
 
 void SockMapBase::after_fork_child() noexcept {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <mutex>
 
+#include "core/domain/domain_maps.h"
 #include "core/maps/bpf_map.h"
 #include "core/psock/psock.h"
 
@@ -37,11 +38,20 @@ class SockMapBase : public BpfMap {
   // Inserts sk at key (sock_{map,hash}_update_common): the path after the
   // socket checks, shared by user space and by programs (sockops). The caller
   // holds a reference on sk and sk->lock(); fd is one of sk's fds, or -1.
-  virtual int update_common(const void* key, Socket* sk, uint64_t flags, int fd) noexcept = 0;
+  int update_common(const void* key, Socket* sk, uint64_t flags, int fd) noexcept;
 
-  // The socket at key and its cookie, or null (for redirects). The returned
-  // psock carries a reference.
+  // The socket at key and its cookie, or null. The returned psock carries a
+  // reference.
   virtual PsockRef lookup_psock(const void* key) noexcept = 0;
+  // The same for a redirect: in a map of the domain, an entry another
+  // process replaced or deleted since this process made it is stale and
+  // goes (the kernel has one map); a socket only another process holds is
+  // not here (null), see docs/domains.md.
+  PsockRef lookup_redirect(const void* key) noexcept;
+
+  // An exec'd image: fd goes back in at key, as before the exec (the domain
+  // kept the entry). 0 or -errno, as update_sys.
+  int readopt(const void* key, int fd) noexcept;
 
   // Removes psock from the slot behind link if it still holds it
   // (sock_map_unlink, from sock_map_close).
@@ -58,6 +68,9 @@ class SockMapBase : public BpfMap {
   void share_in_domain() noexcept { shared_ = true; }
 
  protected:
+  // update_common's work, in the map's own structure.
+  virtual int update_elem(const void* key, Socket* sk, uint64_t flags, int fd) noexcept = 0;
+
   // After the map's own change, outside its lock: the domain's table follows
   // (an insertion through fd; a delete of the socket cookie at key).
   void shared_update(const void* key, uint64_t cookie, int fd) noexcept;
@@ -85,8 +98,23 @@ class SockMapBase : public BpfMap {
   friend void sock_map_close(Socket* sk) noexcept;
   mutable std::mutex progs_lock_;
   MapProgs progs_;
+  // A domain generation step of this process's own change: a map that was in
+  // step with the domain before it still is.
+  void follow(domain::MapGenStep step) noexcept;
+  // The entry at key checked against the domain's (the slow path of
+  // lookup_redirect); a stale one is deleted here.
+  PsockRef checked_lookup(const void* key, PsockRef local) noexcept;
+
   bool shared_ = false;
   std::atomic<uint32_t> unlinkers_{0};
+  // The domain map's generation word once known, and the generation at which
+  // every local entry was known to match the domain's (kNotSynced: none).
+  static constexpr uint64_t kNotSynced = ~uint64_t{0};
+  std::atomic<const uint32_t*> gen_word_{nullptr};
+  std::atomic<uint64_t> synced_{kNotSynced};
+  // Insertions of this process between the local change and the domain's:
+  // meanwhile a local entry the domain lacks is new, not stale.
+  std::atomic<uint32_t> updating_{0};
 };
 
 // The socket's last reference went (the kernel's last fput): remove it from

@@ -440,11 +440,9 @@ void psock_epoll_created(int ep) noexcept {
   for (EpollWatch* w : stale) ws.erase(w);
 }
 
-namespace {
-
 // The psock reaches the records through these (its poll_link and poll_forget
 // operations), installed before any psock exists.
-const bool g_poll_ops_installed = [] {
+void skmsg_poll_install_ops() noexcept {
   PsockOps& ops = psock_ops();
   // A psock born or changed: poll and select waits on its socket look again
   // (poll_wake.h), its epoll registrations follow it.
@@ -453,8 +451,11 @@ const bool g_poll_ops_installed = [] {
     psock_poll_link(sk);
   };
   ops.poll_forget = psock_poll_forget;
-  return true;
-}();
+}
+
+namespace {
+
+const bool g_poll_ops_installed = (skmsg_poll_install_ops(), true);
 
 }  // namespace
 

@@ -32,4 +32,8 @@ void psock_poll_link(Socket* sk) noexcept;
 // The eventfd is about to close (its psock went away): forget where it was registered.
 void psock_poll_forget(int event_fd) noexcept;
 
+// Installs the psock's poll_link and poll_forget operations. A static
+// initialiser does it; start-up code that links a psock earlier calls it first.
+void skmsg_poll_install_ops() noexcept;
+
 }  // namespace sockshim

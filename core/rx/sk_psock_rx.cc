@@ -897,16 +897,21 @@ void sk_psock_rx_fork_child(Psock* psock, Psock& e) noexcept {
   }
 }
 
-// The engine's part of the psock's operations, installed before any psock
-// exists (a static initialiser; core_dep links this object in every user).
-const bool g_rx_ops_installed = [] {
+}  // namespace
+
+void sk_psock_rx_install_ops() noexcept {
   PsockOps& ops = psock_ops();
   ops.start_rx = sk_psock_start_rx;
   ops.stop_rx = sk_psock_stop_rx;
   ops.drop_rx = sk_psock_rx_drop;
   ops.fork_child_rx = sk_psock_rx_fork_child;
-  return true;
-}();
+}
+
+namespace {
+
+// Installed before any psock exists (a static initialiser; core_dep links
+// this object in every user).
+const bool g_rx_ops_installed = (sk_psock_rx_install_ops(), true);
 
 }  // namespace
 

@@ -74,4 +74,9 @@ bool sk_psock_rx_kick(Psock* psock, bool wait) noexcept;
 // frame, and a frame waiting for room at its target.
 size_t sk_psock_rx_held(Psock* psock) noexcept;
 
+// Installs the engine's psock operations (start_rx, stop_rx...). A static
+// initialiser does it; start-up code that links a psock earlier (an exec'd
+// image taking its sockets back) calls it first.
+void sk_psock_rx_install_ops() noexcept;
+
 }  // namespace sockshim

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -127,11 +128,66 @@ TEST_CASE("shared maps: an exec'd image lets go of the sockets whose fds it lost
   uint32_t k1 = 1, k2 = 2;
   REQUIRE(shared_map_update(a.arena, kMap, &k1, 41, holder(30, 5)) == 0);  // O_CLOEXEC
   REQUIRE(shared_map_update(a.arena, kMap, &k2, 42, holder(30, 6)) == 0);  // kept
-  REQUIRE(sock_holders_after_exec(a.arena, 30, 1030, [](int fd, uint64_t cookie) {
-            return fd == 6 && cookie == 42;
-          }) == 0);
+  REQUIRE(sock_holders_after_exec(
+              a.arena, 30, 1030,
+              [](int fd, uint64_t cookie, void*) { return fd == 6 && cookie == 42 ? fd : -1; },
+              nullptr) == 0);
   REQUIRE(lookup(a.arena, kMap, k1) == 0);
   REQUIRE(lookup(a.arena, kMap, k2) == 42);
+  REQUIRE(consistent(a.arena));
+}
+
+TEST_CASE("shared maps: an exec'd image finds its sockets at their new fds") {
+  SharedArena a;
+  uint32_t k1 = 1, k2 = 2;
+  REQUIRE(shared_map_update(a.arena, kMap, &k1, 51, holder(30, 7)) == 0);  // dup2'd to 0
+  REQUIRE(shared_map_update(a.arena, kOther, &k2, 51, holder(30, 7)) == 0);
+  REQUIRE(shared_map_update(a.arena, kMap, &k2, 52, holder(31, 7)) == 0);  // another process's
+  REQUIRE(sock_holders_after_exec(
+              a.arena, 30, 1030,
+              [](int fd, uint64_t cookie, void*) { return fd == 7 && cookie == 51 ? 0 : -1; },
+              nullptr) == 0);
+  std::vector<HeldEntry> held;
+  REQUIRE(shared_entries_held(a.arena, 30, 1030, &held) == 0);
+  REQUIRE(held.size() == 2);
+  std::sort(held.begin(), held.end(),
+            [](const HeldEntry& x, const HeldEntry& y) { return x.map < y.map; });
+  CHECK(held[0].map == "slots");
+  CHECK(held[1].map == "socks");
+  for (const HeldEntry& e : held) {
+    CHECK(e.cookie == 51);
+    CHECK(e.fd == 0);
+  }
+  CHECK(held[0].key == std::vector<unsigned char>{2, 0, 0, 0});  // k2 in slots
+  CHECK(held[1].key == std::vector<unsigned char>{1, 0, 0, 0});  // k1 in socks
+  REQUIRE(shared_entries_held(a.arena, 31, 1031, &held) == 0);
+  REQUIRE(held.size() == 1);
+  CHECK(held[0].cookie == 52);
+  CHECK(held[0].fd == 7);
+  REQUIRE(consistent(a.arena));
+}
+
+TEST_CASE("shared maps: a map's generation moves with every entry in or out") {
+  SharedArena a;
+  int err = 0;
+  uint32_t k = 3;
+  REQUIRE(shared_map_gen_word(a.arena, kMap, &err) == nullptr);
+  REQUIRE(err == 0);
+  REQUIRE(shared_map_update(a.arena, kMap, &k, 61, holder(40, 3)) == 0);
+  const uint32_t* w = shared_map_gen_word(a.arena, kMap, &err);
+  REQUIRE(w != nullptr);
+  uint32_t g0 = shared_map_gen(w);
+  REQUIRE(shared_map_update(a.arena, kMap, &k, 61, holder(40, 3)) == 0);  // the same socket
+  CHECK(shared_map_gen(w) == g0);
+  REQUIRE(shared_map_update(a.arena, kMap, &k, 62, holder(41, 3)) == 0);  // replaced
+  uint32_t g1 = shared_map_gen(w);
+  CHECK(g1 != g0);
+  REQUIRE(shared_map_update(a.arena, kOther, &k, 63, holder(41, 4)) == 0);  // another map
+  CHECK(shared_map_gen(w) == g1);
+  REQUIRE(sock_holder_drop(a.arena, 62, 41, 1041) == 0);  // its last holder goes
+  CHECK(shared_map_gen(w) != g1);
+  CHECK(lookup(a.arena, kMap, k) == 0);
+  REQUIRE(shared_map_gen_word(a.arena, kMap, &err) == w);
   REQUIRE(consistent(a.arena));
 }
 
