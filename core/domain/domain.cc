@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/domain/domain_policy.h"
 #include "core/domain/shared_storage.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
@@ -148,7 +149,8 @@ Domain* Domain::open(const std::string& dir, const std::string& key, std::string
       if (int c = d->arena_.check(d->key_); c < 0) return c;
       std::vector<uint64_t> reached;
       return member_table_checked(d->arena_) && shared_maps_check(d->arena_, false, &reached) &&
-                     shared_storage_check(d->arena_, false, &reached)
+                     shared_storage_check(d->arena_, false, &reached) &&
+                     domain_policy_check(d->arena_, &reached)
                  ? 0
                  : -EUCLEAN;
     });

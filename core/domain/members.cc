@@ -11,6 +11,7 @@
 #include <iterator>
 #include <new>
 
+#include "core/domain/domain_policy.h"
 #include "core/domain/shared_maps.h"
 #include "core/domain/shared_storage.h"
 #include "core/sock/real.h"
@@ -207,7 +208,8 @@ bool members_repair(Arena& arena) noexcept {
   } catch (const std::bad_alloc&) {
     return false;
   }
-  if (!shared_maps_check(arena, true, &keep) || !shared_storage_check(arena, true, &keep))
+  if (!shared_maps_check(arena, true, &keep) || !shared_storage_check(arena, true, &keep) ||
+      !domain_policy_check(arena, &keep))
     return false;
   std::sort(keep.begin(), keep.end());
   return arena.rebuild(keep.data(), keep.size()) == 0;
