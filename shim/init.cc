@@ -102,7 +102,7 @@ void ensure_initialised() noexcept {
   bool policy_loaded = load_policy_from_env();
   control::configure(policy_loaded);
   domain::attach(control::runtime_dir(), policy_loaded ? getenv("SOCKSHIM_POLICY") : nullptr);
-  if (policy_loaded) domain_policy_sync();  // the domain's policy, if a reload changed it
+  if (policy_loaded) domain_policy_baseline();  // its own file, not an earlier reload's
 }
 
 }  // namespace sockshim::shim

@@ -43,7 +43,7 @@ struct ArenaHeader {
   uint64_t root;        // the domain's root object (its member table), 0: none
   uint64_t maps_root;   // its shared maps (shared_maps.h), 0: none yet
   uint64_t storage;     // its sk_storage values (shared_storage.h), 0: none yet
-  uint64_t policy;      // the policy a reload published (domain_policy.h), 0: none
+  uint64_t policy;      // the policy a reload published (shared_policy.h), 0: none
   uint32_t key_len;
   char key[kMaxKeyBytes];
 };

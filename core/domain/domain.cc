@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/domain/domain_policy.h"
+#include "core/domain/shared_policy.h"
 #include "core/domain/shared_storage.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"

@@ -11,8 +11,8 @@
 #include <iterator>
 #include <new>
 
-#include "core/domain/domain_policy.h"
 #include "core/domain/shared_maps.h"
+#include "core/domain/shared_policy.h"
 #include "core/domain/shared_storage.h"
 #include "core/sock/real.h"
 

@@ -281,6 +281,14 @@ bool adopt_domain_policy(std::vector<std::string>* errors, std::vector<std::stri
   }
 }
 
+void domain_policy_baseline() noexcept {
+  uint64_t gen = 0;
+  if (domain::domain_policy_generation(&gen) == 0) {
+    std::lock_guard g(g_reload_lock);
+    g_domain_gen.store(gen, std::memory_order_release);
+  }
+}
+
 void domain_policy_sync() noexcept {
   uint64_t gen = 0;
   if (domain::domain_policy_generation(&gen) < 0 ||

@@ -69,7 +69,11 @@ bool reload_policy(const std::string& path, std::vector<std::string>* errors,
 // generation published.
 bool adopt_domain_policy(std::vector<std::string>* errors, std::vector<std::string>* kept,
                          uint64_t* domain_gen) noexcept;
-// Where no lock is held (a send, a socket's state change, the start-up): one
+// At start-up: the process runs its own policy file, whatever an earlier
+// reload published in its domain (which may outlive every process that ran
+// it); only later reloads change it.
+void domain_policy_baseline() noexcept;
+// Where no lock is held (a send, a socket's state change): one
 // atomic load, and adopt_domain_policy when the domain's policy is newer.
 void domain_policy_sync() noexcept;
 
