@@ -107,6 +107,7 @@ void ensure_initialised() noexcept {
   bool policy_loaded = load_policy_from_env();
   control::configure(policy_loaded);
   domain::attach(control::runtime_dir(), policy_loaded ? getenv("SOCKSHIM_POLICY") : nullptr);
+  if (policy_loaded) domain_policy_baseline();  // its own file, not an earlier reload's
   // Before the library's static initialisers ran (this constructor comes
   // first): the psock operations a readopted socket's link uses.
   sk_psock_rx_install_ops();

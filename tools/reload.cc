@@ -26,8 +26,13 @@ constexpr const char kReloadUsage[] =
     "old program. A policy with errors is refused with every error, and the old\n"
     "one stays. Prints the maps and which of them kept their sockets.\n"
     "\n"
-    "exit status: 0 when swapped, 1 when refused or PID cannot be reached, 2 for a\n"
-    "usage error.\n";
+    "When PID is in a domain, the policy becomes the domain's: every other member\n"
+    "is asked to run it at once and a line per member says whether it does\n"
+    "('domain member PID: reloaded' or 'domain member PID: not yet: WHY'); a\n"
+    "member that cannot be asked runs it from its next send or connection event.\n"
+    "\n"
+    "exit status: 0 when swapped (in every member of the domain), 1 when refused,\n"
+    "PID cannot be reached or a member does not run it yet, 2 for a usage error.\n";
 
 }  // namespace
 
@@ -65,7 +70,15 @@ int reload_main(int argc, char** argv) {
     for (const auto& m : r["kept"]) kept += (kept.empty() ? "" : ", ") + m.get<std::string>();
     printf("reloaded %s: maps %s; kept their sockets: %s\n", r["policy"].get<std::string>().c_str(),
            maps.empty() ? "none" : maps.c_str(), kept.empty() ? "none" : kept.c_str());
-    return 0;
+    int status = 0;
+    if (r.contains("domain"))
+      for (const auto& m : r["domain"]["members"]) {
+        bool done = m.value("reloaded", false);
+        printf("domain member %d: %s%s\n", m.value("pid", 0),
+               done ? "reloaded" : "not yet: ", done ? "" : m.value("error", "").c_str());
+        if (!done) status = 1;
+      }
+    return status;
   } catch (const std::exception& e) {
     fprintf(stderr, "sockshim reload: %s\n", e.what());
     return 1;

@@ -11,6 +11,7 @@
 #include "core/control/control_maps.h"
 #include "core/control/control_programs.h"
 #include "core/control/control_psocks.h"
+#include "core/control/domain_reload.h"
 #include "core/control/protocol.h"
 #include "core/domain/domain.h"
 #include "core/maps/loaded_policy.h"
@@ -183,8 +184,33 @@ std::string to_line(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-// args: {"policy": PATH} (absolute; default: the file the process runs).
+// The maps of the policy now running, and which kept their sockets.
+json reloaded(const std::string& path, const std::vector<std::string>& kept) {
+  std::shared_ptr<const LoadedPolicy> now = current_policy();
+  json maps = json::array();
+  for (const policy::MapSpec& m : now->policy->maps) maps.push_back(m.name);
+  return {{"policy", path}, {"maps", maps}, {"kept", kept}};
+}
+
+// args: {"policy": PATH} (absolute; default: the file the process runs); in a
+// domain the other members are then asked to run it too. Or
+// {"domain_generation": G}: run the policy another member's reload published.
 json reload(const json& args) {
+  std::vector<std::string> errors, kept;
+  if (args.contains("domain_generation")) {
+    if (!args["domain_generation"].is_number_unsigned())
+      throw ControlError("EINVAL", "/args/domain_generation: expected a generation number");
+    uint64_t want = args["domain_generation"], gen = 0;
+    if (!adopt_domain_policy(&errors, &kept, &gen)) {
+      std::string message = "the domain's policy cannot run here, the old one stays:";
+      for (const std::string& e : errors) message += "\n" + e;
+      throw ControlError("EINVAL", message);
+    }
+    if (gen < want)
+      throw ControlError("ESTALE", "the domain's policy is generation " + std::to_string(gen) +
+                                       ", not " + std::to_string(want));
+    return reloaded(current_policy()->path, kept);
+  }
   std::shared_ptr<const LoadedPolicy> lp = current_policy();
   std::string path;
   if (args.contains("policy")) {
@@ -196,16 +222,15 @@ json reload(const json& args) {
   } else {
     throw ControlError("EINVAL", "/args/policy: the process runs without a policy; name one");
   }
-  std::vector<std::string> errors, kept;
-  if (!reload_policy(path, &errors, &kept)) {
+  uint64_t gen = 0;
+  if (!reload_policy(path, &errors, &kept, &gen)) {
     std::string message = "policy refused, the old one stays:";
     for (const std::string& e : errors) message += "\n" + e;
     throw ControlError("EINVAL", message);
   }
-  std::shared_ptr<const LoadedPolicy> now = current_policy();
-  json maps = json::array();
-  for (const policy::MapSpec& m : now->policy->maps) maps.push_back(m.name);
-  return {{"policy", path}, {"maps", maps}, {"kept", kept}};
+  json out = reloaded(path, kept);
+  if (gen) out["domain"] = {{"generation", gen}, {"members", reload_members(gen)}};
+  return out;
 }
 
 json error_response(const std::string& code, const std::string& message) {

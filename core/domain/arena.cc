@@ -92,6 +92,7 @@ int Arena::check(std::string_view key) noexcept {
   const ArenaHeader* h = header();
   uint64_t used = 0, next_free = h->free_head;
   bool root_found = h->root == 0, maps_found = h->maps_root == 0;
+  bool storage_found = h->storage == 0, policy_found = h->policy == 0;
   for (uint64_t off = kHeapStart; off != size_;) {
     BlockHeader* b = block(off, "a block");
     if (!b) return -EUCLEAN;
@@ -102,6 +103,8 @@ int Arena::check(std::string_view key) noexcept {
       used += block_size(b);
       root_found |= h->root == off + sizeof(BlockHeader);
       maps_found |= h->maps_root == off + sizeof(BlockHeader);
+      storage_found |= h->storage == off + sizeof(BlockHeader);
+      policy_found |= h->policy == off + sizeof(BlockHeader);
     } else {
       if (next_free != off)
         return corrupt("the free block at offset %llu is not where the free list goes (%llu)",
@@ -127,6 +130,12 @@ int Arena::check(std::string_view key) noexcept {
   if (!maps_found)
     return corrupt("the maps root offset %llu is not a used block",
                    static_cast<unsigned long long>(h->maps_root));
+  if (!storage_found)
+    return corrupt("the storage root offset %llu is not a used block",
+                   static_cast<unsigned long long>(h->storage));
+  if (!policy_found)
+    return corrupt("the policy root offset %llu is not a used block",
+                   static_cast<unsigned long long>(h->policy));
   return 0;
 }
 

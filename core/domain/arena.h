@@ -25,7 +25,7 @@
 namespace sockshim::domain {
 
 inline constexpr uint64_t kArenaMagic = 0x4d49485348434f53;  // "SOCKSHIM" in memory
-inline constexpr uint32_t kArenaVersion = 2;                 // 2: maps_root
+inline constexpr uint32_t kArenaVersion = 3;                 // 2: maps_root; 3: storage, policy
 inline constexpr size_t kMaxKeyBytes = 4200;                 // "policy:" and a PATH_MAX path
 inline constexpr uint64_t kBlockAlign = 16;
 
@@ -42,6 +42,8 @@ struct ArenaHeader {
   uint64_t used_bytes;  // in used blocks, headers included
   uint64_t root;        // the domain's root object (its member table), 0: none
   uint64_t maps_root;   // its shared maps (shared_maps.h), 0: none yet
+  uint64_t storage;     // its sk_storage values (shared_storage.h), 0: none yet
+  uint64_t policy;      // the policy a reload published (shared_policy.h), 0: none
   uint32_t key_len;
   char key[kMaxKeyBytes];
 };

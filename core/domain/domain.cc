@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/domain/shared_policy.h"
+#include "core/domain/shared_storage.h"
 #include "core/sock/log.h"
 #include "core/sock/real.h"
 
@@ -123,6 +125,8 @@ void after_exec(Domain* d) noexcept {
   d->run(
       [](Arena& a, void* p) {
         auto* c = static_cast<Ctx*>(p);
+        // Its sk_storage holds go: the new image finds the values again on use.
+        if (int r = storage_holders_drop_dead(a, &c->self, 1); r < 0) return r;
         return sock_holders_after_exec(a, c->self.pid, c->self.start_time, ExecFds::fd_of, &c->fds);
       },
       &ctx);
@@ -183,7 +187,9 @@ Domain* Domain::open(const std::string& dir, const std::string& key, std::string
     int r = d->locked([d] {
       if (int c = d->arena_.check(d->key_); c < 0) return c;
       std::vector<uint64_t> reached;
-      return member_table_checked(d->arena_) && shared_maps_check(d->arena_, false, &reached)
+      return member_table_checked(d->arena_) && shared_maps_check(d->arena_, false, &reached) &&
+                     shared_storage_check(d->arena_, false, &reached) &&
+                     domain_policy_check(d->arena_, &reached)
                  ? 0
                  : -EUCLEAN;
     });
@@ -262,6 +268,7 @@ int Domain::join(pid_t pid, uint64_t start_time, const std::string& policy, cons
     if (slot < 0 || !parent) return slot;
     // Short of arena memory the child still joins, holding fewer sockets.
     int i = sock_holders_inherit(arena_, *parent, {pid, start_time, -1});
+    if (i != -EUCLEAN) i = storage_holders_inherit(arena_, *parent, {pid, start_time, -1});
     return i == -EUCLEAN ? i : slot;
   });
   return r < 0 ? r : 0;

@@ -12,6 +12,8 @@
 #include <new>
 
 #include "core/domain/shared_maps.h"
+#include "core/domain/shared_policy.h"
+#include "core/domain/shared_storage.h"
 #include "core/sock/real.h"
 
 namespace sockshim::domain {
@@ -159,10 +161,12 @@ int members_reap(Arena& arena) noexcept {
     ++reaped;
     if (n_dead == std::size(dead)) {
       if (int r = sock_holders_drop_dead(arena, dead, n_dead); r < 0) return r;
+      if (int r = storage_holders_drop_dead(arena, dead, n_dead); r < 0) return r;
       n_dead = 0;
     }
   }
   if (int r = sock_holders_drop_dead(arena, dead, n_dead); r < 0) return r;
+  if (int r = storage_holders_drop_dead(arena, dead, n_dead); r < 0) return r;
   if (reaped) arena.header()->generation.fetch_add(1, std::memory_order_release);
   return reaped;
 }
@@ -204,7 +208,9 @@ bool members_repair(Arena& arena) noexcept {
   } catch (const std::bad_alloc&) {
     return false;
   }
-  if (!shared_maps_check(arena, true, &keep)) return false;
+  if (!shared_maps_check(arena, true, &keep) || !shared_storage_check(arena, true, &keep) ||
+      !domain_policy_check(arena, &keep))
+    return false;
   std::sort(keep.begin(), keep.end());
   return arena.rebuild(keep.data(), keep.size()) == 0;
 }

@@ -8,6 +8,7 @@
 #include <new>
 #include <utility>
 
+#include "core/domain/domain_policy.h"
 #include "core/maps/sock_map_base.h"
 #include "core/psock/psock.h"
 #include "core/sock/log.h"
@@ -55,12 +56,16 @@ std::vector<std::shared_ptr<const LoadedPolicy>>& retired() noexcept {
 // Recursive: a reload builds the new policy under it, and loading its
 // "object" programs runs bpf(), which keeps their policies (keep_program_policy).
 std::recursive_mutex g_reload_lock;
+// The domain's published policy generation this process runs (0: its own
+// file's, nothing published yet). Changed under g_reload_lock.
+std::atomic<uint64_t> g_domain_gen{0};
 
 // Loads path and builds its maps (sharing keep's unchanged ones); null and
 // *errors on failure.
 std::shared_ptr<LoadedPolicy> build(const std::string& path, std::vector<std::string>* errors,
-                                    const MapTable* keep) {
-  policy::LoadResult loaded = policy::load_policy_file(path);
+                                    const MapTable* keep, const std::string* text = nullptr) {
+  policy::LoadResult loaded =
+      text ? policy::load_policy_text(*text) : policy::load_policy_file(path);
   if (!loaded.ok()) {
     for (const policy::LoadError& e : loaded.errors) errors->push_back(e.format(path));
     return nullptr;
@@ -207,23 +212,94 @@ void unload_policy() noexcept {
   store(nullptr);
 }
 
+namespace {
+
+// Builds lp from path (or text) and swaps it in; with publish, first makes
+// it the domain's policy (refused, nothing changes, if the domain cannot
+// take it). Under g_reload_lock.
+bool swap_in(const std::string& path, const std::string* text, bool publish,
+             std::vector<std::string>* errors, std::vector<std::string>* kept) {
+  const LoadedPolicy* now = slot().raw.load(std::memory_order_acquire);
+  std::shared_ptr<LoadedPolicy> lp = build(path, errors, now ? now->maps.get() : nullptr, text);
+  if (!lp) return false;
+  uint64_t gen = 0;
+  if (publish) {
+    int r = domain::domain_policy_publish(path, *text, &gen);
+    if (r < 0 && r != -ENODEV) {
+      errors->push_back(path + ": the domain cannot take it: " + strerror(-r));
+      return false;
+    }
+  } else {
+    gen = g_domain_gen.load(std::memory_order_relaxed);
+  }
+  install_maps(lp->maps);
+  if (std::shared_ptr<const LoadedPolicy> old = store(lp)) retire(std::move(old), *lp, kept);
+  refresh_psock_programs();
+  g_domain_gen.store(gen, std::memory_order_release);
+  log::info("policy {} reloaded: {} maps ({} kept), {} programs", path, lp->policy->maps.size(),
+            kept->size(), lp->policy->programs.size());
+  return true;
+}
+
+}  // namespace
+
 bool reload_policy(const std::string& path, std::vector<std::string>* errors,
-                   std::vector<std::string>* kept) noexcept {
+                   std::vector<std::string>* kept, uint64_t* domain_gen) noexcept {
   try {
+    std::string text;
+    if (std::string why = policy::read_policy_file(path, &text); !why.empty()) {
+      errors->push_back(policy::read_error(path, why));
+      return false;
+    }
     std::lock_guard g(g_reload_lock);
-    const LoadedPolicy* now = slot().raw.load(std::memory_order_acquire);
-    std::shared_ptr<LoadedPolicy> lp = build(path, errors, now ? now->maps.get() : nullptr);
-    if (!lp) return false;
-    install_maps(lp->maps);
-    if (std::shared_ptr<const LoadedPolicy> old = store(lp)) retire(std::move(old), *lp, kept);
-    refresh_psock_programs();
-    log::info("policy {} reloaded: {} maps ({} kept), {} programs", path, lp->policy->maps.size(),
-              kept->size(), lp->policy->programs.size());
+    if (!swap_in(path, &text, true, errors, kept)) return false;
+    if (domain_gen) *domain_gen = g_domain_gen.load(std::memory_order_relaxed);
     return true;
   } catch (const std::exception& e) {
     errors->push_back(path + ": " + e.what());
     return false;
   }
+}
+
+bool adopt_domain_policy(std::vector<std::string>* errors, std::vector<std::string>* kept,
+                         uint64_t* domain_gen) noexcept {
+  try {
+    std::lock_guard g(g_reload_lock);
+    uint64_t gen = 0;
+    std::string path, text;
+    if (int r = domain::domain_policy_read(&gen, &path, &text); r < 0) {
+      if (r != -ENODEV) errors->push_back(std::string("the domain's policy: ") + strerror(-r));
+      return r == -ENODEV;
+    }
+    if (domain_gen) *domain_gen = gen;
+    if (gen == 0 || gen == g_domain_gen.load(std::memory_order_relaxed)) return true;
+    std::vector<std::string> ignored;
+    if (!swap_in(path, &text, false, errors, kept ? kept : &ignored)) return false;
+    g_domain_gen.store(gen, std::memory_order_release);
+    return true;
+  } catch (const std::exception& e) {
+    errors->push_back(std::string("the domain's policy: ") + e.what());
+    return false;
+  }
+}
+
+void domain_policy_baseline() noexcept {
+  uint64_t gen = 0;
+  if (domain::domain_policy_generation(&gen) == 0) {
+    std::lock_guard g(g_reload_lock);
+    g_domain_gen.store(gen, std::memory_order_release);
+  }
+}
+
+void domain_policy_sync() noexcept {
+  uint64_t gen = 0;
+  if (domain::domain_policy_generation(&gen) < 0 ||
+      gen == g_domain_gen.load(std::memory_order_acquire) || gen == 0)
+    return;
+  std::vector<std::string> errors;
+  if (adopt_domain_policy(&errors, nullptr, nullptr)) return;
+  for (const std::string& e : errors)
+    log::error("the domain's reloaded policy cannot run here, the old one stays: {}", e);
 }
 
 }  // namespace sockshim

@@ -56,8 +56,25 @@ void unload_policy() noexcept;
 // Every psock then runs the programs of the maps it is still in, from its next
 // message on; a run already going finishes under the old program, which stays
 // allocated with its (emptied) maps. On failure nothing changes. *kept names the
-// maps that kept their sockets.
+// maps that kept their sockets. In a domain the text is first published as the
+// domain's policy (*domain_gen: its generation; refused if the domain cannot
+// take it), which every other member then runs (adopt_domain_policy).
 bool reload_policy(const std::string& path, std::vector<std::string>* errors,
-                   std::vector<std::string>* kept) noexcept;
+                   std::vector<std::string>* kept, uint64_t* domain_gen = nullptr) noexcept;
+
+// Runs the domain's published policy if it is newer than the one the process
+// runs (a reload in another member): compiles its text and swaps it in as
+// reload_policy does. true when it runs it (or there is none); false with
+// *errors when it cannot (the old policy stays). *domain_gen: the
+// generation published.
+bool adopt_domain_policy(std::vector<std::string>* errors, std::vector<std::string>* kept,
+                         uint64_t* domain_gen) noexcept;
+// At start-up: the process runs its own policy file, whatever an earlier
+// reload published in its domain (which may outlive every process that ran
+// it); only later reloads change it.
+void domain_policy_baseline() noexcept;
+// Where no lock is held (a send, a socket's state change): one
+// atomic load, and adopt_domain_policy when the domain's policy is newer.
+void domain_policy_sync() noexcept;
 
 }  // namespace sockshim

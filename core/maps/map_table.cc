@@ -71,8 +71,10 @@ int MapTable::create(const std::vector<policy::MapSpec>& specs,
         *error = "map '" + spec.name + "': out of memory";
         return r;
       }
-      // The policy's socket maps are the domain's (bpf() ones stay the process's).
+      // The policy's socket maps and sk_storage values are the domain's (bpf()
+      // ones stay the process's).
       if (auto* sm = dynamic_cast<SockMapBase*>(m.get())) sm->share_in_domain();
+      if (auto* st = dynamic_cast<SkStorage*>(m.get())) st->share_in_domain();
     }
     t->order_.push_back(m.get());
     t->by_name_.emplace(spec.name, std::move(m));

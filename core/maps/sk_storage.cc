@@ -9,6 +9,7 @@
 #include <new>
 #include <vector>
 
+#include "core/domain/domain_storage.h"
 #include "core/sock/sock_query.h"
 #include "core/sock/socket.h"
 
@@ -87,7 +88,7 @@ SkStorage::Chunk* SkStorage::chunk(const Socket* sk, bool create) noexcept {
 SkStorage::Elem* SkStorage::create_elem(Socket* sk, Elem** slot, const void* init) noexcept {
   void* mem = ::operator new(sizeof(Elem) + value_size(), std::nothrow);
   if (!mem) return nullptr;
-  Elem* e = new (mem) Elem{sk->cookie};
+  Elem* e = new (mem) Elem{sk->cookie, {}};
   if (init)
     std::memcpy(e->value(), init, value_size());
   else
@@ -99,14 +100,47 @@ SkStorage::Elem* SkStorage::create_elem(Socket* sk, Elem** slot, const void* ini
   return e;
 }
 
+bool SkStorage::in_domain() const noexcept {
+  return shared_ && domain::domain_storage_active();
+}
+
+SkStorage::Elem* SkStorage::held_elem(Socket* sk, Elem** slot, bool create, int* err) noexcept {
+  *err = 0;
+  if (*slot && (*slot)->cookie == sk->cookie && (*slot)->held.rec) return *slot;
+  domain::ValueRef ref;
+  const policy::MapSpec& s = spec();
+  int r = domain::domain_storage_hold({s.name, s.value_size, s.flags}, sk->cookie, create, &ref);
+  if (r < 0) {
+    *err = r;
+    return nullptr;
+  }
+  Elem* e = new (std::nothrow) Elem{sk->cookie, ref};
+  if (!e) {
+    *err = -ENOMEM;
+    return nullptr;
+  }
+  if (*slot) ::operator delete(*slot);  // stale, or the process's own from before the domain
+  *slot = e;
+  sk->sk_storage_elems.fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  return e;
+}
+
 int SkStorage::update(Socket* sk, const void* value, uint64_t flags) noexcept {
   // No sk_storage map here has a bpf_spin_lock, so BPF_F_LOCK is refused too.
   if ((flags & ~BPF_F_LOCK) > BPF_EXIST || (flags & BPF_F_LOCK)) return -EINVAL;
-  Chunk* c = chunk(sk, flags != BPF_EXIST);
+  const bool shared = in_domain();
+  Chunk* c = chunk(sk, shared || flags != BPF_EXIST);
   if (!c) return flags == BPF_EXIST ? -ENOENT : -ENOMEM;
   std::lock_guard g(c->lock);
   Elem*& slot = c->elems[slot_of(sk)];
-  Elem* e = slot && slot->cookie == sk->cookie ? slot : nullptr;
+  if (shared) {
+    int err = 0;
+    Elem* e = held_elem(sk, &slot, flags != BPF_EXIST, &err);
+    if (!e) return err == -ENOENT || err == -ENOMEM ? err : -ENOMEM;
+    return domain::domain_storage_write(e->held, value, flags);
+  }
+  Elem* e = own_elem(sk, slot);
   if (e && flags == BPF_NOEXIST) return -EEXIST;
   if (!e && flags == BPF_EXIST) return -ENOENT;
   if (e) {
@@ -117,38 +151,77 @@ int SkStorage::update(Socket* sk, const void* value, uint64_t flags) noexcept {
 }
 
 int SkStorage::lookup(const Socket* sk, void* value) noexcept {
-  Chunk* c = chunk(sk, false);
+  const bool shared = in_domain();
+  Chunk* c = chunk(sk, shared);
   if (!c) return -ENOENT;
   std::lock_guard g(c->lock);
-  Elem* e = c->elems[slot_of(sk)];
-  if (!e || e->cookie != sk->cookie) return -ENOENT;
-  std::memcpy(value, e->value(), value_size());
+  Elem*& slot = c->elems[slot_of(sk)];
+  const unsigned char* v = nullptr;
+  if (shared) {
+    int err = 0;
+    // A lookup holds no reference to sk that it may give to the domain; the
+    // record is sk's own (the caller holds a reference), so this is safe.
+    if (Elem* e = held_elem(const_cast<Socket*>(sk), &slot, false, &err)) v = e->held.current();
+  } else if (Elem* e = own_elem(sk, slot)) {
+    v = e->value();
+  }
+  if (!v) return -ENOENT;
+  std::memcpy(value, v, value_size());
   return 0;
 }
 
 int SkStorage::remove(Socket* sk) noexcept {
-  return erase(sk) ? 0 : -ENOENT;
+  if (!in_domain()) return erase(sk) ? 0 : -ENOENT;
+  Chunk* c = chunk(sk, true);
+  if (!c) return -ENOENT;
+  std::lock_guard g(c->lock);
+  int err = 0;
+  Elem* e = held_elem(sk, &c->elems[slot_of(sk)], false, &err);
+  return e ? domain::domain_storage_delete(e->held) : -ENOENT;
 }
 
+// The socket's last reference went (or a local delete): its slot goes, and
+// for a domain's value this process's hold on it.
 bool SkStorage::erase(Socket* sk) noexcept {
   Chunk* c = chunk(sk, false);
   if (!c) return false;
-  std::lock_guard g(c->lock);
-  Elem*& slot = c->elems[slot_of(sk)];
-  if (!slot || slot->cookie != sk->cookie) return false;
-  ::operator delete(slot);
-  slot = nullptr;
-  sk->sk_storage_elems.fetch_sub(1, std::memory_order_relaxed);
-  count_.fetch_sub(1, std::memory_order_relaxed);
+  uint64_t held = 0;
+  {
+    std::lock_guard g(c->lock);
+    Elem*& slot = c->elems[slot_of(sk)];
+    if (!slot || slot->cookie != sk->cookie) return false;
+    if (slot->held.rec) held = sk->cookie;
+    ::operator delete(slot);
+    slot = nullptr;
+    sk->sk_storage_elems.fetch_sub(1, std::memory_order_relaxed);
+    count_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (held) domain::domain_storage_closed(held);
   return true;
 }
 
 unsigned char* SkStorage::get(Socket* sk, bool create, const void* init) noexcept {
-  Chunk* c = chunk(sk, create);
+  const bool shared = in_domain();
+  Chunk* c = chunk(sk, create || shared);
   if (!c) return nullptr;
   std::lock_guard g(c->lock);
   Elem*& slot = c->elems[slot_of(sk)];
-  if (slot && slot->cookie == sk->cookie) return slot->value();
+  if (shared) {
+    int err = 0;
+    Elem* e = held_elem(sk, &slot, create, &err);
+    if (!e) return nullptr;
+    if (unsigned char* v = e->held.current()) return v;  // the fast path: no lock, no syscall
+    if (!create) return nullptr;
+    std::unique_ptr<unsigned char[]> zero;
+    if (!init) {
+      zero.reset(new (std::nothrow) unsigned char[value_size()]());
+      if (!zero) return nullptr;
+    }
+    // Another process may have made it meanwhile: its value stays (EEXIST).
+    domain::domain_storage_write(e->held, init ? init : zero.get(), BPF_NOEXIST);
+    return e->held.current();
+  }
+  if (Elem* e = own_elem(sk, slot)) return e->value();
   if (!create) return nullptr;
   Elem* e = create_elem(sk, &slot, init);
   return e ? e->value() : nullptr;

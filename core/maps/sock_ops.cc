@@ -65,6 +65,7 @@ void sock_ops(policy::SockOp op, Socket* sk, int fd) noexcept {
 
 void sock_ops_transition(int fd, TcpState state, policy::SockOp op) noexcept {
   ErrnoSaver saved;
+  domain_policy_sync();  // a reload in another member of the domain applies from here
   if (SocketRef s = registry::adopt(fd)) {
     s->refresh_addresses(fd);
     if (s->set_state(state) && state != TcpState::close) sock_ops(op, s.get(), fd);

@@ -528,6 +528,7 @@ struct Active {
 Active active(Socket* sk) noexcept {
   Active a;
   if (!tcp_bpf_socket(*sk)) return a;
+  domain_policy_sync();  // a reload in another member of the domain applies from here
   a.psock = psock_get(sk);
   if (!a.psock) return a;
   a.prog = a.psock->progs.msg_parser.load(std::memory_order_acquire);
