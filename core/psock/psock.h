@@ -26,6 +26,7 @@
 //   refcnt_                                 atomic
 //   sk_fd, sk_fd_events                     sk_fd_lock
 //   waiters                                 waiters_lock
+//   ring, ring_none                         atomics (attached once, detached by the drop)
 //   rx_held, rx_on, rx_epoch, rx_fork,      atomics, written by the receive
 //     rx_predating, rx_predating_inq,         engine and its start and stop
 //     rx_draining,
@@ -64,6 +65,9 @@ namespace sockshim {
 
 class Socket;
 class SockMapBase;
+namespace domain {
+class SockRing;
+}
 class Psock;
 
 // The programs a psock runs (struct sk_psock_progs), copied from a map at
@@ -213,6 +217,11 @@ class Psock {
   // wait and kept across recycling.
   int space_fd = -1;
   std::atomic<uint32_t> space_waiters{0};
+  // A domain's stream socket: its ingress queue is the socket's shared ring
+  // (core/psock/psock_ring.h), attached on first use, detached by the drop;
+  // ring_none once the socket is known to have none.
+  std::atomic<domain::SockRing*> ring{nullptr};
+  std::atomic<bool> ring_none{false};
 
   // sk_psock_test_state(psock, SK_PSOCK_TX_ENABLED).
   std::atomic<bool> tx_enabled{false};
@@ -284,6 +293,9 @@ struct PsockOps {
   // In a fork child, for each pooled psock: live is it while it has a
   // reference, null when it is in the pool.
   void (*fork_child_rx)(Psock* live, Psock& slot) noexcept = nullptr;
+  // Another process made room in psock's ring: sources waiting for room run
+  // again (sk_psock_rx_wake).
+  void (*rx_wake)(Psock* psock) noexcept = nullptr;
   // Readiness: sk's psock appeared, changed its receive side or is going
   // (psock_poll_link); the psock's event_fd is about to close (psock_poll_forget).
   void (*poll_link)(Socket* sk) noexcept = nullptr;

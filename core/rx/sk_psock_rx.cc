@@ -907,6 +907,7 @@ const bool g_rx_ops_installed = [] {
   ops.stop_rx = sk_psock_stop_rx;
   ops.drop_rx = sk_psock_rx_drop;
   ops.fork_child_rx = sk_psock_rx_fork_child;
+  ops.rx_wake = sk_psock_rx_wake;
   return true;
 }();
 

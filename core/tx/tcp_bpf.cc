@@ -156,19 +156,29 @@ int bpf_tcp_ingress(Psock* target, SkMsg& msg, uint32_t bytes, bool nonblock,
       sk_msg_consume_front(msg, bytes);
       return 0;
     }
+    domain::SockRing* ring = sk_psock_ring(target);
     if (size_t room = sk_psock_msg_room(target, limit, bytes); room > 0) {
       uint32_t n = static_cast<uint32_t>(std::min<size_t>(room, bytes));
-      // The node first: short of memory, msg keeps its bytes.
-      SkMsgNode node;
-      if (int r = sk_msg_node_init(&node)) return r;
-      try {
-        node.front().bytes = sk_msg_take_front(msg, n);  // takes nothing when it throws
-      } catch (...) {
-        return -ENOMEM;
+      if (ring) {
+        // The target's shared ring: another process's append may have taken
+        // the room meanwhile, so what went is what append says.
+        size_t put = sk_psock_ring_push(target, ring, {msg.bytes().data(), n});
+        sk_msg_consume_front(msg, static_cast<uint32_t>(put));
+        bytes -= static_cast<uint32_t>(put);
+        if (put > 0) continue;
+      } else {
+        // The node first: short of memory, msg keeps its bytes.
+        SkMsgNode node;
+        if (int r = sk_msg_node_init(&node)) return r;
+        try {
+          node.front().bytes = sk_msg_take_front(msg, n);  // takes nothing when it throws
+        } catch (...) {
+          return -ENOMEM;
+        }
+        sk_psock_queue_msg(target, std::move(node));
+        bytes -= n;
+        continue;
       }
-      sk_psock_queue_msg(target, std::move(node));
-      bytes -= n;
-      continue;
     }
     ErrnoSaver saved;
     // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
@@ -178,6 +188,8 @@ int bpf_tcp_ingress(Psock* target, SkMsg& msg, uint32_t bytes, bool nonblock,
     // Drain, then look: room freed after the look signals the fd again.
     target->space_waiters.fetch_add(1, std::memory_order_acq_rel);
     eventfd_drain(sfd);
+    // A reader in another process rings this process's bell when it makes room.
+    if (ring) sk_psock_ring_arm(target, ring);
     if (sk_psock_msg_room(target, limit, bytes) == 0 && !sk_psock_stopping(target)) {
       pollfd pf{sfd, POLLIN, 0};
       int r = blocked_wait(true, [&] { return real::poll(&pf, 1, -1); });
