@@ -55,6 +55,21 @@ void domain_map_delete(const MapDef& def, const void* key, uint64_t cookie) noex
       &u);
 }
 
+uint64_t domain_map_lookup(const MapDef& def, const void* key) noexcept {
+  Domain* d = own_domain();
+  if (!d || d->failed()) return 0;
+  Update u{&def, key, 0, {}};
+  int r = d->run(
+      [](Arena& a, void* ctx) {
+        auto* u = static_cast<Update*>(ctx);
+        int err = 0;
+        u->cookie = shared_map_lookup(a, *u->def, u->key, &err);
+        return err;
+      },
+      &u);
+  return r == 0 ? u.cookie : 0;
+}
+
 void domain_sock_closed(uint64_t cookie) noexcept {
   Domain* d = own_domain();
   if (!d) return;

@@ -17,6 +17,9 @@ void domain_map_update(const MapDef& def, const void* key, uint64_t cookie, int 
 // cookie left def at key (a delete): the domain's entry goes if it still
 // holds cookie (another process may have put another socket there since).
 void domain_map_delete(const MapDef& def, const void* key, uint64_t cookie) noexcept;
+// The socket at key in the domain's map def, whichever process put it there:
+// its cookie, or 0 (none, no domain, or the domain failed).
+uint64_t domain_map_lookup(const MapDef& def, const void* key) noexcept;
 // This process's last fd of cookie closed: it no longer holds it.
 void domain_sock_closed(uint64_t cookie) noexcept;
 

@@ -11,6 +11,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <mutex>
+#include <unordered_map>
 
 #include "core/domain/domain.h"
 #include "core/sock/errno_saver.h"
@@ -70,6 +71,7 @@ struct AttachOp {
   const std::string* dir;
   uint64_t cookie;
   uint32_t capacity;
+  bool holder;  // creates the file if missing, and watches the ring
   void* base = MAP_FAILED;
   uint64_t len = 0;
 };
@@ -87,6 +89,33 @@ std::string ring_bell_name(pid_t pid) {
 }
 
 SockRing* SockRing::attach(Domain& d, uint64_t cookie, uint32_t capacity, int* err) noexcept {
+  SockRing* s = map_file(d, cookie, capacity, true, err);
+  if (!s) return nullptr;
+  std::lock_guard g(g_rings_lock);
+  s->next_ = g_rings;
+  if (g_rings) g_rings->prev_ = s;
+  g_rings = s;
+  return s;
+}
+
+SockRing* SockRing::peer(Domain& d, uint64_t cookie) noexcept {
+  static std::mutex lock;
+  static std::unordered_map<uint64_t, SockRing*>* peers = nullptr;
+  std::lock_guard g(lock);
+  try {
+    if (!peers) peers = new std::unordered_map<uint64_t, SockRing*>;
+    if (auto it = peers->find(cookie); it != peers->end()) return it->second;
+    int err = 0;
+    SockRing* s = map_file(d, cookie, 0, false, &err);
+    if (s) peers->emplace(cookie, s);
+    return s;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+SockRing* SockRing::map_file(Domain& d, uint64_t cookie, uint32_t capacity, bool holder,
+                             int* err) noexcept {
   capacity = std::clamp(capacity, kSockRingMinCapacity, kSockRingMaxCapacity);
   SockRing* s = new (std::nothrow) SockRing;
   if (!s) {
@@ -97,7 +126,7 @@ SockRing* SockRing::attach(Domain& d, uint64_t cookie, uint32_t capacity, int* e
   s->domain_ = &d;
   // Under the domain's lock: the last watcher's removal of the file cannot
   // come between the open and the watch.
-  AttachOp attach_op{s, &d.dir(), cookie, capacity};
+  AttachOp attach_op{s, &d.dir(), cookie, capacity, holder};
   int r = d.run(
       [](Arena&, void* ctx) noexcept -> int {
         auto* op = static_cast<AttachOp*>(ctx);
@@ -107,7 +136,7 @@ SockRing* SockRing::attach(Domain& d, uint64_t cookie, uint32_t capacity, int* e
           for (int attempt = 0; attempt < 2 && fd < 0; ++attempt) {
             fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
             if (fd >= 0) break;
-            if (errno != ENOENT || attempt == 1) return -errno;
+            if (errno != ENOENT || attempt == 1 || !op->holder) return -errno;
             if (int c = create_file(*op->dir, path, op->cookie, op->capacity); c < 0) return c;
           }
           struct stat st;
@@ -135,13 +164,18 @@ SockRing* SockRing::attach(Domain& d, uint64_t cookie, uint32_t capacity, int* e
                                              h->ring_bytes);
               a < 0)
             return a;
-          return op->ring->watch(getpid()) ? 0 : -ENOSPC;
+          return !op->holder || op->ring->watch(getpid()) ? 0 : -ENOSPC;
         } catch (...) {
           return -ENOMEM;
         }
       },
       &attach_op);
   if (r < 0) {
+    if (!holder && r == -ENOENT) {
+      delete s;
+      *err = r;
+      return nullptr;
+    }
     log::warn("domain {}: the ingress ring of socket {} cannot be attached: {}", d.key(), cookie,
               r == -EUCLEAN ? s->ring_.why() : strerror(-r));
     delete s;
@@ -149,10 +183,6 @@ SockRing* SockRing::attach(Domain& d, uint64_t cookie, uint32_t capacity, int* e
     return nullptr;
   }
   s->ring_.set_notify(&SockRing::ring_bells, s);
-  std::lock_guard g(g_rings_lock);
-  s->next_ = g_rings;
-  if (g_rings) g_rings->prev_ = s;
-  g_rings = s;
   return s;
 }
 

@@ -56,6 +56,12 @@ class SockRing {
   // makes this process one of its watchers. nullptr with -errno in *err
   // (-ENOSPC: kMaxRingWatchers live processes watch it already).
   static SockRing* attach(Domain& d, uint64_t cookie, uint32_t capacity, int* err) noexcept;
+  // The ring of cookie as a writer that does not hold the socket sees it:
+  // attached once per process (kept for its life), never created, never
+  // watched (the file goes with the socket's last holder; appends to it then
+  // reach nobody, as bytes to a closed socket). nullptr when no holder has
+  // attached one.
+  static SockRing* peer(Domain& d, uint64_t cookie) noexcept;
   // Stops watching (this process); the last watcher removes the file. The
   // object is deleted.
   void detach() noexcept;
@@ -69,6 +75,8 @@ class SockRing {
 
  private:
   SockRing() = default;
+  static SockRing* map_file(Domain& d, uint64_t cookie, uint32_t capacity, bool holder,
+                            int* err) noexcept;
   ~SockRing();
   bool watch(pid_t pid) noexcept;
   static void ring_bells(void* self, uint32_t events) noexcept;

@@ -208,6 +208,12 @@ void SockMapBase::shared_update(const void* key, uint64_t cookie, int fd) noexce
                             cookie, fd);
 }
 
+uint64_t SockMapBase::shared_lookup(const void* key) noexcept {
+  if (!shared_) return 0;
+  return domain::domain_map_lookup(
+      {name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key);
+}
+
 void SockMapBase::shared_delete(const void* key, uint64_t cookie) noexcept {
   if (!shared_) return;
   domain::domain_map_delete({name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key,
