@@ -26,7 +26,7 @@
 //   refcnt_                                 atomic
 //   sk_fd, sk_fd_events                     sk_fd_lock
 //   waiters                                 waiters_lock
-//   ring, ring_none                         atomics (attached once, detached by the drop)
+//   ring, ring_none, ring_ordered           atomics (attached once, detached by the drop)
 //   rx_held, rx_on, rx_epoch, rx_fork,      atomics, written by the receive
 //     rx_predating, rx_predating_inq,         engine and its start and stop
 //     rx_draining,
@@ -222,6 +222,10 @@ class Psock {
   // ring_none once the socket is known to have none.
   std::atomic<domain::SockRing*> ring{nullptr};
   std::atomic<bool> ring_none{false};
+  // The reader found the socket's own queue empty while the ring held bytes:
+  // a sender that went by TCP until the ring existed has nothing older left
+  // there, so from now on the ring is read first.
+  std::atomic<bool> ring_ordered{false};
 
   // sk_psock_test_state(psock, SK_PSOCK_TX_ENABLED).
   std::atomic<bool> tx_enabled{false};

@@ -335,6 +335,18 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
   int64_t deadline = -1;  // SO_RCVTIMEO, asked on the first wait
   bool asked_timeout = false;
   for (;;) {
+    // Bytes a peer in another process sent by TCP before this socket's ring
+    // existed come before what it then put in the ring: until the socket's
+    // own queue is found empty with the ring holding bytes, read it first.
+    if (!engine_reads && !dgram && copied == 0 &&
+        !p->ring_ordered.load(std::memory_order_relaxed)) {
+      if (domain::SockRing* r = sk_psock_ring_attached(p); r && r->ring().readable()) {
+        ErrnoSaver saved;
+        ssize_t k = real::recvmsg(fd, msg, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+        if (k > 0) return k;
+        if (k < 0 && errno == EAGAIN) p->ring_ordered.store(true, std::memory_order_relaxed);
+      }
+    }
     if (dgram) {
       if (ssize_t n = sk_msg_recv_dgram(p, msg, flags); n >= 0) return n;
     } else {

@@ -1,11 +1,12 @@
-"""Two processes stream through peer redirects: one TCP connection made in
-one process, which forks; the parent sends and reads on the client end, the
-child on the server end, both ways at once, then each shuts its sending
-side. Prints one JSON line per process: bytes and sha256 sent and read, and
+"""Two processes stream through peer redirects, both ways at once, then each
+shuts its sending side: "fork", one TCP connection made in one process,
+which forks, the parent using the client end and the child the server end;
+or "split", two unrelated processes, one accepting (the parent's role, on
+the accepted socket) and one connecting (the child's). Prints one JSON line per process: bytes and sha256 sent and read, and
 the kernel's count of bytes its socket received over TCP
 (tcpi_bytes_received).
 
-Usage: ring_fork_stream.py MEGABYTES PARENT_MODE CHILD_MODE, a mode being
+Usage: ring_fork_stream.py MEGABYTES PARENT_MODE CHILD_MODE fork|split, a mode being
 "blocking" (a sending thread, blocking reads) or "asyncio" (loop.sock_recv
 and loop.sock_sendall on a non-blocking socket)."""
 
@@ -15,6 +16,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 
@@ -102,10 +104,25 @@ def run(role, sock, mode, seed, total):
 
 def main():
     total = int(float(sys.argv[1]) * 1e6)
-    parent_mode, child_mode = sys.argv[2], sys.argv[3]
+    parent_mode, child_mode, how = sys.argv[2], sys.argv[3], sys.argv[4]
+    if how.startswith("connect:"):
+        # The other process of "split": it only connects, sharing no socket.
+        server = socket.create_connection(("127.0.0.1", int(how[8:])))
+        print(json.dumps(run("child", server, child_mode, "server", total)), flush=True)
+        return
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen()
+    if how == "split":
+        # Two unrelated processes: this one accepts, a new one connects.
+        peer = subprocess.Popen([sys.executable, __file__, sys.argv[1], parent_mode, child_mode,
+                                 f"connect:{lst.getsockname()[1]}"])
+        client, _ = lst.accept()
+        lst.close()
+        result = run("parent", client, parent_mode, "client", total)
+        result["child_status"] = peer.wait()
+        print(json.dumps(result), flush=True)
+        return
     client = socket.create_connection(lst.getsockname())
     server, _ = lst.accept()
     lst.close()
