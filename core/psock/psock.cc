@@ -142,6 +142,7 @@ void Psock::reset() noexcept {
   }
   event_fd = -1;
   event_ready = false;
+  ring_seen_in = 0;
   rx_stop_fd.reset();
   rx_hook = RxHook::none;
   rx_predating.store(false, std::memory_order_relaxed);

@@ -20,7 +20,7 @@
 //   ingress_msg, ingress_bytes,             ingress_lock
 //     engine_reads, rx_eof, rx_aborted,
 //     rx_err, event_fd, event_ready,
-//     rx_stop_fd, space_fd
+//     rx_stop_fd, space_fd, ring_seen_in
 //   tx_enabled                              atomic (sk_psock_test_state TX_ENABLED)
 //   links, rx_hook                          link_lock
 //   refcnt_                                 atomic
@@ -207,6 +207,9 @@ class Psock {
   // on the first wait (poll, epoll, blocking recv).
   int event_fd = -1;
   bool event_ready = false;  // event_fd holds a count
+  // The ring's bytes_in when event_fd was last signalled for an arrival: one
+  // edge per arrival, whether the append or the bell tells first.
+  uint32_t ring_seen_in = 0;
   // Readers waiting while they see only the queue (poll, select, blocking
   // recv) also wait on this: signalled, never drained, when the reader gets
   // the socket back, so every one of them wakes and looks again. One per

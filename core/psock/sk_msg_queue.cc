@@ -306,6 +306,8 @@ int ingress_event_fd(Psock* p) noexcept {
     ErrnoSaver saved;
     p->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     p->event_ready = false;
+    if (domain::SockRing* r = sk_psock_ring_attached(p))
+      p->ring_seen_in = r->ring().counters().bytes_in;
     sk_psock_sync_event_locked(p);
   }
   return p->event_fd;
@@ -377,12 +379,14 @@ void ring_sync(Psock* p, domain::SockRing* r) noexcept {
   {
     std::lock_guard g(p->ingress_lock);
     if (p->event_fd >= 0) {
+      const uint32_t in = r->ring().counters().bytes_in;
       bool ready = sk_psock_readable_locked(p);
-      if (ready)
+      if (ready && (!p->event_ready || in != p->ring_seen_in))
         eventfd_signal(p->event_fd);
-      else if (p->event_ready)
+      else if (!ready && p->event_ready)
         eventfd_drain(p->event_fd);
       p->event_ready = ready;
+      p->ring_seen_in = in;
     }
   }
   sk_psock_space_signal(p);
@@ -442,11 +446,14 @@ size_t sk_psock_ring_push(Psock* p, domain::SockRing* r, std::span<const uint8_t
   ssize_t n = r->ring().append(bytes);
   if (n <= 0) return 0;
   p->stats.ingress_in.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  const uint32_t in = r->ring().counters().bytes_in;
   std::lock_guard g(p->ingress_lock);
-  // An arrival onto unread bytes is a new edge too (EPOLLET).
-  if (p->event_fd >= 0) {
+  // An arrival onto unread bytes is a new edge too (EPOLLET), once: the bell
+  // may have told it already.
+  if (p->event_fd >= 0 && in != p->ring_seen_in) {
     eventfd_signal(p->event_fd);
     p->event_ready = true;
+    p->ring_seen_in = in;
   }
   return static_cast<size_t>(n);
 }
