@@ -17,6 +17,7 @@
 #include "core/maps/maps_init.h"
 #include "core/maps/sock_map_exec.h"
 #include "core/psock/psock_stats.h"
+#include "core/psock/sk_msg_queue.h"
 #include "core/readiness/epoll_watch.h"
 #include "core/readiness/poll_wake.h"
 #include "core/readiness/skmsg_epoll.h"
@@ -49,6 +50,7 @@ void fork_child() noexcept {
   EventLoop::after_fork_child();
   control::after_fork_child();
   domain::after_fork_child();
+  sk_psock_rings_after_fork_child();
 }
 
 // Exit status for an unloadable policy (EX_CONFIG), as POLICY.md specifies.

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <new>
 
+#include "core/domain/domain.h"
+#include "core/domain/sock_ring.h"
 #include "core/maps/array_map.h"
 #include "core/maps/hash_map.h"
 #include "core/maps/sk_storage.h"
@@ -51,13 +53,25 @@ policy::SocketTuple socket_tuple(Socket& s) noexcept {
 
 int SockHelpers::redirect(uint32_t map, std::span<const uint8_t> key, uint64_t flags) {
   redirect_.reset();
+  remote_ = 0;
   auto* m =
       map < lp_.map_by_index.size() ? dynamic_cast<SockMapBase*>(lp_.map_by_index[map]) : nullptr;
   if (!m || (flags & ~policy::BPF_F_INGRESS) || key.size() != m->key_size()) return policy::SK_DROP;
+  bool ingress = flags & policy::BPF_F_INGRESS;
   PsockRef target = m->lookup_redirect(key.data());
+  if (!target && ingress && type_ == policy::ProgramType::sk_msg) {
+    // Held by another process of the domain only: into its shared ring, once
+    // a holder has attached it (until then the redirect fails, as to a
+    // socket in no map).
+    if (uint64_t cookie = m->shared_lookup(key.data()))
+      if (domain::Domain* d = domain::own_domain(); d && domain::SockRing::peer(*d, cookie)) {
+        remote_ = cookie;
+        ingress_ = true;
+        return policy::SK_PASS;
+      }
+  }
   if (!target || !redirect_allowed(*target->sk())) return policy::SK_DROP;
   // bpf_msg_redirect_*: egress only to TCP; the skb helpers may leave by any.
-  bool ingress = flags & policy::BPF_F_INGRESS;
   if (type_ == policy::ProgramType::sk_msg && !ingress && sock_kind(*target->sk()) != SockKind::tcp)
     return policy::SK_DROP;
   redirect_ = std::move(target);

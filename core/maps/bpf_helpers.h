@@ -3,6 +3,8 @@
 // serves one run of a program on one socket.
 #pragma once
 
+#include <utility>
+
 #include "core/maps/loaded_policy.h"
 #include "core/psock/psock.h"
 #include "core/sock/socket.h"
@@ -34,6 +36,9 @@ class SockHelpers final : public policy::Helpers {
   // reference; empty when the run redirected nowhere.
   PsockRef take_redirect() noexcept { return std::move(redirect_); }
   bool redirect_ingress() const noexcept { return ingress_; }
+  // A redirect to a socket only another process of the domain holds: its
+  // cookie (an sk_msg BPF_F_INGRESS redirect into its shared ring), or 0.
+  uint64_t take_remote() noexcept { return std::exchange(remote_, 0); }
 
  private:
   const LoadedPolicy& lp_;
@@ -42,6 +47,7 @@ class SockHelpers final : public policy::Helpers {
   int fd_;
   PsockRef redirect_;
   bool ingress_ = false;
+  uint64_t remote_ = 0;
 };
 
 // The socket's identity as programs see it, from the addresses the shim holds.

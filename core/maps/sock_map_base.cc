@@ -256,6 +256,14 @@ void SockMapBase::shared_update(const void* key, uint64_t cookie, int fd) noexce
       {name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key, cookie, fd));
 }
 
+uint64_t SockMapBase::shared_lookup(const void* key) noexcept {
+  domain::DomainEntry e;
+  if (!shared_ || !domain::domain_map_lookup(
+                      {name(), static_cast<uint32_t>(type()), key_size(), max_entries()}, key, &e))
+    return 0;
+  return e.cookie;
+}
+
 void SockMapBase::shared_delete(const void* key, uint64_t cookie) noexcept {
   if (!shared_) return;
   follow(domain::domain_map_delete(

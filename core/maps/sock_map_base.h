@@ -66,6 +66,10 @@ class SockMapBase : public BpfMap {
   // A map of the policy: its entries are recorded in the process's domain
   // (core/domain/domain_maps.h), by the process that makes each change.
   void share_in_domain() noexcept { shared_ = true; }
+  // The cookie of the socket at key in the domain's copy of this map (another
+  // process's socket too), or 0: what a redirect finds when this process's
+  // map has nothing at key.
+  uint64_t shared_lookup(const void* key) noexcept;
 
  protected:
   // update_common's work, in the map's own structure.

@@ -9,6 +9,7 @@
 #include <new>
 #include <vector>
 
+#include "core/domain/sock_ring.h"
 #include "core/sock/fork_reset.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
@@ -140,6 +141,7 @@ void Psock::reset() noexcept {
   }
   event_fd = -1;
   event_ready = false;
+  ring_seen_in = 0;
   rx_stop_fd.reset();
   rx_hook = RxHook::none;
   rx_predating.store(false, std::memory_order_relaxed);
@@ -147,6 +149,8 @@ void Psock::reset() noexcept {
   waiters.clear();
   has_waiters.store(false, std::memory_order_relaxed);
   rcvbuf.store(0, std::memory_order_relaxed);
+  ring_none.store(false, std::memory_order_relaxed);
+  ring_ordered.store(false, std::memory_order_relaxed);
   fd_hint.store(-1, std::memory_order_relaxed);
   stats.reset();
   tx_enabled.store(true, std::memory_order_relaxed);
@@ -192,6 +196,8 @@ static void sk_psock_zap_ingress(Psock* p) noexcept {
     p->engine_reads = p->rx_eof = p->rx_aborted = false;
     p->rx_err = 0;
   }
+  // The shared ring stays with the socket's other holders.
+  if (domain::SockRing* r = p->ring.exchange(nullptr, std::memory_order_acq_rel)) r->detach();
   // Freed (and claims closed) outside the spinlock.
 }
 

@@ -20,12 +20,13 @@
 //   ingress_msg, ingress_bytes,             ingress_lock
 //     engine_reads, rx_eof, rx_aborted,
 //     rx_err, event_fd, event_ready,
-//     rx_stop_fd, space_fd
+//     rx_stop_fd, space_fd, ring_seen_in
 //   tx_enabled                              atomic (sk_psock_test_state TX_ENABLED)
 //   links, rx_hook                          link_lock
 //   refcnt_                                 atomic
 //   sk_fd, sk_fd_events                     sk_fd_lock
 //   waiters                                 waiters_lock
+//   ring, ring_none, ring_ordered           atomics (attached once, detached by the drop)
 //   rx_held, rx_on, rx_epoch, rx_fork,      atomics, written by the receive
 //     rx_predating, rx_predating_inq,         engine and its start and stop
 //     rx_draining,
@@ -65,6 +66,9 @@ namespace sockshim {
 
 class Socket;
 class SockMapBase;
+namespace domain {
+class SockRing;
+}
 class Psock;
 
 // The programs a psock runs (struct sk_psock_progs), copied from a map at
@@ -213,6 +217,9 @@ class Psock {
   // on the first wait (poll, epoll, blocking recv).
   int event_fd = -1;
   bool event_ready = false;  // event_fd holds a count
+  // The ring's bytes_in when event_fd was last signalled for an arrival: one
+  // edge per arrival, whether the append or the bell tells first.
+  uint32_t ring_seen_in = 0;
   // Readers waiting while they see only the queue (poll, select, blocking
   // recv) also wait on this: signalled, never drained, when the reader gets
   // the socket back, so every one of them wakes and looks again. One per
@@ -223,6 +230,15 @@ class Psock {
   // wait and kept across recycling.
   int space_fd = -1;
   std::atomic<uint32_t> space_waiters{0};
+  // A domain's stream socket: its ingress queue is the socket's shared ring
+  // (core/psock/psock_ring.h), attached on first use, detached by the drop;
+  // ring_none once the socket is known to have none.
+  std::atomic<domain::SockRing*> ring{nullptr};
+  std::atomic<bool> ring_none{false};
+  // The reader found the socket's own queue empty while the ring held bytes:
+  // a sender that went by TCP until the ring existed has nothing older left
+  // there, so from now on the ring is read first.
+  std::atomic<bool> ring_ordered{false};
 
   // sk_psock_test_state(psock, SK_PSOCK_TX_ENABLED).
   std::atomic<bool> tx_enabled{false};
@@ -294,6 +310,9 @@ struct PsockOps {
   // In a fork child, for each pooled psock: live is it while it has a
   // reference, null when it is in the pool.
   void (*fork_child_rx)(Psock* live, Psock& slot) noexcept = nullptr;
+  // Another process made room in psock's ring: sources waiting for room run
+  // again (sk_psock_rx_wake).
+  void (*rx_wake)(Psock* psock) noexcept = nullptr;
   // Readiness: sk's psock appeared, changed its receive side or is going
   // (psock_poll_link); the psock's event_fd is about to close (psock_poll_forget).
   void (*poll_link)(Socket* sk) noexcept = nullptr;

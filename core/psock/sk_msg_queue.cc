@@ -3,13 +3,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <mutex>
 #include <new>
 
+#include "core/domain/domain.h"
 #include "core/sock/errno_saver.h"
+#include "core/sock/event_loop.h"
+#include "core/sock/fork_reset.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "core/sock/sock_query.h"
@@ -92,6 +96,7 @@ bool sk_psock_stopping(Psock* p) noexcept {
 }
 
 bool sk_psock_readable_locked(Psock* p) noexcept {
+  if (domain::SockRing* r = sk_psock_ring_attached(p); r && r->ring().readable()) return true;
   return !p->ingress_msg.empty() || (p->engine_reads && (p->rx_eof || p->rx_aborted || p->rx_err));
 }
 
@@ -117,6 +122,7 @@ int sk_psock_space_fd(Psock* p) noexcept {
 }
 
 size_t sk_psock_msg_room(Psock* p, size_t limit, size_t bytes) noexcept {
+  if (domain::SockRing* r = sk_psock_ring(p)) return sk_psock_ring_room(r);
   size_t room = queue_room(p, limit);
   if (!p->sk_dgram() || room >= bytes) return room;
   std::lock_guard g(p->ingress_lock);
@@ -161,6 +167,7 @@ size_t sk_psock_ingress_push(Psock* target, std::span<const uint8_t> bytes,
                              const SockAddr* name) noexcept {
   if (bytes.empty()) return 0;
   g_ingress_used.store(true, std::memory_order_relaxed);
+  if (domain::SockRing* r = sk_psock_ring(target)) return sk_psock_ring_push(target, r, bytes);
   size_t n =
       std::min(sk_psock_msg_room(target, sk_psock_queue_limit(target), bytes.size()), bytes.size());
   if (n == 0) return 0;
@@ -288,11 +295,14 @@ void sk_msg_fork_claims(Psock* p) noexcept {
 }
 
 int ingress_event_fd(Psock* p) noexcept {
+  if (domain::SockRing* r = sk_psock_ring(p)) sk_psock_ring_arm(p, r);
   std::lock_guard g(p->ingress_lock);
   if (p->event_fd < 0) {
     ErrnoSaver saved;
     p->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     p->event_ready = false;
+    if (domain::SockRing* r = sk_psock_ring_attached(p))
+      p->ring_seen_in = r->ring().counters().bytes_in;
     sk_psock_sync_event_locked(p);
   }
   return p->event_fd;
@@ -304,6 +314,152 @@ void sk_msg_queue_before_fork() noexcept {
   std::vector<PsockRef> live;
   psock_datagram_psocks(&live);
   for (const PsockRef& p : live) sk_msg_fork_claims(p.get());
+}
+
+namespace {
+
+// The psocks of this process with a ring, named by generation (a recycled
+// psock is not the one listed): the bell brings each up to date.
+std::mutex g_ring_psocks_lock;
+std::vector<RxWaiter> g_ring_psocks;
+std::mutex g_ring_attach_lock;  // one attach per psock: a pid watches a ring once
+std::atomic<pid_t> g_bell_watched{0};
+
+void ring_sync(Psock* p, domain::SockRing* r) noexcept;
+
+// The loop thread: the bell rang. Every ring psock here is looked at again.
+void on_bell(int fd) noexcept {
+  domain::drain_bell(fd);
+  std::vector<PsockRef> live;
+  {
+    std::lock_guard g(g_ring_psocks_lock);
+    for (auto it = g_ring_psocks.begin(); it != g_ring_psocks.end();) {
+      Psock* p = it->psock;
+      bool same = psock_try_get(p);
+      PsockRef ref(same ? p : nullptr);
+      if (!same || p->generation.load(std::memory_order_acquire) != it->generation ||
+          !sk_psock_ring_attached(p)) {
+        it = g_ring_psocks.erase(it);
+        continue;
+      }
+      try {
+        live.push_back(std::move(ref));
+      } catch (...) {
+      }
+      ++it;
+    }
+  }
+  for (const PsockRef& p : live)
+    if (domain::SockRing* r = sk_psock_ring_attached(p.get())) ring_sync(p.get(), r);
+}
+
+// Watches this process's bell on its loop thread (again in a fork child).
+void watch_bell() noexcept {
+  const pid_t me = domain::own_holder().pid;
+  if (g_bell_watched.load(std::memory_order_acquire) == me) return;
+  std::lock_guard g(g_ring_attach_lock);
+  if (g_bell_watched.load(std::memory_order_relaxed) == me) return;
+  int fd = domain::own_ring_bell();
+  EventLoop* loop = fd >= 0 ? EventLoop::get() : nullptr;
+  if (!loop) return;
+  if (loop->watch(fd, EPOLLIN, [fd](uint32_t) { on_bell(fd); }))
+    g_bell_watched.store(me, std::memory_order_release);
+}
+
+// What the bell says for p: its eventfd follows the ring (a new arrival is
+// a new edge), blocked senders and waiting sources look for room again, and
+// the ring is armed for the next change.
+void ring_sync(Psock* p, domain::SockRing* r) noexcept {
+  sk_psock_ring_arm(p, r);
+  {
+    std::lock_guard g(p->ingress_lock);
+    if (p->event_fd >= 0) {
+      const uint32_t in = r->ring().counters().bytes_in;
+      bool ready = sk_psock_readable_locked(p);
+      if (ready && (!p->event_ready || in != p->ring_seen_in))
+        eventfd_signal(p->event_fd);
+      else if (!ready && p->event_ready)
+        eventfd_drain(p->event_fd);
+      p->event_ready = ready;
+      p->ring_seen_in = in;
+    }
+  }
+  sk_psock_space_signal(p);
+  if (p->has_waiters.load(std::memory_order_acquire))
+    if (auto* wake = psock_ops().rx_wake) wake(p);
+}
+
+}  // namespace
+
+domain::SockRing* sk_psock_ring(Psock* p) noexcept {
+  if (domain::SockRing* r = p->ring.load(std::memory_order_acquire)) return r;
+  if (p->ring_none.load(std::memory_order_acquire)) return nullptr;
+  Socket* sk = p->sk();
+  domain::Domain* d = domain::own_domain();
+  if (!d || d->failed() || !sk || sk->cookie == 0 || sock_kind(*sk) != SockKind::tcp) {
+    p->ring_none.store(true, std::memory_order_release);
+    return nullptr;
+  }
+  const size_t limit = sk_psock_queue_limit(p);
+  domain::SockRing* r = nullptr;
+  {
+    std::lock_guard g(g_ring_attach_lock);
+    if ((r = p->ring.load(std::memory_order_acquire))) return r;
+    int err = 0;
+    r = domain::SockRing::attach(*d, sk->cookie,
+                                 static_cast<uint32_t>(std::min<size_t>(limit, UINT32_MAX)), &err);
+    if (!r) {
+      p->ring_none.store(true, std::memory_order_release);
+      return nullptr;
+    }
+    // Bytes queued here before (none unless the domain came late) stay
+    // first: the local list is read before the ring.
+    p->ring.store(r, std::memory_order_release);
+  }
+  try {
+    std::lock_guard g(g_ring_psocks_lock);
+    g_ring_psocks.push_back({p, p->generation.load(std::memory_order_acquire)});
+  } catch (...) {
+  }
+  g_ingress_used.store(true, std::memory_order_relaxed);
+  return r;
+}
+
+void sk_psock_rings_after_fork_child() noexcept {
+  fork_reset_if_held(g_ring_psocks_lock);
+  fork_reset_if_held(g_ring_attach_lock);
+  domain::SockRing::after_fork_child();
+}
+
+size_t sk_psock_ring_room(domain::SockRing* r) noexcept {
+  uint64_t room = r->ring().room();
+  return room > sizeof(domain::RingRecord) ? room - sizeof(domain::RingRecord) : 0;
+}
+
+size_t sk_psock_ring_push(Psock* p, domain::SockRing* r, std::span<const uint8_t> bytes) noexcept {
+  if (bytes.empty()) return 0;
+  ssize_t n = r->ring().append(bytes);
+  if (n <= 0) return 0;
+  p->stats.ingress_in.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  const uint32_t in = r->ring().counters().bytes_in;
+  std::lock_guard g(p->ingress_lock);
+  // An arrival onto unread bytes is a new edge too (EPOLLET), once: the bell
+  // may have told it already.
+  if (p->event_fd >= 0 && in != p->ring_seen_in) {
+    eventfd_signal(p->event_fd);
+    p->event_ready = true;
+    p->ring_seen_in = in;
+  }
+  return static_cast<size_t>(n);
+}
+
+void sk_psock_ring_arm(Psock* p, domain::SockRing* r) noexcept {
+  watch_bell();
+  uint32_t want = domain::kNotifyData | domain::kNotifyEmpty;
+  if (p->space_waiters.load(std::memory_order_acquire) ||
+      p->has_waiters.load(std::memory_order_acquire))
+    want |= domain::kNotifySpace;
+  r->ring().arm_notify(want);
 }
 
 }  // namespace sockshim

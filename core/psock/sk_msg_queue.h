@@ -12,6 +12,17 @@
 // (event_fd, rx_stop_fd, space_fd), which poll and epoll wait on: no code of
 // a higher layer runs under ingress_lock, and an enqueue costs one write(2)
 // only while some reader waits.
+//
+// A psock whose socket is a domain's stream socket queues its ingress bytes
+// in the socket's shared ring (core/domain/sock_ring.h) instead of its
+// process-local list: bytes queued by any process of the domain are read by
+// whichever holder reads first. The ring is attached on first use by a
+// reader, a waiter or a writer, and detached by the psock's drop.
+//
+// Readers elsewhere hear of changes through their process's bell: the event
+// loop thread drains it and brings every ring psock's eventfd, blocked
+// senders and waiting sources up to date, then arms the ring's notify bits
+// again. No polling: a process idle on a ring sleeps in epoll.
 #pragma once
 
 #include <atomic>
@@ -21,6 +32,7 @@
 #include <mutex>
 #include <span>
 
+#include "core/domain/sock_ring.h"
 #include "core/psock/psock.h"
 
 namespace sockshim {
@@ -28,6 +40,32 @@ namespace sockshim {
 // True once any psock queued bytes for its reader: until then the readiness
 // hooks have nothing to add and pass straight through.
 extern std::atomic<bool> g_ingress_used;
+
+// p's shared ring, attached now if it has none yet; nullptr for a socket with
+// none (no domain, not TCP, or it could not be attached: the local queue then
+// serves, as before).
+domain::SockRing* sk_psock_ring(Psock* p) noexcept;
+
+// The ring p has already attached, or nullptr (no attach: cheap).
+inline domain::SockRing* sk_psock_ring_attached(Psock* p) noexcept {
+  return p->ring.load(std::memory_order_acquire);
+}
+
+// Appends as much of bytes to ring r of p as fits now: the count (0: full).
+// p's readers here are told; readers elsewhere through their bells.
+size_t sk_psock_ring_push(Psock* p, domain::SockRing* r, std::span<const uint8_t> bytes) noexcept;
+
+// Stream bytes that would fit in r now (its room less one record header).
+size_t sk_psock_ring_room(domain::SockRing* r) noexcept;
+
+// Arms r for what p's waiters here need (data, emptiness, and room while a
+// sender or a source waits), so that the next such change rings this
+// process's bell; makes sure the bell is watched.
+void sk_psock_ring_arm(Psock* p, domain::SockRing* r) noexcept;
+
+// In a fork child: the inherited rings are watched by the child too, and
+// the child's bell is made and watched on its first use.
+void sk_psock_rings_after_fork_child() noexcept;
 
 // One message with its list node, allocated before the queue's lock is taken
 // (the kernel's sk_psock_init_link pattern): a queue then takes it without
@@ -128,14 +166,17 @@ void sk_msg_queue_before_fork() noexcept;
 // Whether p's queue holds a message, an empty datagram included
 // (sk_msg_is_readable).
 inline bool sk_psock_msg_queued(Psock* p) noexcept {
+  if (domain::SockRing* r = sk_psock_ring_attached(p); r && r->ring().readable()) return true;
   std::lock_guard g(p->ingress_lock);
   return !p->ingress_msg.empty();
 }
 
 // Bytes waiting in p's queue (sk_psock_msg_inq). Inline: every read asks.
 inline size_t sk_psock_msg_inq(Psock* p) noexcept {
+  domain::SockRing* r = sk_psock_ring_attached(p);
+  size_t ring = r ? r->ring().queued_bytes() : 0;
   std::lock_guard g(p->ingress_lock);
-  return p->ingress_bytes;
+  return p->ingress_bytes + ring;
 }
 
 // O_NONBLOCK of fd as the kernel has it.

@@ -905,6 +905,7 @@ void sk_psock_rx_install_ops() noexcept {
   ops.stop_rx = sk_psock_stop_rx;
   ops.drop_rx = sk_psock_rx_drop;
   ops.fork_child_rx = sk_psock_rx_fork_child;
+  ops.rx_wake = sk_psock_rx_wake;
 }
 
 namespace {

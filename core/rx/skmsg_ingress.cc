@@ -20,6 +20,7 @@
 #include "core/rx/sk_psock_rx.h"
 #include "core/sock/blocked_waits.h"
 #include "core/sock/errno_saver.h"
+#include "core/sock/log.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
 #include "policy/compiled.h"
@@ -55,6 +56,20 @@ void consumed(Psock* p) noexcept {
   }
   sk_psock_space_signal(p);
   if (p->has_waiters.load(std::memory_order_acquire)) sk_psock_rx_wake(p);
+}
+
+// Reads stream bytes from r into iov: how many (0 when it is empty, or its
+// memory stopped adding up: the error is logged once).
+size_t ring_recv(domain::SockRing* r, const iovec* iov, size_t iovcnt, int flags) noexcept {
+  domain::RingRead out;
+  int rc = r->ring().recv(iov, iovcnt, flags & MSG_PEEK, &out);
+  if (rc == -EUCLEAN) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      log::error("the shared ingress ring of socket {} is corrupt: {}", r->cookie(),
+                 r->ring().why());
+  }
+  return rc == 0 ? out.copied : 0;
 }
 
 // Copies the first queued datagram of p into msg (and takes it, unless
@@ -119,6 +134,10 @@ size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noex
       p->ingress_bytes -= copied;
     }
   }
+  // The shared ring after the local list (which holds bytes only from
+  // before the ring was attached): whichever holder reads first takes them.
+  if (copied == 0)
+    if (domain::SockRing* r = sk_psock_ring(p)) copied = ring_recv(r, iov, iovcnt, flags);
   if (!peek && copied > 0) consumed(p);
   return copied;
 }
@@ -176,10 +195,12 @@ void psock_fionread(int fd, int* value) noexcept {
       *value = 0;
     return;
   }
+  domain::SockRing* r = sk_psock_ring_attached(p.get());
+  const size_t queued = p->ingress_bytes + (r ? r->ring().queued_bytes() : 0);
   if (p->engine_reads)
-    *value = static_cast<int>(p->ingress_bytes);
+    *value = static_cast<int>(queued);
   else
-    *value += static_cast<int>(p->ingress_bytes);
+    *value += static_cast<int>(queued);
 }
 
 void psock_so_error(int fd, void* value, socklen_t* len) noexcept {
@@ -257,6 +278,8 @@ struct IovTail {
 // 1 (EOF), -errno (the socket error, taken; or -EAGAIN after a parser error).
 // With bytes already copied the error stays for the next read.
 int rx_due(Psock* p, bool copied) noexcept {
+  // EOF and errors come after every byte of the shared ring too.
+  if (domain::SockRing* r = sk_psock_ring_attached(p); r && r->ring().readable()) return 0;
   std::lock_guard g(p->ingress_lock);
   if (!p->ingress_msg.empty()) return 0;
   if (p->rx_aborted) return -EAGAIN;
@@ -308,6 +331,18 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
   int64_t deadline = -1;  // SO_RCVTIMEO, asked on the first wait
   bool asked_timeout = false;
   for (;;) {
+    // Bytes a peer in another process sent by TCP before this socket's ring
+    // existed come before what it then put in the ring: until the socket's
+    // own queue is found empty with the ring holding bytes, read it first.
+    if (!engine_reads && !dgram && copied == 0 &&
+        !p->ring_ordered.load(std::memory_order_relaxed)) {
+      if (domain::SockRing* r = sk_psock_ring_attached(p); r && r->ring().readable()) {
+        ErrnoSaver saved;
+        ssize_t k = real::recvmsg(fd, msg, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
+        if (k > 0) return k;
+        if (k < 0 && errno == EAGAIN) p->ring_ordered.store(true, std::memory_order_relaxed);
+      }
+    }
     if (dgram) {
       if (ssize_t n = sk_msg_recv_dgram(p, msg, flags); n >= 0) return n;
     } else {
@@ -363,6 +398,9 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
         }
         continue;
       }
+      // EOF after every byte another process queued before the peer's FIN:
+      // one appended after this read's look at the ring comes first.
+      if (r == 0 && copied == 0 && sk_psock_msg_queued(p)) continue;
       if (r == 0 || errno != EAGAIN)
         return copied ? static_cast<ssize_t>(copied) : r < 0 ? -errno : r;
     }

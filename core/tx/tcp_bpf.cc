@@ -10,6 +10,8 @@
 #include <optional>
 #include <vector>
 
+#include "core/domain/domain.h"
+#include "core/domain/sock_ring.h"
 #include "core/maps/bpf_helpers.h"
 #include "core/maps/loaded_policy.h"
 #include "core/psock/sk_msg_queue.h"
@@ -31,6 +33,7 @@ using policy::Verdict;
 struct PreRun {
   Verdict verdict = Verdict::pass;
   Socket* target = nullptr;
+  uint64_t remote = 0;  // or a socket another process holds (SockHelpers::take_remote)
   bool ingress = false;
   uint32_t apply_bytes = 0, cork_bytes = 0;
 };
@@ -156,19 +159,29 @@ int bpf_tcp_ingress(Psock* target, SkMsg& msg, uint32_t bytes, bool nonblock,
       sk_msg_consume_front(msg, bytes);
       return 0;
     }
+    domain::SockRing* ring = sk_psock_ring(target);
     if (size_t room = sk_psock_msg_room(target, limit, bytes); room > 0) {
       uint32_t n = static_cast<uint32_t>(std::min<size_t>(room, bytes));
-      // The node first: short of memory, msg keeps its bytes.
-      SkMsgNode node;
-      if (int r = sk_msg_node_init(&node)) return r;
-      try {
-        node.front().bytes = sk_msg_take_front(msg, n);  // takes nothing when it throws
-      } catch (...) {
-        return -ENOMEM;
+      if (ring) {
+        // The target's shared ring: another process's append may have taken
+        // the room meanwhile, so what went is what append says.
+        size_t put = sk_psock_ring_push(target, ring, {msg.bytes().data(), n});
+        sk_msg_consume_front(msg, static_cast<uint32_t>(put));
+        bytes -= static_cast<uint32_t>(put);
+        if (put > 0) continue;
+      } else {
+        // The node first: short of memory, msg keeps its bytes.
+        SkMsgNode node;
+        if (int r = sk_msg_node_init(&node)) return r;
+        try {
+          node.front().bytes = sk_msg_take_front(msg, n);  // takes nothing when it throws
+        } catch (...) {
+          return -ENOMEM;
+        }
+        sk_psock_queue_msg(target, std::move(node));
+        bytes -= n;
+        continue;
       }
-      sk_psock_queue_msg(target, std::move(node));
-      bytes -= n;
-      continue;
     }
     ErrnoSaver saved;
     // The shim's O_NONBLOCK record can miss a change made behind its back: ask.
@@ -178,6 +191,8 @@ int bpf_tcp_ingress(Psock* target, SkMsg& msg, uint32_t bytes, bool nonblock,
     // Drain, then look: room freed after the look signals the fd again.
     target->space_waiters.fetch_add(1, std::memory_order_acq_rel);
     eventfd_drain(sfd);
+    // A reader in another process rings this process's bell when it makes room.
+    if (ring) sk_psock_ring_arm(target, ring);
     if (sk_psock_msg_room(target, limit, bytes) == 0 && !sk_psock_stopping(target)) {
       pollfd pf{sfd, POLLIN, 0};
       int r = blocked_wait(true, [&] { return real::poll(&pf, 1, -1); });
@@ -191,11 +206,37 @@ int bpf_tcp_ingress(Psock* target, SkMsg& msg, uint32_t bytes, bool nonblock,
   return 0;
 }
 
+// bpf_tcp_ingress into the shared ring of a socket that only another process
+// of the domain holds: its readers there are woken through their bells. A
+// full ring makes a blocking sender wait on the ring's own futex (the reader
+// that makes room wakes it), a non-blocking one get EAGAIN.
+int remote_ingress(SendCtx& c, uint64_t cookie, SkMsg& msg, uint32_t bytes) noexcept {
+  domain::Domain* d = domain::own_domain();
+  domain::SockRing* r = d ? domain::SockRing::peer(*d, cookie) : nullptr;
+  if (!r) return -EPIPE;
+  g_ingress_used.store(true, std::memory_order_relaxed);
+  while (bytes > 0) {
+    ssize_t n = r->ring().append({msg.bytes().data(), bytes});
+    if (n > 0) {
+      sk_msg_consume_front(msg, static_cast<uint32_t>(n));
+      bytes -= static_cast<uint32_t>(n);
+      continue;
+    }
+    if (n != -EAGAIN) return -EPIPE;
+    ErrnoSaver saved;
+    if (c.nonblock || fd_nonblocking(c.fd)) return -EAGAIN;
+    int w = blocked_wait(true, [&] { return r->ring().wait_writable(1, 0, nullptr); });
+    if (w == -EINTR) return -EINTR;
+  }
+  return 0;
+}
+
 // tcp_bpf_sendmsg_redir: the first `bytes` of msg into the target's ingress
 // queue or out of the target. A target that is gone (its psock dropped, its
 // record reused) is EPIPE.
 int sendmsg_redir(SendCtx& c, Socket* target, uint64_t cookie, bool ingress, SkMsg& msg,
                   uint32_t bytes) noexcept {
+  if (!target && cookie && ingress) return remote_ingress(c, cookie, msg, bytes);
   if (!target || target->cookie != cookie) return -EPIPE;
   PsockRef tp = psock_get(target);
   if (!tp || target->cookie != cookie) return -EPIPE;
@@ -209,7 +250,8 @@ int sendmsg_redir(SendCtx& c, Socket* target, uint64_t cookie, bool ingress, SkM
 
 // One run of the sk_msg program on msg, counted: the verdict, with a redirect
 // that found no target turned into the drop the kernel makes of it.
-Verdict run_program(SendCtx& c, SkMsg& msg, Socket** target, bool* ingress) noexcept {
+Verdict run_program(SendCtx& c, SkMsg& msg, Socket** target, bool* ingress,
+                    uint64_t* remote) noexcept {
   Verdict v = Verdict::drop;
   try {
     SockHelpers helpers(c.lp, policy::ProgramType::sk_msg, c.sk, c.fd);
@@ -220,6 +262,9 @@ Verdict run_program(SendCtx& c, SkMsg& msg, Socket** target, bool* ingress) noex
       if (t) {
         *target = t->sk();
         *ingress = helpers.redirect_ingress();
+      } else if (uint64_t cookie = helpers.take_remote()) {
+        *remote = cookie;
+        *ingress = true;
       } else {
         v = Verdict::drop;
       }
@@ -239,16 +284,18 @@ Verdict run_program(SendCtx& c, SkMsg& msg, Socket** target, bool* ingress) noex
 void run_verdict(SendCtx& c, SkMsg& msg) noexcept {
   Verdict v = Verdict::drop;
   Socket* target = nullptr;
+  uint64_t remote = 0;
   bool ingress = false;
   if (c.prerun) {
     v = c.prerun->verdict;
     target = c.prerun->target;
+    remote = c.prerun->remote;
     ingress = c.prerun->ingress;
     msg.apply_bytes(c.prerun->apply_bytes);
     msg.cork_bytes(c.prerun->cork_bytes);
     c.prerun.reset();
   } else {
-    v = run_program(c, msg, &target, &ingress);
+    v = run_program(c, msg, &target, &ingress, &remote);
   }
   c.psock->apply_bytes = msg.apply_bytes();
   c.e.eval = v == Verdict::pass   ? SkEval::pass
@@ -256,7 +303,7 @@ void run_verdict(SendCtx& c, SkMsg& msg) noexcept {
                                   : SkEval::redirect;
   if (v == Verdict::redirect) {
     c.e.sk_redir = target;
-    c.e.redir_cookie = target->cookie;
+    c.e.redir_cookie = target ? target->cookie : remote;
     c.e.redir_ingress = ingress;
   }
 }
@@ -366,7 +413,7 @@ bool probe_verdict(SendCtx& c, size_t n, PreRun* pre) noexcept {
   probe.apply_bytes(0);
   probe.cork_bytes(0);
   sk_msg_reset_window(probe);
-  pre->verdict = run_program(c, probe, &pre->target, &pre->ingress);
+  pre->verdict = run_program(c, probe, &pre->target, &pre->ingress, &pre->remote);
   pre->apply_bytes = probe.apply_bytes();
   pre->cork_bytes = probe.cork_bytes();
   return true;
