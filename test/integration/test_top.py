@@ -48,8 +48,13 @@ def cells(row):
     return dict(zip(HEADER, row.split()))
 
 
+# A tmux server of this run's own: concurrent runs of the suite must not
+# share (and kill) one.
+TMUX_SOCKET = f"sockshim-test-{os.getpid()}"
+
+
 def tmux(*args, check=True):
-    return subprocess.run(["tmux", "-L", "sockshim-test", *args], capture_output=True, text=True,
+    return subprocess.run(["tmux", "-L", TMUX_SOCKET, *args], capture_output=True, text=True,
                           timeout=20, check=check)
 
 
