@@ -1,9 +1,6 @@
 #include "core/domain/domain_storage.h"
 
-#include <cstring>
-
 #include "core/domain/domain.h"
-#include "core/domain/members.h"
 
 namespace sockshim::domain {
 namespace {
@@ -70,21 +67,6 @@ void domain_storage_closed(uint64_t cookie) noexcept {
         return storage_holder_drop(a, h->cookie, h->holder.pid, h->holder.start_time);
       },
       &h);
-}
-
-bool domain_storage_read(std::vector<SharedValue>* out, std::string* error) {
-  Domain* d = own_domain();
-  out->clear();
-  if (!d) return true;
-  int r = d->run(
-      [](Arena& a, void* ctx) {
-        if (int rc = members_reap(a); rc < 0) return rc;
-        return shared_storage_read(a, static_cast<std::vector<SharedValue>*>(ctx));
-      },
-      out);
-  if (r == 0) return true;
-  *error = r == -EUCLEAN || r == -ETIMEDOUT ? d->why() : strerror(-r);
-  return false;
 }
 
 }  // namespace sockshim::domain

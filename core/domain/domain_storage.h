@@ -4,8 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-#include <vector>
 
 #include "core/domain/shared_storage.h"
 
@@ -23,8 +21,5 @@ int domain_storage_write(ValueRef v, const void* value, uint64_t flags) noexcept
 int domain_storage_delete(ValueRef v) noexcept;
 // This process's last fd of cookie closed: it holds its values no more.
 void domain_storage_closed(uint64_t cookie) noexcept;
-// Every present value of the domain, for dump. false with *error set when
-// the process has a domain it cannot read.
-bool domain_storage_read(std::vector<SharedValue>* out, std::string* error);
 
 }  // namespace sockshim::domain

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <new>
 
+#include "core/domain/arena_records.h"
+
 namespace sockshim::domain {
 namespace {
 
@@ -25,30 +27,6 @@ uint32_t key_hash(const void* key, uint32_t n) noexcept {
   return h;
 }
 
-// A record of type T at off, its block and magic checked, or nullptr with
-// the arena's why() set.
-template <typename T>
-T* rec(Arena& a, uint64_t off, uint64_t magic, const char* what) noexcept {
-  T* p = a.payload_size(off) >= sizeof(T) ? a.at<T>(off) : nullptr;
-  if (!p || p->magic != magic) {
-    a.corrupt("a %s at offset %llu is not one (overwritten, or a stale offset)", what,
-              static_cast<ull>(off));
-    return nullptr;
-  }
-  return p;
-}
-
-// Bounds a chain walk: a scribbled chain may loop.
-struct Steps {
-  uint64_t left;
-  explicit Steps(const Arena& a) : left(a.size() / kMinBlock) {}
-  bool next(Arena& a, const char* what) noexcept {
-    if (left-- > 0) return true;
-    a.corrupt("the %s chain loops", what);
-    return false;
-  }
-};
-
 SharedMapsRoot* maps_root(Arena& a, bool create, int* err) noexcept {
   ArenaHeader* h = a.header();
   if (h->maps_root == 0) {
@@ -60,7 +38,7 @@ SharedMapsRoot* maps_root(Arena& a, bool create, int* err) noexcept {
     h->maps_root = off;  // last: the root is whole once it is linked
     return r;
   }
-  auto* r = rec<SharedMapsRoot>(a, h->maps_root, kRootMagic, "shared maps root");
+  auto* r = arena_record<SharedMapsRoot>(a, h->maps_root, kRootMagic, "shared maps root");
   if (r && r->n_maps > kMaxSharedMaps) {
     a.corrupt("the shared maps root says %u maps, more than %u", r->n_maps, kMaxSharedMaps);
     r = nullptr;
@@ -114,10 +92,10 @@ int find_map(Arena& a, SharedMapsRoot* r, const MapDef& def, bool create) noexce
 // the link that points at it.
 SockRec* find_sock(Arena& a, SharedMapsRoot* r, uint64_t cookie, uint64_t** link,
                    int* err) noexcept {
-  Steps steps(a);
+  ChainSteps steps(a);
   for (uint64_t* l = &r->socks[sock_bucket(cookie)]; *l;) {
-    SockRec* s =
-        steps.next(a, "socket") ? rec<SockRec>(a, *l, kSockMagic, "socket record") : nullptr;
+    SockRec* s = steps.next(a, "socket") ? arena_record<SockRec>(a, *l, kSockMagic, "socket record")
+                                         : nullptr;
     if (!s) {
       *err = -EUCLEAN;
       return nullptr;
@@ -140,10 +118,11 @@ EntryRec* find_entry(Arena& a, SharedMapsRoot* r, uint32_t i, const void* key, u
     return nullptr;
   }
   const MapDesc& d = r->map[i];
-  Steps steps(a);
+  ChainSteps steps(a);
   for (uint64_t* l = &buckets[key_hash(key, d.key_size) & (d.n_buckets - 1)]; *l;) {
-    EntryRec* e =
-        steps.next(a, "map entry") ? rec<EntryRec>(a, *l, kEntryMagic, "map entry") : nullptr;
+    EntryRec* e = steps.next(a, "map entry")
+                      ? arena_record<EntryRec>(a, *l, kEntryMagic, "map entry")
+                      : nullptr;
     if (!e) {
       *err = -EUCLEAN;
       return nullptr;
@@ -160,10 +139,11 @@ EntryRec* find_entry(Arena& a, SharedMapsRoot* r, uint32_t i, const void* key, u
 // Unlinks the entry at off from the chain starting at *l (through next, or
 // sock_next). -EUCLEAN when it is not there.
 int unlink_entry(Arena& a, uint64_t* l, uint64_t off, bool sock_chain) noexcept {
-  Steps steps(a);
+  ChainSteps steps(a);
   while (*l && *l != off) {
-    EntryRec* e =
-        steps.next(a, "map entry") ? rec<EntryRec>(a, *l, kEntryMagic, "map entry") : nullptr;
+    EntryRec* e = steps.next(a, "map entry")
+                      ? arena_record<EntryRec>(a, *l, kEntryMagic, "map entry")
+                      : nullptr;
     if (!e) return -EUCLEAN;
     l = sock_chain ? &e->sock_next : &e->next;
   }
@@ -200,11 +180,12 @@ int unlink_from_map(Arena& a, SharedMapsRoot* r, EntryRec* e, uint64_t off) noex
 // holder killed half-way leaves no entry without its socket record), then
 // the record goes, then its blocks.
 int drop_sock(Arena& a, SharedMapsRoot* r, SockRec* s, uint64_t* link) noexcept {
-  Steps steps(a);
+  ChainSteps steps(a);
   while (s->entries) {
     uint64_t off = s->entries;
-    EntryRec* e =
-        steps.next(a, "socket's entry") ? rec<EntryRec>(a, off, kEntryMagic, "map entry") : nullptr;
+    EntryRec* e = steps.next(a, "socket's entry")
+                      ? arena_record<EntryRec>(a, off, kEntryMagic, "map entry")
+                      : nullptr;
     if (!e) return -EUCLEAN;
     if (int rc = unlink_from_map(a, r, e, off)) return rc;
     s->entries = e->sock_next;
@@ -213,8 +194,9 @@ int drop_sock(Arena& a, SharedMapsRoot* r, SockRec* s, uint64_t* link) noexcept 
   uint64_t self = *link;
   *link = s->next;
   for (uint64_t h = s->holders; h;) {
-    auto* hr =
-        steps.next(a, "holder") ? rec<HolderRec>(a, h, kHolderMagic, "holder record") : nullptr;
+    auto* hr = steps.next(a, "holder")
+                   ? arena_record<HolderRec>(a, h, kHolderMagic, "holder record")
+                   : nullptr;
     if (!hr) return -EUCLEAN;
     uint64_t next = hr->next;
     if (int rc = a.free(h)) return rc;
@@ -251,11 +233,12 @@ int remove_entry(Arena& a, SharedMapsRoot* r, EntryRec* e, uint64_t off) noexcep
 // is given.
 template <typename F>
 int each_sock(Arena& a, SharedMapsRoot* r, F&& f) noexcept {
-  Steps steps(a);
+  ChainSteps steps(a);
   for (uint32_t b = 0; b < kSockBuckets; ++b) {
     for (uint64_t* l = &r->socks[b]; *l;) {
-      SockRec* s =
-          steps.next(a, "socket") ? rec<SockRec>(a, *l, kSockMagic, "socket record") : nullptr;
+      SockRec* s = steps.next(a, "socket")
+                       ? arena_record<SockRec>(a, *l, kSockMagic, "socket record")
+                       : nullptr;
       if (!s) return -EUCLEAN;
       uint64_t self = *l;
       if (int rc = f(s, l, b)) return rc;
@@ -269,10 +252,11 @@ int each_sock(Arena& a, SharedMapsRoot* r, F&& f) noexcept {
 // left.
 template <typename Match>
 int drop_holders(Arena& a, SharedMapsRoot* r, SockRec* s, uint64_t* link, Match&& match) noexcept {
-  Steps steps(a);
+  ChainSteps steps(a);
   for (uint64_t* l = &s->holders; *l;) {
-    auto* h =
-        steps.next(a, "holder") ? rec<HolderRec>(a, *l, kHolderMagic, "holder record") : nullptr;
+    auto* h = steps.next(a, "holder")
+                  ? arena_record<HolderRec>(a, *l, kHolderMagic, "holder record")
+                  : nullptr;
     if (!h) return -EUCLEAN;
     if (!match(*h)) {
       l = &h->next;
@@ -311,11 +295,12 @@ int shared_map_update(Arena& a, const MapDef& def, const void* key, uint64_t coo
     s->next = bucket;
     bucket = off;  // linked whole; without holder or entry until both are made
   }
-  Steps steps(a);
+  ChainSteps steps(a);
   bool held = false;
   for (uint64_t h = s->holders; h && !held;) {
-    auto* hr =
-        steps.next(a, "holder") ? rec<HolderRec>(a, h, kHolderMagic, "holder record") : nullptr;
+    auto* hr = steps.next(a, "holder")
+                   ? arena_record<HolderRec>(a, h, kHolderMagic, "holder record")
+                   : nullptr;
     if (!hr) return -EUCLEAN;
     held = hr->pid == holder.pid && hr->start_time == holder.start_time;
     h = hr->next;
@@ -432,10 +417,11 @@ int sock_holders_inherit(Arena& a, const Holder& parent, const Holder& child) no
   SharedMapsRoot* r = maps_root(a, false, &err);
   if (!r) return err;
   return each_sock(a, r, [&](SockRec* s, uint64_t*, uint32_t) {
-    Steps steps(a);
+    ChainSteps steps(a);
     for (uint64_t h = s->holders; h;) {
-      auto* hr =
-          steps.next(a, "holder") ? rec<HolderRec>(a, h, kHolderMagic, "holder record") : nullptr;
+      auto* hr = steps.next(a, "holder")
+                     ? arena_record<HolderRec>(a, h, kHolderMagic, "holder record")
+                     : nullptr;
       if (!hr) return -EUCLEAN;
       if (hr->pid == parent.pid && hr->start_time == parent.start_time) {
         int e = 0;
@@ -482,19 +468,21 @@ int shared_entries_held(Arena& a, pid_t pid, uint64_t start_time,
   if (!r) return err;
   try {
     return each_sock(a, r, [&](SockRec* s, uint64_t*, uint32_t) {
-      Steps steps(a);
+      ChainSteps steps(a);
       int fd = -1;
       for (uint64_t h = s->holders; h && fd < 0;) {
-        auto* hr =
-            steps.next(a, "holder") ? rec<HolderRec>(a, h, kHolderMagic, "holder record") : nullptr;
+        auto* hr = steps.next(a, "holder")
+                       ? arena_record<HolderRec>(a, h, kHolderMagic, "holder record")
+                       : nullptr;
         if (!hr) return -EUCLEAN;
         if (hr->pid == pid && hr->start_time == start_time) fd = hr->fd;
         h = hr->next;
       }
       if (fd < 0) return 0;
       for (uint64_t off = s->entries; off;) {
-        auto* e = steps.next(a, "socket's entry") ? rec<EntryRec>(a, off, kEntryMagic, "map entry")
-                                                  : nullptr;
+        auto* e = steps.next(a, "socket's entry")
+                      ? arena_record<EntryRec>(a, off, kEntryMagic, "map entry")
+                      : nullptr;
         if (!e) return -EUCLEAN;
         if (e->map >= r->n_maps || !map_buckets(a, r, e->map))
           return a.corrupt("the map entry at offset %llu names map %u of %u", static_cast<ull>(off),
@@ -539,19 +527,20 @@ int shared_maps_read(Arena& a, std::vector<SharedMap>* out) noexcept {
       if (!buckets) return -EUCLEAN;
       const MapDesc& d = r->map[i];
       SharedMap m{d.name, d.type, d.key_size, d.max_entries, {}};
-      Steps steps(a);
+      ChainSteps steps(a);
       for (uint32_t b = 0; b < d.n_buckets; ++b) {
         for (uint64_t off = buckets[b]; off;) {
-          auto* e = steps.next(a, "map entry") ? rec<EntryRec>(a, off, kEntryMagic, "map entry")
-                                               : nullptr;
+          auto* e = steps.next(a, "map entry")
+                        ? arena_record<EntryRec>(a, off, kEntryMagic, "map entry")
+                        : nullptr;
           if (!e) return -EUCLEAN;
           SharedEntry se{{e->key, e->key + d.key_size}, e->cookie, {}};
           SockRec* s = find_sock(a, r, e->cookie, nullptr, &err);
           if (err) return err;
-          Steps holder_steps(a);
+          ChainSteps holder_steps(a);
           for (uint64_t h = s ? s->holders : 0; h;) {
             auto* hr = holder_steps.next(a, "holder")
-                           ? rec<HolderRec>(a, h, kHolderMagic, "holder record")
+                           ? arena_record<HolderRec>(a, h, kHolderMagic, "holder record")
                            : nullptr;
             if (!hr) return -EUCLEAN;
             se.holders.push_back({hr->pid, hr->start_time, hr->fd});
@@ -589,11 +578,12 @@ bool repair(Arena& a, SharedMapsRoot* r) noexcept {
     if (!buckets) return false;
     MapDesc& d = r->map[i];
     d.count = 0;
-    Steps steps(a);
+    ChainSteps steps(a);
     for (uint32_t b = 0; b < d.n_buckets; ++b) {
       for (uint64_t* l = &buckets[b]; *l;) {
-        auto* e =
-            steps.next(a, "map entry") ? rec<EntryRec>(a, *l, kEntryMagic, "map entry") : nullptr;
+        auto* e = steps.next(a, "map entry")
+                      ? arena_record<EntryRec>(a, *l, kEntryMagic, "map entry")
+                      : nullptr;
         if (!e) return false;
         int err = 0;
         SockRec* s = find_sock(a, r, e->cookie, nullptr, &err);
@@ -630,12 +620,13 @@ bool shared_maps_check(Arena& a, bool fix, std::vector<uint64_t>* keep) noexcept
       if (!buckets) return false;
       keep->push_back(r->map[i].buckets);
       const MapDesc& d = r->map[i];
-      Steps steps(a);
+      ChainSteps steps(a);
       uint32_t n = 0;
       for (uint32_t b = 0; b < d.n_buckets; ++b) {
         for (uint64_t off = buckets[b]; off;) {
-          auto* e = steps.next(a, "map entry") ? rec<EntryRec>(a, off, kEntryMagic, "map entry")
-                                               : nullptr;
+          auto* e = steps.next(a, "map entry")
+                        ? arena_record<EntryRec>(a, off, kEntryMagic, "map entry")
+                        : nullptr;
           if (!e) return false;
           if (e->map != i || e->key_size != d.key_size ||
               (key_hash(e->key, d.key_size) & (d.n_buckets - 1)) != b) {
@@ -662,17 +653,19 @@ bool shared_maps_check(Arena& a, bool fix, std::vector<uint64_t>* keep) noexcept
       if (!s->holders || !s->entries)
         return a.corrupt("the socket record of cookie %llu has no %s", static_cast<ull>(s->cookie),
                          s->holders ? "entry" : "holder");
-      Steps steps(a);
+      ChainSteps steps(a);
       for (uint64_t h = s->holders; h;) {
-        auto* hr =
-            steps.next(a, "holder") ? rec<HolderRec>(a, h, kHolderMagic, "holder record") : nullptr;
+        auto* hr = steps.next(a, "holder")
+                       ? arena_record<HolderRec>(a, h, kHolderMagic, "holder record")
+                       : nullptr;
         if (!hr) return -EUCLEAN;
         keep->push_back(h);
         h = hr->next;
       }
       for (uint64_t off = s->entries; off;) {
-        auto* e = steps.next(a, "socket's entry") ? rec<EntryRec>(a, off, kEntryMagic, "map entry")
-                                                  : nullptr;
+        auto* e = steps.next(a, "socket's entry")
+                      ? arena_record<EntryRec>(a, off, kEntryMagic, "map entry")
+                      : nullptr;
         if (!e) return -EUCLEAN;
         if (e->cookie != s->cookie)
           return a.corrupt("the socket record of cookie %llu links an entry of cookie %llu",

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+
 #include <tuple>
+#include "core/domain/arena_records.h"
 
 namespace sockshim::domain {
 namespace {
@@ -19,30 +21,6 @@ uint32_t sock_bucket(uint64_t cookie) noexcept {
   return static_cast<uint32_t>((cookie * 0x9e3779b97f4a7c15ULL) >> 54);  // 10 bits: 1024
 }
 
-// A record of type T at off, its block and magic checked, or nullptr with
-// the arena's why() set.
-template <typename T>
-T* rec(Arena& a, uint64_t off, uint64_t magic, const char* what) noexcept {
-  T* p = a.payload_size(off) >= sizeof(T) ? a.at<T>(off) : nullptr;
-  if (!p || p->magic != magic) {
-    a.corrupt("an sk_storage %s at offset %llu is not one (overwritten, or a stale offset)", what,
-              static_cast<ull>(off));
-    return nullptr;
-  }
-  return p;
-}
-
-// Bounds a chain walk: a scribbled chain may loop.
-struct Steps {
-  uint64_t left;
-  explicit Steps(const Arena& a) : left(a.size() / kMinBlock) {}
-  bool next(Arena& a, const char* what) noexcept {
-    if (left-- > 0) return true;
-    a.corrupt("the sk_storage %s chain loops", what);
-    return false;
-  }
-};
-
 StorageRoot* storage_root(Arena& a, bool create, int* err) noexcept {
   ArenaHeader* h = a.header();
   if (h->storage == 0) {
@@ -54,7 +32,7 @@ StorageRoot* storage_root(Arena& a, bool create, int* err) noexcept {
     h->storage = off;  // last: the root is whole once it is linked
     return r;
   }
-  auto* r = rec<StorageRoot>(a, h->storage, kRootMagic, "root");
+  auto* r = arena_record<StorageRoot>(a, h->storage, kRootMagic, "sk_storage root");
   if (r && r->n_maps > kMaxStorageMaps) {
     a.corrupt("the sk_storage root says %u maps, more than %u", r->n_maps, kMaxStorageMaps);
     r = nullptr;
@@ -94,10 +72,11 @@ int find_map(Arena& a, StorageRoot* r, const StorageDef& def, bool create) noexc
 
 StorageSock* find_sock(Arena& a, StorageRoot* r, uint64_t cookie, uint64_t** link,
                        int* err) noexcept {
-  Steps steps(a);
+  ChainSteps steps(a);
   for (uint64_t* l = &r->socks[sock_bucket(cookie)]; *l;) {
-    StorageSock* s =
-        steps.next(a, "socket") ? rec<StorageSock>(a, *l, kSockMagic, "socket record") : nullptr;
+    StorageSock* s = steps.next(a, "sk_storage socket")
+                         ? arena_record<StorageSock>(a, *l, kSockMagic, "sk_storage socket record")
+                         : nullptr;
     if (!s) {
       *err = -EUCLEAN;
       return nullptr;
@@ -113,7 +92,7 @@ StorageSock* find_sock(Arena& a, StorageRoot* r, uint64_t cookie, uint64_t** lin
 
 // The value record at off, with its data block checked against its map.
 ValueRec* value_rec(Arena& a, StorageRoot* r, uint64_t off) noexcept {
-  auto* v = rec<ValueRec>(a, off, kValueMagic, "value record");
+  auto* v = arena_record<ValueRec>(a, off, kValueMagic, "sk_storage value record");
   if (!v) return nullptr;
   uint64_t st = v->state.load(std::memory_order_relaxed);
   if (v->map >= r->n_maps || v->value_size != r->map[v->map].value_size ||
@@ -130,9 +109,9 @@ ValueRec* value_rec(Arena& a, StorageRoot* r, uint64_t off) noexcept {
 int drop_sock(Arena& a, StorageRoot* r, StorageSock* s, uint64_t* link) noexcept {
   uint64_t self = *link;
   *link = s->next;  // from here on no process finds it
-  Steps steps(a);
+  ChainSteps steps(a);
   for (uint64_t off = s->values; off;) {
-    ValueRec* v = steps.next(a, "value") ? value_rec(a, r, off) : nullptr;
+    ValueRec* v = steps.next(a, "sk_storage value") ? value_rec(a, r, off) : nullptr;
     if (!v) return -EUCLEAN;
     uint64_t next = v->next;
     if (int rc = a.free(v->data)) return rc;
@@ -140,8 +119,9 @@ int drop_sock(Arena& a, StorageRoot* r, StorageSock* s, uint64_t* link) noexcept
     off = next;
   }
   for (uint64_t off = s->holders; off;) {
-    auto* h = steps.next(a, "holder") ? rec<StorageHolder>(a, off, kHolderMagic, "holder record")
-                                      : nullptr;
+    auto* h = steps.next(a, "sk_storage holder")
+                  ? arena_record<StorageHolder>(a, off, kHolderMagic, "sk_storage holder record")
+                  : nullptr;
     if (!h) return -EUCLEAN;
     uint64_t next = h->next;
     if (int rc = a.free(off)) return rc;
@@ -153,10 +133,11 @@ int drop_sock(Arena& a, StorageRoot* r, StorageSock* s, uint64_t* link) noexcept
 // Removes the holder records of s that match(holder); drops s when none is left.
 template <typename Match>
 int drop_holders(Arena& a, StorageRoot* r, StorageSock* s, uint64_t* link, Match&& match) noexcept {
-  Steps steps(a);
+  ChainSteps steps(a);
   for (uint64_t* l = &s->holders; *l;) {
-    auto* h = steps.next(a, "holder") ? rec<StorageHolder>(a, *l, kHolderMagic, "holder record")
-                                      : nullptr;
+    auto* h = steps.next(a, "sk_storage holder")
+                  ? arena_record<StorageHolder>(a, *l, kHolderMagic, "sk_storage holder record")
+                  : nullptr;
     if (!h) return -EUCLEAN;
     if (!match(*h)) {
       l = &h->next;
@@ -173,11 +154,13 @@ int drop_holders(Arena& a, StorageRoot* r, StorageSock* s, uint64_t* link, Match
 // is given.
 template <typename F>
 int each_sock(Arena& a, StorageRoot* r, F&& f) noexcept {
-  Steps steps(a);
+  ChainSteps steps(a);
   for (uint32_t b = 0; b < kSockBuckets; ++b) {
     for (uint64_t* l = &r->socks[b]; *l;) {
       StorageSock* s =
-          steps.next(a, "socket") ? rec<StorageSock>(a, *l, kSockMagic, "socket record") : nullptr;
+          steps.next(a, "sk_storage socket")
+              ? arena_record<StorageSock>(a, *l, kSockMagic, "sk_storage socket record")
+              : nullptr;
       if (!s) return -EUCLEAN;
       uint64_t self = *l;
       if (int rc = f(s, l, b)) return rc;
@@ -217,9 +200,9 @@ int storage_hold(Arena& a, const StorageDef& def, uint64_t cookie, const Holder&
   StorageSock* s = find_sock(a, r, cookie, &link, &err);
   if (err) return err;
   ValueRec* v = nullptr;
-  Steps steps(a);
+  ChainSteps steps(a);
   for (uint64_t off = s ? s->values : 0; off && !v;) {
-    ValueRec* x = steps.next(a, "value") ? value_rec(a, r, off) : nullptr;
+    ValueRec* x = steps.next(a, "sk_storage value") ? value_rec(a, r, off) : nullptr;
     if (!x) return -EUCLEAN;
     if (x->map == static_cast<uint32_t>(mi)) v = x;
     off = x->next;
@@ -241,8 +224,9 @@ int storage_hold(Arena& a, const StorageDef& def, uint64_t cookie, const Holder&
   } else {
     bool held = false;
     for (uint64_t off = s->holders; off && !held;) {
-      auto* h = steps.next(a, "holder") ? rec<StorageHolder>(a, off, kHolderMagic, "holder record")
-                                        : nullptr;
+      auto* h = steps.next(a, "sk_storage holder")
+                    ? arena_record<StorageHolder>(a, off, kHolderMagic, "sk_storage holder record")
+                    : nullptr;
       if (!h) return -EUCLEAN;
       held = h->pid == holder.pid && h->start_time == holder.start_time;
       off = h->next;
@@ -324,10 +308,11 @@ int storage_holders_inherit(Arena& a, const Holder& parent, const Holder& child)
   StorageRoot* r = storage_root(a, false, &err);
   if (!r) return err;
   return each_sock(a, r, [&](StorageSock* s, uint64_t*, uint32_t) {
-    Steps steps(a);
+    ChainSteps steps(a);
     for (uint64_t off = s->holders; off;) {
-      auto* h = steps.next(a, "holder") ? rec<StorageHolder>(a, off, kHolderMagic, "holder record")
-                                        : nullptr;
+      auto* h = steps.next(a, "sk_storage holder")
+                    ? arena_record<StorageHolder>(a, off, kHolderMagic, "sk_storage holder record")
+                    : nullptr;
       if (!h) return -EUCLEAN;
       if (h->pid == parent.pid && h->start_time == parent.start_time)
         return add_holder(a, s, child.pid, child.start_time);  // ahead of the walk
@@ -345,18 +330,19 @@ int shared_storage_read(Arena& a, std::vector<SharedValue>* out) noexcept {
   try {
     int rc = each_sock(a, r, [&](StorageSock* s, uint64_t*, uint32_t) {
       std::vector<pid_t> holders;
-      Steps steps(a);
+      ChainSteps steps(a);
       for (uint64_t off = s->holders; off;) {
-        auto* h = steps.next(a, "holder")
-                      ? rec<StorageHolder>(a, off, kHolderMagic, "holder record")
-                      : nullptr;
+        auto* h =
+            steps.next(a, "sk_storage holder")
+                ? arena_record<StorageHolder>(a, off, kHolderMagic, "sk_storage holder record")
+                : nullptr;
         if (!h) return -EUCLEAN;
         holders.push_back(h->pid);
         off = h->next;
       }
       std::sort(holders.begin(), holders.end());
       for (uint64_t off = s->values; off;) {
-        ValueRec* v = steps.next(a, "value") ? value_rec(a, r, off) : nullptr;
+        ValueRec* v = steps.next(a, "sk_storage value") ? value_rec(a, r, off) : nullptr;
         if (!v) return -EUCLEAN;
         ValueRef ref{v, a.at<unsigned char>(v->data, 2ull * v->value_size)};
         if (const unsigned char* cur = ref.current())
@@ -393,17 +379,18 @@ bool shared_storage_check(Arena& a, bool fix, std::vector<uint64_t>* keep) noexc
                          static_cast<ull>(s->cookie));
       }
       keep->push_back(*l);
-      Steps steps(a);
+      ChainSteps steps(a);
       for (uint64_t off = s->holders; off;) {
-        auto* h = steps.next(a, "holder")
-                      ? rec<StorageHolder>(a, off, kHolderMagic, "holder record")
-                      : nullptr;
+        auto* h =
+            steps.next(a, "sk_storage holder")
+                ? arena_record<StorageHolder>(a, off, kHolderMagic, "sk_storage holder record")
+                : nullptr;
         if (!h) return -EUCLEAN;
         keep->push_back(off);
         off = h->next;
       }
       for (uint64_t off = s->values; off;) {
-        ValueRec* v = steps.next(a, "value") ? value_rec(a, r, off) : nullptr;
+        ValueRec* v = steps.next(a, "sk_storage value") ? value_rec(a, r, off) : nullptr;
         if (!v) return -EUCLEAN;
         keep->push_back(off);
         keep->push_back(v->data);
