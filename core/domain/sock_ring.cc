@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -39,8 +40,8 @@ bool pid_alive(pid_t pid) noexcept {
 
 // Writes a fresh ring file for cookie under a temporary name and links it in
 // as path: 0, or -errno (losing the race to another creator is success).
-int create_file(const std::string& dir, const std::string& path, uint64_t cookie,
-                uint32_t capacity) noexcept {
+int create_file(const std::string& dir, const std::string& path, uint64_t cookie, uint32_t capacity,
+                const SockAddr* local, const SockAddr* remote) noexcept {
   std::string tmp = dir + "/." + sock_ring_name(cookie) + "." + std::to_string(getpid());
   int fd = open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return -errno;
@@ -57,6 +58,10 @@ int create_file(const std::string& dir, const std::string& path, uint64_t cookie
     auto* h = static_cast<SockRingFileHeader*>(base);
     h->cookie = cookie;
     h->ring_bytes = ring_bytes;
+    if (local && remote) {
+      h->local = *local;
+      h->remote = *remote;
+    }
     r = IngressRing::format(static_cast<char*>(base) + kSockRingHeaderBytes, ring_bytes, capacity);
     std::atomic_ref<uint64_t>(h->magic).store(kSockRingMagic, std::memory_order_release);
   }
@@ -66,12 +71,18 @@ int create_file(const std::string& dir, const std::string& path, uint64_t cookie
   return r;
 }
 
+bool same_address(const SockAddr& a, const SockAddr& b) noexcept {
+  return a.len > 0 && a.len == b.len && memcmp(&a.addr, &b.addr, a.len) == 0;
+}
+
 struct AttachOp {
   SockRing* ring;
   const std::string* dir;
   uint64_t cookie;
   uint32_t capacity;
   bool holder;  // creates the file if missing, and watches the ring
+  const SockAddr* local;
+  const SockAddr* remote;
   void* base = MAP_FAILED;
   uint64_t len = 0;
 };
@@ -88,8 +99,9 @@ std::string ring_bell_name(pid_t pid) {
   return "bell-" + std::to_string(pid);
 }
 
-SockRing* SockRing::attach(Domain& d, uint64_t cookie, uint32_t capacity, int* err) noexcept {
-  SockRing* s = map_file(d, cookie, capacity, true, err);
+SockRing* SockRing::attach(Domain& d, uint64_t cookie, uint32_t capacity, int* err,
+                           const SockAddr* local, const SockAddr* remote) noexcept {
+  SockRing* s = map_file(d, cookie, capacity, true, err, local, remote);
   if (!s) return nullptr;
   std::lock_guard g(g_rings_lock);
   s->next_ = g_rings;
@@ -106,7 +118,7 @@ SockRing* SockRing::peer(Domain& d, uint64_t cookie) noexcept {
     if (!peers) peers = new std::unordered_map<uint64_t, SockRing*>;
     if (auto it = peers->find(cookie); it != peers->end()) return it->second;
     int err = 0;
-    SockRing* s = map_file(d, cookie, 0, false, &err);
+    SockRing* s = map_file(d, cookie, 0, false, &err, nullptr, nullptr);
     if (s) peers->emplace(cookie, s);
     return s;
   } catch (...) {
@@ -114,8 +126,8 @@ SockRing* SockRing::peer(Domain& d, uint64_t cookie) noexcept {
   }
 }
 
-SockRing* SockRing::map_file(Domain& d, uint64_t cookie, uint32_t capacity, bool holder,
-                             int* err) noexcept {
+SockRing* SockRing::map_file(Domain& d, uint64_t cookie, uint32_t capacity, bool holder, int* err,
+                             const SockAddr* local, const SockAddr* remote) noexcept {
   capacity = std::clamp(capacity, kSockRingMinCapacity, kSockRingMaxCapacity);
   SockRing* s = new (std::nothrow) SockRing;
   if (!s) {
@@ -126,7 +138,7 @@ SockRing* SockRing::map_file(Domain& d, uint64_t cookie, uint32_t capacity, bool
   s->domain_ = &d;
   // Under the domain's lock: the last watcher's removal of the file cannot
   // come between the open and the watch.
-  AttachOp attach_op{s, &d.dir(), cookie, capacity, holder};
+  AttachOp attach_op{s, &d.dir(), cookie, capacity, holder, local, remote};
   int r = d.run(
       [](Arena&, void* ctx) noexcept -> int {
         auto* op = static_cast<AttachOp*>(ctx);
@@ -137,7 +149,10 @@ SockRing* SockRing::map_file(Domain& d, uint64_t cookie, uint32_t capacity, bool
             fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
             if (fd >= 0) break;
             if (errno != ENOENT || attempt == 1 || !op->holder) return -errno;
-            if (int c = create_file(*op->dir, path, op->cookie, op->capacity); c < 0) return c;
+            if (int c =
+                    create_file(*op->dir, path, op->cookie, op->capacity, op->local, op->remote);
+                c < 0)
+              return c;
           }
           struct stat st;
           int rc = 0;
@@ -184,6 +199,23 @@ SockRing* SockRing::map_file(Domain& d, uint64_t cookie, uint32_t capacity, bool
   }
   s->ring_.set_notify(&SockRing::ring_bells, s);
   return s;
+}
+
+bool SockRing::tell_tcp_written(const SockAddr& local, const SockAddr& remote,
+                                uint64_t bytes) noexcept {
+  if (!same_address(hdr_->local, remote) || !same_address(hdr_->remote, local)) return false;
+  uint64_t cur = hdr_->tcp_written.load(std::memory_order_acquire);
+  while (cur < bytes + 1 &&
+         !hdr_->tcp_written.compare_exchange_weak(cur, bytes + 1, std::memory_order_acq_rel)) {
+  }
+  return true;
+}
+
+bool SockRing::tcp_written_before(uint64_t* bytes) const noexcept {
+  uint64_t told = hdr_->tcp_written.load(std::memory_order_acquire);
+  if (told == 0) return false;
+  *bytes = told - 1;
+  return true;
 }
 
 bool SockRing::watch(pid_t pid) noexcept {

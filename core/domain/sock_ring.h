@@ -24,12 +24,13 @@
 #include <string>
 
 #include "core/domain/ingress_ring.h"
+#include "core/sock/socket.h"
 
 namespace sockshim::domain {
 
 class Domain;
 
-inline constexpr uint64_t kSockRingMagic = 0x31474e49524b4f53;  // "SOKRING1" in memory
+inline constexpr uint64_t kSockRingMagic = 0x32474e49524b4f53;  // "SOKRING2" in memory
 inline constexpr uint32_t kMaxRingWatchers = 16;
 inline constexpr uint64_t kSockRingHeaderBytes = 4096;
 inline constexpr uint32_t kSockRingMinCapacity = 64 << 10;
@@ -41,7 +42,14 @@ struct SockRingFileHeader {
   uint64_t cookie;
   uint64_t ring_bytes;                              // the ring's, from kSockRingHeaderBytes on
   std::atomic<int32_t> watchers[kMaxRingWatchers];  // pids, 0: free slot
+  // The socket's addresses when the ring was made (len 0: unknown); its TCP
+  // peer is the socket that has them swapped.
+  SockAddr local, remote;
+  // 1 + the bytes the TCP peer had written by TCP when it first redirected
+  // into the ring (the largest told); 0: none told.
+  std::atomic<uint64_t> tcp_written;
 };
+static_assert(sizeof(SockRingFileHeader) <= kSockRingHeaderBytes);
 
 // The ring file's name for cookie.
 std::string sock_ring_name(uint64_t cookie);
@@ -54,8 +62,11 @@ class SockRing {
   // Attaches the ring of cookie in d, creating it with capacity (clamped to
   // [kSockRingMinCapacity, kSockRingMaxCapacity]) when there is none, and
   // makes this process one of its watchers. nullptr with -errno in *err
-  // (-ENOSPC: kMaxRingWatchers live processes watch it already).
-  static SockRing* attach(Domain& d, uint64_t cookie, uint32_t capacity, int* err) noexcept;
+  // (-ENOSPC: kMaxRingWatchers live processes watch it already). A ring made
+  // here records the socket's addresses, when given.
+  static SockRing* attach(Domain& d, uint64_t cookie, uint32_t capacity, int* err,
+                          const SockAddr* local = nullptr,
+                          const SockAddr* remote = nullptr) noexcept;
   // The ring of cookie as a writer that does not hold the socket sees it:
   // attached once per process (kept for its life), never created, never
   // watched (the file goes with the socket's last holder; appends to it then
@@ -67,6 +78,15 @@ class SockRing {
   void detach() noexcept;
 
   IngressRing& ring() noexcept { return ring_; }
+
+  // Bytes a socket's TCP peer sent by TCP before it redirected into the
+  // socket's ring come first: the peer (the socket with addresses local and
+  // remote, when the ring's socket has them swapped) tells how many it had
+  // written, and the socket's reader takes that many from the socket before
+  // the ring's first byte. false: local, remote is not the ring's peer.
+  bool tell_tcp_written(const SockAddr& local, const SockAddr& remote, uint64_t bytes) noexcept;
+  // What the peer told; false when it told nothing.
+  bool tcp_written_before(uint64_t* bytes) const noexcept;
   uint64_t cookie() const noexcept { return cookie_; }
 
   // In a fork child: every ring the process has attached is watched by the
@@ -75,8 +95,8 @@ class SockRing {
 
  private:
   SockRing() = default;
-  static SockRing* map_file(Domain& d, uint64_t cookie, uint32_t capacity, bool holder,
-                            int* err) noexcept;
+  static SockRing* map_file(Domain& d, uint64_t cookie, uint32_t capacity, bool holder, int* err,
+                            const SockAddr* local, const SockAddr* remote) noexcept;
   ~SockRing();
   bool watch(pid_t pid) noexcept;
   static void ring_bells(void* self, uint32_t events) noexcept;

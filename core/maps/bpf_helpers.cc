@@ -13,8 +13,10 @@
 #include "core/maps/hash_map.h"
 #include "core/maps/sk_storage.h"
 #include "core/maps/sock_map_base.h"
+#include "core/psock/psock.h"
 #include "core/sock/log.h"
 #include "core/sock/sock_query.h"
+#include "core/sock/tcp_stream_bytes.h"
 
 namespace sockshim {
 namespace {
@@ -25,6 +27,21 @@ bool redirect_allowed(Socket& target) noexcept {
   std::lock_guard g(target.lock());
   if (sock_kind(target) == SockKind::tcp) return target.state != TcpState::listen;
   return target.remote.len > 0;
+}
+
+// A socket's first redirect into its TCP peer's ring in another process
+// tells the ring how many bytes the socket wrote by TCP until then: the
+// peer's reader takes those from its socket before the ring's first byte, so
+// the stream keeps its order across the switch.
+void tell_tcp_written(Socket* sk, int fd, domain::SockRing& ring) noexcept {
+  PsockRef p = psock_get(sk);
+  if (!p || fd < 0 || p->ring_tcp_told.load(std::memory_order_relaxed)) return;
+  uint64_t written = 0;
+  if (tcp_bytes_written(fd, &written) != 0) return;
+  SockAddr local, remote;
+  kernel_addresses(fd, &local, &remote);
+  if (ring.tell_tcp_written(local, remote, written))
+    p->ring_tcp_told.store(true, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -63,12 +80,15 @@ int SockHelpers::redirect(uint32_t map, std::span<const uint8_t> key, uint64_t f
     // Held by another process of the domain only: into its shared ring, once
     // a holder has attached it (until then the redirect fails, as to a
     // socket in no map).
-    if (uint64_t cookie = m->shared_lookup(key.data()))
-      if (domain::Domain* d = domain::own_domain(); d && domain::SockRing::peer(*d, cookie)) {
-        remote_ = cookie;
-        ingress_ = true;
-        return policy::SK_PASS;
-      }
+    if (uint64_t cookie = m->shared_lookup(key.data())) {
+      domain::Domain* d = domain::own_domain();
+      domain::SockRing* ring = d ? domain::SockRing::peer(*d, cookie) : nullptr;
+      if (!ring) return policy::SK_DROP;
+      tell_tcp_written(sk_, fd_, *ring);
+      remote_ = cookie;
+      ingress_ = true;
+      return policy::SK_PASS;
+    }
   }
   if (!target || !redirect_allowed(*target->sk())) return policy::SK_DROP;
   // bpf_msg_redirect_*: egress only to TCP; the skb helpers may leave by any.

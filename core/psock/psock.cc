@@ -151,6 +151,7 @@ void Psock::reset() noexcept {
   rcvbuf.store(0, std::memory_order_relaxed);
   ring_none.store(false, std::memory_order_relaxed);
   ring_ordered.store(false, std::memory_order_relaxed);
+  ring_tcp_told.store(false, std::memory_order_relaxed);
   fd_hint.store(-1, std::memory_order_relaxed);
   stats.reset();
   tx_enabled.store(true, std::memory_order_relaxed);

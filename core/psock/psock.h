@@ -26,7 +26,8 @@
 //   refcnt_                                 atomic
 //   sk_fd, sk_fd_events                     sk_fd_lock
 //   waiters                                 waiters_lock
-//   ring, ring_none, ring_ordered           atomics (attached once, detached by the drop)
+//   ring, ring_none, ring_ordered,          atomics (attached once, detached by the drop)
+//     ring_tcp_told
 //   rx_held, rx_on, rx_epoch, rx_fork,      atomics, written by the receive
 //     rx_predating, rx_predating_inq,         engine and its start and stop
 //     rx_draining,
@@ -231,14 +232,17 @@ class Psock {
   int space_fd = -1;
   std::atomic<uint32_t> space_waiters{0};
   // A domain's stream socket: its ingress queue is the socket's shared ring
-  // (core/psock/psock_ring.h), attached on first use, detached by the drop;
+  // (core/psock/sk_msg_queue.h), attached on first use, detached by the drop;
   // ring_none once the socket is known to have none.
   std::atomic<domain::SockRing*> ring{nullptr};
   std::atomic<bool> ring_none{false};
-  // The reader found the socket's own queue empty while the ring held bytes:
-  // a sender that went by TCP until the ring existed has nothing older left
-  // there, so from now on the ring is read first.
+  // The reader has taken every byte the socket's TCP peer sent by TCP before
+  // its first redirect into the ring (core/rx/skmsg_ingress.cc,
+  // tcp_before_ring): from now on the ring is read first.
   std::atomic<bool> ring_ordered{false};
+  // As a sender: it told its TCP peer's ring in another process how many
+  // bytes it had written by TCP (core/maps/bpf_helpers.cc).
+  std::atomic<bool> ring_tcp_told{false};
 
   // sk_psock_test_state(psock, SK_PSOCK_TX_ENABLED).
   std::atomic<bool> tx_enabled{false};

@@ -401,13 +401,18 @@ domain::SockRing* sk_psock_ring(Psock* p) noexcept {
     return nullptr;
   }
   const size_t limit = sk_psock_queue_limit(p);
+  // Named in a ring made here, for its TCP peer to tell it its count. Asked
+  // of the kernel: callers may hold the socket's lock.
+  SockAddr local, remote;
+  if (int fd = socket_fd(sk); fd >= 0) kernel_addresses(fd, &local, &remote);
   domain::SockRing* r = nullptr;
   {
     std::lock_guard g(g_ring_attach_lock);
     if ((r = p->ring.load(std::memory_order_acquire))) return r;
     int err = 0;
     r = domain::SockRing::attach(*d, sk->cookie,
-                                 static_cast<uint32_t>(std::min<size_t>(limit, UINT32_MAX)), &err);
+                                 static_cast<uint32_t>(std::min<size_t>(limit, UINT32_MAX)), &err,
+                                 &local, &remote);
     if (!r) {
       p->ring_none.store(true, std::memory_order_release);
       return nullptr;

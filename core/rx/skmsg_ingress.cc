@@ -23,6 +23,7 @@
 #include "core/sock/log.h"
 #include "core/sock/real.h"
 #include "core/sock/registry.h"
+#include "core/sock/tcp_stream_bytes.h"
 #include "policy/compiled.h"
 
 namespace sockshim {
@@ -105,7 +106,8 @@ ssize_t copy_dgram_locked(Psock* p, msghdr* msg, int flags) noexcept {
 
 }  // namespace
 
-size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noexcept {
+size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags,
+                      bool with_ring) noexcept {
   const bool peek = flags & MSG_PEEK;
   size_t copied = 0;
   {
@@ -137,7 +139,8 @@ size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noex
   // The shared ring after the local list (which holds bytes only from
   // before the ring was attached): whichever holder reads first takes them.
   if (copied == 0)
-    if (domain::SockRing* r = sk_psock_ring(p)) copied = ring_recv(r, iov, iovcnt, flags);
+    if (domain::SockRing* r = sk_psock_ring(p); r && with_ring)
+      copied = ring_recv(r, iov, iovcnt, flags);
   if (!peek && copied > 0) consumed(p);
   return copied;
 }
@@ -258,21 +261,59 @@ bool policy_may_queue() noexcept {
 namespace {
 
 // The reader's iovecs past the first `skip` bytes (a MSG_WAITALL read that
-// goes on after a short copy).
+// goes on after a short copy), `cap` bytes of them at most.
 struct IovTail {
   std::vector<iovec> v;
-  IovTail(const msghdr* msg, size_t skip) {
-    for (size_t i = 0; i < msg->msg_iovlen; ++i) {
+  IovTail(const msghdr* msg, size_t skip, size_t cap = SIZE_MAX) {
+    for (size_t i = 0; i < msg->msg_iovlen && cap > 0; ++i) {
       const iovec& io = msg->msg_iov[i];
       if (skip >= io.iov_len) {
         skip -= io.iov_len;
         continue;
       }
-      v.push_back({static_cast<char*>(io.iov_base) + skip, io.iov_len - skip});
+      const size_t n = std::min(io.iov_len - skip, cap);
+      v.push_back({static_cast<char*>(io.iov_base) + skip, n});
+      cap -= n;
       skip = 0;
     }
   }
 };
+
+// Bytes the socket's TCP peer sent by TCP before it first redirected into the
+// socket's ring come before the ring's. The peer told the ring how many it
+// had written: while the socket's readers have taken fewer, read the socket
+// (the rest of them at most), waiting for them unless nonblock. A peer that
+// told nothing (another process's socket whose addresses the ring does not
+// know): until the socket's own queue is found empty. Returns the bytes read
+// into msg past `copied`, 0 once nothing older than the ring is left
+// (ring_ordered from then on), or -errno.
+ssize_t tcp_before_ring(int fd, Psock* p, domain::SockRing& r, msghdr* msg, size_t copied,
+                        int flags, bool nonblock) noexcept {
+  uint64_t told = 0, taken = 0;
+  const bool counted = r.tcp_written_before(&told);
+  if (counted && (tcp_bytes_taken(fd, &taken) != 0 || taken >= told)) {
+    p->ring_ordered.store(true, std::memory_order_relaxed);
+    return 0;
+  }
+  IovTail tail(msg, copied, counted ? told - taken : SIZE_MAX);
+  msghdr m = *msg;
+  m.msg_iov = tail.v.data();
+  m.msg_iovlen = tail.v.size();
+  ErrnoSaver saved;
+  const int wait = counted && !nonblock ? 0 : MSG_DONTWAIT;
+  ssize_t k = real::recvmsg(fd, &m, (flags & ~MSG_WAITALL) | wait);
+  if (k > 0) {
+    msg->msg_namelen = m.msg_namelen;
+    msg->msg_controllen = m.msg_controllen;
+    msg->msg_flags = m.msg_flags;
+    return k;
+  }
+  // Told bytes still to come: the wait's end (SO_RCVTIMEO, a signal) or the
+  // socket's error is the reader's.
+  if (counted && k < 0) return -errno;
+  p->ring_ordered.store(true, std::memory_order_relaxed);
+  return 0;
+}
 
 // What an engine-read psock's reader gets once its queue is empty: 0 (wait),
 // 1 (EOF), -errno (the socket error, taken; or -EAGAIN after a parser error).
@@ -331,16 +372,23 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
   int64_t deadline = -1;  // SO_RCVTIMEO, asked on the first wait
   bool asked_timeout = false;
   for (;;) {
-    // Bytes a peer in another process sent by TCP before this socket's ring
-    // existed come before what it then put in the ring: until the socket's
-    // own queue is found empty with the ring holding bytes, read it first.
-    if (!engine_reads && !dgram && copied == 0 &&
-        !p->ring_ordered.load(std::memory_order_relaxed)) {
-      if (domain::SockRing* r = sk_psock_ring_attached(p); r && r->ring().readable()) {
-        ErrnoSaver saved;
-        ssize_t k = real::recvmsg(fd, msg, (flags & ~MSG_WAITALL) | MSG_DONTWAIT);
-        if (k > 0) return k;
-        if (k < 0 && errno == EAGAIN) p->ring_ordered.store(true, std::memory_order_relaxed);
+    // Until the socket's bytes older than its ring are read, the ring is
+    // read only after tcp_before_ring says so. A ring not yet attached, or
+    // empty with no count told when looked at, is not read this round: a
+    // peer may tell its count and append right after the look.
+    bool with_ring = true;
+    if (!engine_reads && !dgram && !p->ring_ordered.load(std::memory_order_relaxed)) {
+      domain::SockRing* r = sk_psock_ring_attached(p);
+      uint64_t told = 0;
+      // Readable first: a peer tells before its first append.
+      if (r && (r->ring().readable() || r->tcp_written_before(&told))) {
+        ssize_t k = tcp_before_ring(fd, p, *r, msg, copied, flags, nonblock);
+        if (k < 0) return copied ? static_cast<ssize_t>(copied) : k;
+        copied += static_cast<size_t>(k);
+        if (k > 0 && (copied == want || !waitall)) return static_cast<ssize_t>(copied);
+        if (k > 0) continue;
+      } else {
+        with_ring = false;
       }
     }
     if (dgram) {
@@ -349,7 +397,7 @@ ssize_t tcp_bpf_recvmsg(int fd, Psock* p, msghdr* msg, int flags, bool nonblock)
       IovTail tail(msg, copied);
       const iovec* iov = copied ? tail.v.data() : msg->msg_iov;
       const size_t iovcnt = copied ? tail.v.size() : msg->msg_iovlen;
-      copied += sk_msg_recvmsg(p, iov, iovcnt, flags);
+      copied += sk_msg_recvmsg(p, iov, iovcnt, flags, with_ring);
     }
     if (copied == want || (copied > 0 && !waitall)) {
       clear_header(msg);

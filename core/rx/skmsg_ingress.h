@@ -21,9 +21,11 @@ namespace sockshim {
 void psock_so_error(int fd, void* value, socklen_t* len) noexcept;
 
 // Copies up to the iovecs' length from p's queue across queued messages
-// (consuming them unless MSG_PEEK). Returns the bytes copied; 0 when the queue
-// is empty.
-size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags) noexcept;
+// (consuming them unless MSG_PEEK), then from its shared ring unless
+// !with_ring (which still attaches it). Returns the bytes copied; 0 when the
+// queue is empty.
+size_t sk_msg_recvmsg(Psock* p, const iovec* iov, size_t iovcnt, int flags,
+                      bool with_ring) noexcept;
 
 // udp_bpf_recvmsg / unix_bpf_recvmsg as sockshim keeps boundaries (§7): takes
 // the first queued message whole into msg's iovecs (unless MSG_PEEK), as one

@@ -110,12 +110,18 @@ void Socket::fetch_cookie(int fd) noexcept {
   if (real::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) != 0) cookie = 0;
 }
 
-void Socket::refresh_addresses(int fd) noexcept {
+void kernel_addresses(int fd, SockAddr* local, SockAddr* remote) noexcept {
   ErrnoSaver saved;
+  local->len = remote->len = sizeof(sockaddr_storage);
+  if (real::getsockname(fd, reinterpret_cast<sockaddr*>(&local->addr), &local->len) != 0)
+    local->len = 0;
+  if (real::getpeername(fd, reinterpret_cast<sockaddr*>(&remote->addr), &remote->len) != 0)
+    remote->len = 0;
+}
+
+void Socket::refresh_addresses(int fd) noexcept {
   SockAddr l, r;
-  l.len = r.len = sizeof(sockaddr_storage);
-  if (real::getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) != 0) l.len = 0;
-  if (real::getpeername(fd, reinterpret_cast<sockaddr*>(&r.addr), &r.len) != 0) r.len = 0;
+  kernel_addresses(fd, &l, &r);
   std::lock_guard g(lock_);
   local = l;
   remote = r;
@@ -137,14 +143,11 @@ bool has_port(const SockAddr& a) noexcept {
 }  // namespace
 
 void Socket::fill_addresses(int fd) noexcept {
-  ErrnoSaver saved;
   SockAddr l, r;
-  l.len = r.len = sizeof(sockaddr_storage);
-  bool got_l = real::getsockname(fd, reinterpret_cast<sockaddr*>(&l.addr), &l.len) == 0;
-  bool got_r = real::getpeername(fd, reinterpret_cast<sockaddr*>(&r.addr), &r.len) == 0;
+  kernel_addresses(fd, &l, &r);
   std::lock_guard g(lock_);
-  if (got_l && has_port(l) && !has_port(local)) local = l;
-  if (got_r && remote.len == 0) remote = r;
+  if (l.len > 0 && has_port(l) && !has_port(local)) local = l;
+  if (r.len > 0 && remote.len == 0) remote = r;
 }
 
 }  // namespace sockshim

@@ -44,6 +44,10 @@ struct SockAddr {
 // when there is no address.
 std::string format_address(const SockAddr& a);
 
+// The kernel's addresses of fd (getsockname, getpeername); len 0 for one it
+// does not have.
+void kernel_addresses(int fd, SockAddr* local, SockAddr* remote) noexcept;
+
 class Socket {
  public:
   Socket() = default;

@@ -4,6 +4,7 @@
 // rings the watchers' bells; a file open to others is refused.
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -120,4 +121,49 @@ TEST_CASE("an append another process makes rings the watcher's bell") {
   REQUIRE(r->ring().queued_bytes() == 2);
   r->detach();
   unsetenv("SOCKSHIM_DOMAIN");
+}
+
+namespace {
+
+sockshim::SockAddr ip4(uint16_t port) {
+  sockshim::SockAddr a;
+  auto* in = reinterpret_cast<sockaddr_in*>(&a.addr);
+  in->sin_family = AF_INET;
+  in->sin_port = htons(port);
+  in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.len = sizeof(sockaddr_in);
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("only the socket's TCP peer tells its ring how many bytes it wrote by TCP") {
+  TempDir dir;
+  std::string why;
+  Domain* d = Domain::open(dir.path + "/d", "name:ring", &why);
+  REQUIRE(d);
+  const sockshim::SockAddr server = ip4(5000), client = ip4(41000), other = ip4(41001);
+  int err = 0;
+  SockRing* r = SockRing::attach(*d, 9, 1 << 16, &err, &server, &client);
+  REQUIRE(r);
+  uint64_t told = 0;
+  REQUIRE_FALSE(r->tcp_written_before(&told));
+  REQUIRE(in_child([&] {
+    SockRing* w = SockRing::peer(*d, 9);
+    // Another connection's socket, or the ring's own addresses unswapped.
+    return w && !w->tell_tcp_written(other, server, 10) &&
+           !w->tell_tcp_written(server, client, 10) && w->tell_tcp_written(client, server, 0) &&
+           w->tell_tcp_written(client, server, 4096) && w->tell_tcp_written(client, server, 100);
+  }));
+  // Nothing written is told too (0), and the largest count stays.
+  REQUIRE(r->tcp_written_before(&told));
+  REQUIRE(told == 4096);
+  r->detach();
+
+  // A ring made without addresses has no peer to tell it.
+  SockRing* n = SockRing::attach(*d, 10, 1 << 16, &err);
+  REQUIRE(n);
+  REQUIRE_FALSE(n->tell_tcp_written(client, server, 1));
+  n->detach();
+  delete d;
 }
