@@ -3,7 +3,6 @@
 // end connected, and a FIN is not a byte.
 #include <catch2/catch.hpp>
 
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,34 +11,12 @@
 #include <vector>
 
 #include "core/sock/tcp_stream_bytes.h"
+#include "test/support/loopback.h"
 
 using sockshim::tcp_bytes_taken;
 using sockshim::tcp_bytes_written;
 
 namespace {
-
-struct Pair {
-  int client = -1, server = -1;
-  Pair() {
-    int l = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    REQUIRE(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(listen(l, 1) == 0);
-    REQUIRE(getsockname(l, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-    client = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(connect(client, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    server = accept(l, nullptr, nullptr);
-    REQUIRE(server >= 0);
-    close(l);
-  }
-  ~Pair() {
-    close(client);
-    close(server);
-  }
-};
 
 uint64_t written(int fd) {
   uint64_t n = 0;
@@ -78,28 +55,29 @@ size_t recv_some(int fd, size_t n) {
 }  // namespace
 
 TEST_CASE("what one end of a TCP connection wrote is what the other end's readers take") {
-  Pair p;
-  CHECK(written(p.client) == 0);
-  CHECK(written(p.server) == 0);
-  CHECK(taken(p.server) == 0);
-  send_all(p.client, 100000);  // the end that connected: its SYN is not counted
-  send_all(p.server, 7);
-  CHECK(written(p.client) == 100000);
-  CHECK(written(p.server) == 7);
-  REQUIRE(recv_some(p.server, 3000) == 3000);
-  CHECK(taken(p.server) == 3000);
-  REQUIRE(recv_some(p.client, 7) == 7);
-  CHECK(taken(p.client) == 7);
+  test_support::LoopbackPair p;
+  REQUIRE(p.connect());
+  CHECK(written(p.c) == 0);
+  CHECK(written(p.p) == 0);
+  CHECK(taken(p.p) == 0);
+  send_all(p.c, 100000);  // the end that connected: its SYN is not counted
+  send_all(p.p, 7);
+  CHECK(written(p.c) == 100000);
+  CHECK(written(p.p) == 7);
+  REQUIRE(recv_some(p.p, 3000) == 3000);
+  CHECK(taken(p.p) == 3000);
+  REQUIRE(recv_some(p.c, 7) == 7);
+  CHECK(taken(p.c) == 7);
 
   // The FIN in, 10 bytes still queued: the FIN is not counted as taken.
-  REQUIRE(shutdown(p.client, SHUT_WR) == 0);
-  pollfd pf{p.server, POLLRDHUP, 0};
+  REQUIRE(shutdown(p.c, SHUT_WR) == 0);
+  pollfd pf{p.p, POLLRDHUP, 0};
   REQUIRE(poll(&pf, 1, 10000) == 1);
-  REQUIRE(recv_some(p.server, 100000 - 3000 - 10) == 100000 - 3000 - 10);
-  CHECK(taken(p.server) == 100000 - 10);
-  REQUIRE(recv_some(p.server, 100) == 10);
-  CHECK(taken(p.server) == 100000);
-  CHECK(written(p.client) == 100000);
+  REQUIRE(recv_some(p.p, 100000 - 3000 - 10) == 100000 - 3000 - 10);
+  CHECK(taken(p.p) == 100000 - 10);
+  REQUIRE(recv_some(p.p, 100) == 10);
+  CHECK(taken(p.p) == 100000);
+  CHECK(written(p.c) == 100000);
 }
 
 TEST_CASE("a socket that is not TCP has no stream counts") {
